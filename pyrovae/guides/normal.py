@@ -1,0 +1,37 @@
+"""Diagonal Normal amortized guide (Kingma & Welling 2014).
+
+q(z|x) = N(z; mu(x), diag sigma(x)^2), sigma = softplus(.) + 1e-5, sampled by
+the reparameterization z = mu + sigma * eps, eps ~ N(0, I), so gradients reach
+mu and sigma but not eps.
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import GUIDES
+from .base import GuideHead
+
+#: Lower bound on posterior standard deviations, for numerical stability.
+MIN_SCALE = 1e-5
+
+
+@GUIDES.register("normal")
+class DiagonalNormalGuide(GuideHead):
+    """q(z|x) = N(mu(x), diag(sigma(x)^2)) from one Linear layer."""
+
+    def __init__(self, in_features: int, latent_dim: int) -> None:
+        super().__init__(in_features, latent_dim)
+        self.linear = nn.Linear(self.in_features, 2 * self.latent_dim)
+
+    def loc_scale(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and standard deviation, each ``(B, latent_dim)``."""
+        loc, raw = self.linear(features).chunk(2, dim=-1)
+        return loc, F.softplus(raw) + MIN_SCALE
+
+    def forward(self, features: torch.Tensor) -> dist.Distribution:
+        loc, scale = self.loc_scale(features)
+        return dist.Normal(loc, scale, validate_args=False).to_event(1)

@@ -1,0 +1,28 @@
+"""Model assembly: the VAE as a Pyro model + guide, and the autoencoder baselines.
+
+Every model family is an ``nn.Module`` exposing ``model(x)`` and ``guide(x)``
+(Pyro programs over the sites in :mod:`pyrovae.sites`), ``encode(x)`` and
+``decode(z)``. Families are registered in :data:`MODELS` and built from a
+plain-data spec by :func:`build_module`.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+
+MODELS: Registry = Registry("model")
+
+from .autoencoder import CORRUPTIONS, AEModule, DAEModule  # noqa: E402
+from .base import LatentModule, ModuleSpec, build_module  # noqa: E402
+from .vae import VAEModule  # noqa: E402
+
+__all__ = [
+    "CORRUPTIONS",
+    "MODELS",
+    "AEModule",
+    "DAEModule",
+    "LatentModule",
+    "ModuleSpec",
+    "VAEModule",
+    "build_module",
+]

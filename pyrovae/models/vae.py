@@ -1,0 +1,88 @@
+r"""The variational autoencoder as a Pyro program.
+
+Model (Kingma & Welling 2014; Rezende et al. 2014)::
+
+    for n in plate("data"):
+        z_n ~ p(z)                 # scaled by beta
+        x_n ~ p(x | decoder(z_n))  # observed
+
+Guide::
+
+    for n in plate("data"):
+        z_n ~ q(z | encoder(x_n))  # scaled by beta
+
+The latent site is wrapped in ``poutine.scale(scale=beta)`` in *both* the model
+and the guide, so that ``Trace_ELBO`` estimates
+E_q[log p(x|z)] - beta KL(q(z|x) || p(z)) (the beta-VAE objective of Higgins
+et al. 2017), and ``TraceMeanField_ELBO`` (which scales its analytic KL by the
+guide site's scale) computes the same objective.
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions import Distribution
+
+from .. import sites
+from ..guides import GUIDES
+from ..priors import PRIORS
+from . import MODELS
+from .base import LatentModule, ModuleSpec, _build
+
+
+@MODELS.register("vae")
+class VAEModule(LatentModule):
+    """VAE: prior, amortized guide, decoder and likelihood.
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+        Components and sizes. ``spec.prior`` and ``spec.guide`` name entries
+        of :data:`~pyrovae.priors.PRIORS` and :data:`~pyrovae.guides.GUIDES`
+        (or are objects).
+    """
+
+    def __init__(self, spec: ModuleSpec) -> None:
+        super().__init__(spec)
+        self.prior = _build(PRIORS, spec.prior, self.latent_dim, options=spec.prior_options)
+        self.guide_head = _build(
+            GUIDES,
+            spec.guide,
+            self.encoder.out_features,
+            self.latent_dim,
+            options=spec.guide_options,
+        )
+        from .checks import check_latent_sizes
+
+        check_latent_sizes(self.prior, self.guide_head, self.latent_dim)
+
+    @property
+    def has_latent_sites(self) -> bool:
+        return True
+
+    def model(self, x: torch.Tensor) -> None:
+        """p(z) p(x|z) over a minibatch ``x`` of shape ``(B, *data_shape)``."""
+        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+            with poutine.scale(scale=self.beta):
+                z = pyro.sample(sites.LATENT, self.prior())
+            pyro.sample(sites.OBS, self.decode(z), obs=x)
+
+    def guide(self, x: torch.Tensor) -> None:
+        """q(z|x), amortized by the encoder."""
+        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+            with poutine.scale(scale=self.beta):
+                pyro.sample(sites.LATENT, self.encode(x))
+
+    def encode(self, x: torch.Tensor) -> Distribution:
+        """q(z|x): batch shape ``(B,)``, event shape ``(latent_dim,)``."""
+        return self.guide_head(self.encoder(x))
+
+    def prior_distribution(self) -> Distribution:
+        """p(z) with event shape ``(latent_dim,)``."""
+        return self.prior()
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        """n draws from the prior."""
+        return self.prior_distribution().sample((n,))

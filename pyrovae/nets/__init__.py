@@ -1,0 +1,33 @@
+"""Plain ``nn.Module`` encoder and decoder bodies.
+
+An *encoder body* maps a batch ``x`` of shape ``(B, *data_shape)`` to features
+of shape ``(B, out_features)``; the guide head turns features into q(z|x).
+A *decoder body* maps ``z`` of shape ``(..., latent_dim)`` to raw likelihood
+parameters of shape ``(..., out_channels, *data_shape)``; the likelihood turns
+those into p(x|z). Bodies know nothing about Pyro.
+
+Registries: :data:`ENCODERS` and :data:`DECODERS`, keyed by architecture
+name (``"mlp"``, ``"conv"``).
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import ACTIVATIONS, make_activation
+
+ENCODERS: Registry = Registry("encoder")
+DECODERS: Registry = Registry("decoder")
+
+from .conv import ConvDecoder, ConvEncoder  # noqa: E402
+from .mlp import MLPDecoder, MLPEncoder  # noqa: E402
+
+__all__ = [
+    "ACTIVATIONS",
+    "DECODERS",
+    "ENCODERS",
+    "ConvDecoder",
+    "ConvEncoder",
+    "MLPDecoder",
+    "MLPEncoder",
+    "make_activation",
+]

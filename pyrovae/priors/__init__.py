@@ -1,0 +1,18 @@
+"""Priors p(z).
+
+A prior is a :class:`~pyro.nn.PyroModule` whose ``forward()`` returns a
+distribution over ``z`` with ``event_shape == (latent_dim,)`` and empty batch
+shape; the ``data`` plate broadcasts it over the minibatch. Priors are found
+by name in :data:`PRIORS`.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+
+PRIORS: Registry = Registry("prior")
+
+from .base import Prior  # noqa: E402
+from .normal import StandardNormalPrior  # noqa: E402
+
+__all__ = ["PRIORS", "Prior", "StandardNormalPrior"]

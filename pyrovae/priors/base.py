@@ -1,0 +1,39 @@
+"""Base class of priors p(z)."""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions import Distribution
+from pyro.nn import PyroModule
+
+from ..errors import ConfigError
+
+
+class Prior(PyroModule):
+    """A prior over the latent code ``z``.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension of ``z``.
+
+    Notes
+    -----
+    Subclasses implement :meth:`forward`, returning a distribution with
+    ``event_shape == (latent_dim,)``. Learnable parameters are ordinary
+    ``nn.Parameter`` attributes (point estimates saved in ``state_dict``).
+    """
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        if int(latent_dim) <= 0:
+            raise ConfigError(f"latent_dim must be a positive integer; got {latent_dim}")
+        self.latent_dim = int(latent_dim)
+
+    def forward(self) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Draw ``n`` codes, shape ``(n, latent_dim)``."""
+        with torch.no_grad():
+            return self().sample((n,))

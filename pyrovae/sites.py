@@ -1,0 +1,18 @@
+"""Names of the sample sites and plates in every pyrovae Pyro program.
+
+Models and guides use these constants, never string literals, so that
+analysis code (log-likelihood, ArviZ export, MCMC) finds the same sites.
+"""
+
+from __future__ import annotations
+
+#: The plate over data points (the minibatch).
+DATA_PLATE = "data"
+#: The latent code z.
+LATENT = "z"
+#: The top latent of a two-layer hierarchical model (z2 -> z1 -> x).
+LATENT_TOP = "z2"
+#: The observed data x.
+OBS = "x"
+#: Deterministic site recording the autoencoder's point code.
+CODE = "code"
