@@ -1,0 +1,30 @@
+"""Datasets, validation, scaling and minibatching.
+
+:func:`load_data` turns a data spec (a registered dataset name such as
+``"digits"`` or ``"mnist"``, or a path to ``.npy`` / ``.npz`` / ``.csv``) into
+a :class:`DataSplits` of float tensors ``(N, *data_shape)``. Registry of named
+datasets: :data:`DATASETS`; of scalers: :data:`SCALERS`.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+SCALERS: Registry = Registry("scaling")
+
+from .batches import TensorBatches  # noqa: E402
+from .datasets import DataSplits, RawData, load_data  # noqa: E402
+from .scaling import Scaler  # noqa: E402
+from .validation import as_data_tensor  # noqa: E402
+
+__all__ = [
+    "DATASETS",
+    "SCALERS",
+    "DataSplits",
+    "RawData",
+    "Scaler",
+    "TensorBatches",
+    "as_data_tensor",
+    "load_data",
+]

@@ -1,0 +1,681 @@
+"""scikit-learn-style estimators: :class:`VAE`, :class:`AE`, :class:`DAE`.
+
+``__init__`` only stores hyperparameters; :meth:`~Estimator.fit` validates the
+data and the component combination, builds the Pyro model and guide, trains
+them and returns ``self``; fitted attributes end in ``_``::
+
+    vae = VAE(latent_dim=8, likelihood="bernoulli", beta=1.0).fit(x)
+    q = vae.encode(x)          # q(z|x): q.mean, q.stddev
+    px = vae.decode(q.mean)    # p(x|z)
+    vae.save("vae.pt"); vae2 = VAE.load("vae.pt")
+
+Estimators are registered in :data:`ESTIMATORS` under their model-family name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from pyro.distributions import Distribution
+
+from . import __version__
+from .data.validation import as_data_tensor
+from .errors import CheckpointError, ConfigError, DataError
+from .models import ModuleSpec, build_module
+from .objectives import OBJECTIVES, BetaSchedule, make_schedule
+from .registry import Registry
+from .training import Trainer, load_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+ESTIMATORS: Registry = Registry("model")
+
+_COMPONENTS = ("prior", "likelihood", "guide")
+
+
+def suggest_likelihood(x: torch.Tensor) -> str:
+    """``"bernoulli"`` for data in [0, 1] with image shape, ``"gaussian"`` otherwise."""
+    in_unit = bool(((x >= 0) & (x <= 1)).all())
+    return "bernoulli" if in_unit and x.dim() >= 3 else "gaussian"
+
+
+def _component_record(value: Any) -> Any:
+    """Plain-data record of a component given by name or as an object."""
+    if isinstance(value, str) or value is None:
+        return value
+    cls = type(value)
+    return {"custom": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+class Estimator:
+    """Shared machinery of the estimators (see the module docstring).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension of the code z.
+    net : str
+        Encoder/decoder architecture ("mlp", "conv").
+    hidden : sequence of int
+        Hidden widths, data side first.
+    activation : str
+        Hidden activation.
+    likelihood : str or Likelihood, optional
+        p(x|z) by name or object; default chosen from the data at fit time.
+    likelihood_options : dict, optional
+        Keyword options of a named likelihood (e.g. ``{"scale": 0.1}``).
+    epochs, batch_size : int
+        Training budget and minibatch size.
+    learning_rate : float
+        Adam step size.
+    patience : int
+        Early-stopping patience in epochs (0: off).
+    seed : int
+        Seed of initialisation, minibatches and sampling.
+    device : str
+        Torch device.
+    progress : bool
+        Show a progress bar while fitting.
+    """
+
+    family = "base"
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        net: str = "mlp",
+        hidden=(400,),
+        activation: str = "relu",
+        likelihood=None,
+        likelihood_options: dict | None = None,
+        epochs: int = 300,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        patience: int = 30,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.net = net
+        self.hidden = hidden
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_options = likelihood_options
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    # -- scikit-learn protocol ---------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass) and issubclass(klass, Estimator):
+                sig = inspect.signature(klass.__init__)
+                names += [p for p in sig.parameters if p != "self" and p not in names]
+        return names
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set hyperparameters (unknown names raise ConfigError)."""
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = inspect.signature(type(self).__init__).parameters
+        shown = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if k in defaults and defaults[k].default is not v and defaults[k].default != v
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- hooks for families ----------------------------------------------------
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _objective(self):
+        return OBJECTIVES.get("trace")()
+
+    def _schedule(self) -> BetaSchedule:
+        return make_schedule(1.0)
+
+    # -- building ----------------------------------------------------------------
+    def _check_params(self) -> None:
+        for name in ("epochs", "batch_size", "latent_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ConfigError(f"learning_rate must be > 0; got {self.learning_rate!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+            raise ConfigError(f"patience must be an integer >= 0; got {self.patience!r}")
+
+    def _build(self, data_shape: tuple[int, ...], likelihood) -> None:
+        spec = ModuleSpec(
+            data_shape=tuple(data_shape),
+            latent_dim=self.latent_dim,
+            net=self.net,
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            likelihood=likelihood,
+            likelihood_options=dict(self.likelihood_options or {}),
+            **self._spec_kwargs(),
+        )
+        self.module_ = build_module(self.family, spec).to(self.device)
+        self.likelihood_ = likelihood if isinstance(likelihood, str) else _component_record(
+            likelihood
+        )
+        self.data_shape_ = tuple(int(s) for s in data_shape)
+        self.n_features_in_ = math.prod(self.data_shape_)
+
+    def _make_trainer(self, run_dir, data_info: dict | None) -> Trainer:
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        self._data_info = dict(data_info or {})
+        return Trainer(
+            self.module_,
+            self._objective(),
+            self._schedule(),
+            optimizer,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.seed,
+            run_dir=run_dir,
+            payload=self._payload,
+            progress=self.progress,
+        )
+
+    # -- fitting -------------------------------------------------------------------
+    def _as_input(self, x, name: str = "x") -> torch.Tensor:
+        t = as_data_tensor(x, name=name)
+        shape = getattr(self, "data_shape_", None)
+        if shape is not None and tuple(t.shape[1:]) != shape:
+            if math.prod(t.shape[1:]) == math.prod(shape):
+                t = t.reshape(t.shape[0], *shape)
+            else:
+                raise DataError(
+                    f"{name} has rows of shape {tuple(t.shape[1:])}; the model expects {shape}"
+                )
+        return t.to(self.device)
+
+    def fit(
+        self,
+        X,
+        y=None,
+        X_val=None,
+        *,
+        run_dir: str | Path | None = None,
+        data_info: dict | None = None,
+    ) -> Estimator:
+        """Train on ``X`` (array-like ``(N, *data_shape)``); return ``self``.
+
+        Parameters
+        ----------
+        X : array-like
+            Training data; validated (finite, numeric, non-empty, inside the
+            likelihood's support) before anything is trained.
+        y : ignored
+            Present for scikit-learn compatibility.
+        X_val : array-like, optional
+            Validation data for early stopping and the validation metrics.
+        run_dir : path, optional
+            Folder for ``metrics.csv`` and ``checkpoint.pt`` written each epoch.
+        data_info : dict, optional
+            Plain data about the data source stored in checkpoints (the CLI
+            records the data spec and scaling here).
+        """
+        self._check_params()
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)
+        x = as_data_tensor(X, name="X")
+        x_val = as_data_tensor(X_val, name="X_val") if X_val is not None else None
+        if x_val is not None and x_val.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
+            )
+        likelihood = self.likelihood if self.likelihood is not None else suggest_likelihood(x)
+        pyro.set_rng_seed(self.seed)
+        self._build(tuple(x.shape[1:]), likelihood)
+        self.module_.likelihood.validate(x)
+        if x_val is not None:
+            self.module_.likelihood.validate(x_val)
+        x, x_val = x.to(self.device), (x_val.to(self.device) if x_val is not None else None)
+        trainer = self._make_trainer(run_dir, data_info)
+        return self._run(trainer, x, x_val)
+
+    def _run(self, trainer: Trainer, x, x_val) -> Estimator:
+        t0 = time.perf_counter()
+        self._trainer = trainer
+        trainer.fit(x, x_val)
+        self.history_ = trainer.history
+        self.n_epochs_ = trainer.epoch
+        self.best_epoch_ = trainer.best_epoch
+        self.stopped_early_ = trainer.stopped_early
+        self.fit_time_ = time.perf_counter() - t0
+        self._after_fit(x)
+        if trainer.run_dir is not None:
+            trainer.save(trainer.run_dir / "checkpoint.pt")
+        return self
+
+    def _after_fit(self, x: torch.Tensor) -> None:
+        """Hook run after training with the (best) weights loaded."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+
+    # -- inference -----------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x) -> Distribution:
+        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``."""
+        self._check_fitted()
+        self.module_.eval()
+        return self.module_.encode(self._as_input(x))
+
+    @torch.no_grad()
+    def decode(self, z) -> Distribution:
+        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z]."""
+        self._check_fitted()
+        self.module_.eval()
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        if z.shape[-1] != self.module_.latent_dim:
+            raise DataError(
+                f"z has last dimension {z.shape[-1]}; the model's latent_dim is "
+                f"{self.module_.latent_dim}"
+            )
+        return self.module_.decode(z)
+
+    def reconstruct(self, x, sample: bool = False) -> torch.Tensor:
+        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``)."""
+        q = self.encode(x)
+        z = q.sample() if sample else q.mean
+        return self.decode(z).mean
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the prior."""
+        self._check_fitted()
+        self.module_.eval()
+        z = self.module_.sample_latent(int(n))
+        px = self.module_.decode(z)
+        return px.mean if mean else px.sample()
+
+    @torch.no_grad()
+    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+        """Mean and standard error of the ELBO terms over the rows of ``x``.
+
+        Returns
+        -------
+        dict
+            ``elbo``, ``recon``, ``kl`` (means per data point, nats), their
+            standard errors ``*_se`` over data points, and ``n``.
+        """
+        self._check_fitted()
+        x = self._as_input(x)
+        self.module_.likelihood.validate(x)
+        recon, kl = self._terms(x, particles)
+        out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
+        n = x.shape[0]
+        for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
+            out[name] = float(v.mean())
+            out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
+        if not self.module_.has_latent_sites:
+            out["elbo"] = out["elbo_se"] = math.nan
+        return out
+
+    def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
+        objective = type(self._objective())(num_particles=int(particles))
+        self.module_.eval()
+        self.module_.beta = 1.0
+        recon, kl = [], []
+        with pyro.validation_enabled(False):
+            for i in range(0, x.shape[0], 512):
+                terms = objective(self.module_.model, self.module_.guide, x[i : i + 512])
+                recon.append(terms.recon)
+                kl.append(terms.kl)
+        return torch.cat(recon), torch.cat(kl)
+
+    def score(self, X, y=None) -> float:
+        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
+        out = self.evaluate(X)
+        return out["elbo"] if self.module_.has_latent_sites else out["recon"]
+
+    # -- persistence -------------------------------------------------------------------
+    def _plain_params(self) -> dict[str, Any]:
+        params = {}
+        for k, v in self.get_params().items():
+            if isinstance(v, BetaSchedule):
+                v = v.to_dict()
+            elif k in _COMPONENTS:
+                v = _component_record(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            params[k] = v
+        return params
+
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "params": self._plain_params(),
+            "data_shape": list(self.data_shape_),
+            "likelihood": self.likelihood_,
+            "data": getattr(self, "_data_info", {}),
+            "pyrovae_version": __version__,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model (state_dicts + plain data; atomic)."""
+        self._check_fitted()
+        payload = self._payload()
+        payload["module"] = self.module_.state_dict()
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None:
+            payload["trainer"] = trainer.state_dict()
+        save_checkpoint(path, payload)
+
+    @classmethod
+    def load(cls, path: str | Path, **components: Any) -> Estimator:
+        """Load an estimator written by :meth:`save` or by training with ``run_dir``.
+
+        Parameters
+        ----------
+        path : path
+            A checkpoint file or a run folder holding ``checkpoint.pt``.
+        **components
+            Objects for components that were given as objects when training
+            (their class must match; their weights come from the checkpoint).
+        """
+        ckpt = load_checkpoint(path)
+        est = from_checkpoint(ckpt, **components)
+        if cls is not Estimator and not isinstance(est, cls):
+            raise CheckpointError(
+                f"{str(path)!r} holds a {ckpt['family']!r} model, not a {cls.family!r} model"
+            )
+        return est
+
+
+def _restore_component(name: str, record: Any, components: dict) -> Any:
+    if isinstance(record, dict) and "custom" in record:
+        if name not in components:
+            raise CheckpointError(
+                f"this checkpoint was made with a custom {name} object ({record['custom']}); "
+                f"pass it to load(..., {name}=...)"
+            )
+        obj = components[name]
+        cls = type(obj)
+        if f"{cls.__module__}.{cls.__qualname__}" != record["custom"]:
+            raise CheckpointError(
+                f"the {name} passed is a {cls.__qualname__}; the checkpoint needs {record['custom']}"
+            )
+        return obj
+    return components.get(name, record)
+
+
+def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Estimator:
+    """Rebuild a fitted estimator from a loaded checkpoint dict.
+
+    Parameters
+    ----------
+    ckpt : dict
+        As returned by :func:`~pyrovae.training.load_checkpoint`.
+    weights : {"best", "last"}
+        Best-by-validation weights (default) or the weights of the last epoch.
+    """
+    try:
+        family = ckpt["family"]
+        params = dict(ckpt["params"])
+        data_shape = tuple(ckpt["data_shape"])
+        state = ckpt["module"]
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint lacks the entry {exc.args[0]!r}") from None
+    cls = ESTIMATORS.get(family)
+    for name in _COMPONENTS:
+        if name in params:
+            params[name] = _restore_component(name, params[name], components)
+    if isinstance(params.get("beta"), dict):
+        b = params["beta"]
+        params["beta"] = make_schedule(b["beta"], b["beta_schedule"], b.get("beta_warmup", 10.0))
+    unknown = set(params) - set(cls._param_names())
+    if unknown:
+        raise CheckpointError(f"checkpoint has unknown parameters: {', '.join(sorted(unknown))}")
+    est = cls(**params)
+    likelihood = _restore_component("likelihood", ckpt.get("likelihood"), components)
+    est._build(data_shape, likelihood)
+    est._data_info = dict(ckpt.get("data", {}))
+    trainer_state = ckpt.get("trainer") or {}
+    if weights == "best" and trainer_state.get("best_module") is not None:
+        state = trainer_state["best_module"]
+    try:
+        est.module_.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(
+            f"checkpoint weights do not fit the configured model: {first}"
+        ) from None
+    est.history_ = list(trainer_state.get("history", []))
+    est.n_epochs_ = int(trainer_state.get("epoch", 0))
+    est.best_epoch_ = int(trainer_state.get("best_epoch", 0))
+    est.module_.eval()
+    return est
+
+
+def load(path: str | Path, **components: Any) -> Estimator:
+    """Load any pyrovae estimator (VAE, AE, DAE) from a checkpoint or run folder."""
+    return Estimator.load(path, **components)
+
+
+def resume(run_dir: str | Path, x_train, x_val=None, epochs: int | None = None) -> Estimator:
+    """Continue training a run from its ``checkpoint.pt`` (same data, same RNG streams).
+
+    Parameters
+    ----------
+    run_dir : path
+        Run folder.
+    x_train, x_val : array-like
+        The same data the run was trained on.
+    epochs : int, optional
+        New total epoch budget (to extend a finished run).
+    """
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    est = from_checkpoint(ckpt, weights="last")
+    if epochs is not None:
+        est.epochs = int(epochs)
+    if "trainer" not in ckpt:
+        raise CheckpointError(f"{str(run_dir)!r} holds no training state to resume")
+    est.module_.train()
+    x = est._as_input(x_train, "X")
+    xv = est._as_input(x_val, "X_val") if x_val is not None else None
+    trainer = est._make_trainer(run_dir, ckpt.get("data", {}))
+    trainer.load_state_dict(ckpt["trainer"])
+    if trainer.epoch >= est.epochs:
+        trainer.stopped_early = False
+    trainer.stopped_early = trainer.stopped_early and epochs is None
+    return est._run(trainer, x, xv)
+
+
+@ESTIMATORS.register("vae")
+class VAE(Estimator):
+    """Variational autoencoder (a Pyro model + amortized guide, trained by SVI).
+
+    Parameters
+    ----------
+    prior : str or Prior
+        p(z) by name (see ``pyrovae components``) or object.
+    guide : str or GuideHead
+        q(z|x) head by name or object.
+    prior_options, guide_options : dict, optional
+        Keyword options of named components.
+    objective : str
+        ELBO estimator ("trace", "meanfield").
+    particles : int
+        Monte Carlo samples per data point in the training ELBO.
+    beta : float or BetaSchedule
+        Weight of the KL term, or a schedule object.
+    beta_schedule : str
+        Schedule name used when ``beta`` is a number ("constant", "linear", "cyclical").
+    beta_warmup : float
+        Warm-up length (linear) or period (cyclical) in epochs.
+    **kwargs
+        The shared parameters of :class:`Estimator`.
+    """
+
+    family = "vae"
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        net: str = "mlp",
+        hidden=(400,),
+        activation: str = "relu",
+        likelihood=None,
+        likelihood_options: dict | None = None,
+        epochs: int = 300,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        patience: int = 30,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+        prior="normal",
+        guide="normal",
+        prior_options: dict | None = None,
+        guide_options: dict | None = None,
+        objective: str = "trace",
+        particles: int = 1,
+        beta=1.0,
+        beta_schedule: str = "constant",
+        beta_warmup: float = 10.0,
+    ) -> None:
+        super().__init__(
+            latent_dim, net, hidden, activation, likelihood, likelihood_options, epochs,
+            batch_size, learning_rate, patience, seed, device, progress,
+        )
+        self.prior = prior
+        self.guide = guide
+        self.prior_options = prior_options
+        self.guide_options = guide_options
+        self.objective = objective
+        self.particles = particles
+        self.beta = beta
+        self.beta_schedule = beta_schedule
+        self.beta_warmup = beta_warmup
+
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior,
+            "guide": self.guide,
+            "prior_options": dict(self.prior_options or {}),
+            "guide_options": dict(self.guide_options or {}),
+        }
+
+    def _objective(self):
+        if isinstance(self.particles, bool) or not isinstance(self.particles, int) or self.particles < 1:
+            raise ConfigError(f"particles must be a positive integer; got {self.particles!r}")
+        return OBJECTIVES.get(self.objective)(num_particles=self.particles)
+
+    def _schedule(self) -> BetaSchedule:
+        return make_schedule(self.beta, self.beta_schedule, self.beta_warmup)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        self._objective()
+        self._schedule()
+
+    def elbo(self, x, particles: int = 1) -> torch.Tensor:
+        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
+        self._check_fitted()
+        x = self._as_input(x)
+        self.module_.likelihood.validate(x)
+        recon, kl = self._terms(x, particles)
+        return recon - kl
+
+
+@ESTIMATORS.register("ae")
+class AE(Estimator):
+    """Deterministic autoencoder baseline: point codes, reconstruction loss -log p(x|z).
+
+    After fitting, a Gaussian is fitted to the training codes so that
+    :meth:`sample` can generate (ex-post density estimation).
+    """
+
+    family = "ae"
+
+    def _after_fit(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.module_.eval()
+            codes = torch.cat(
+                [self.module_.encode(x[i : i + 1024]).mean for i in range(0, x.shape[0], 1024)]
+            )
+            self.module_.fit_code_distribution(codes)
+
+
+@ESTIMATORS.register("dae")
+class DAE(AE):
+    """Denoising autoencoder baseline (Vincent et al. 2008).
+
+    Parameters
+    ----------
+    noise : float
+        Corruption level: masking probability or Gaussian noise sd.
+    corruption : str
+        "mask" or "gaussian".
+    **kwargs
+        The shared parameters of :class:`Estimator`.
+    """
+
+    family = "dae"
+
+    def __init__(
+        self,
+        latent_dim: int = 16,
+        net: str = "mlp",
+        hidden=(400,),
+        activation: str = "relu",
+        likelihood=None,
+        likelihood_options: dict | None = None,
+        epochs: int = 300,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        patience: int = 30,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+        noise: float = 0.25,
+        corruption: str = "mask",
+    ) -> None:
+        super().__init__(
+            latent_dim, net, hidden, activation, likelihood, likelihood_options, epochs,
+            batch_size, learning_rate, patience, seed, device, progress,
+        )
+        self.noise = noise
+        self.corruption = corruption
+
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {"model_options": {"noise": self.noise, "corruption": self.corruption}}
+
+
+def estimator_params(family: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a resolved run config that ``family``'s estimator accepts."""
+    names = set(ESTIMATORS.get(family)._param_names())
+    return {k: v for k, v in config.items() if k in names}

@@ -1,0 +1,388 @@
+"""The ``pyrovae`` command.
+
+Verbs:
+
+* ``pyrovae train``: train a model (VAE by default, on the built-in digits) into a run folder.
+* ``pyrovae evaluate RUN``: test-set ELBO with its reconstruction and KL terms, as JSON.
+* ``pyrovae sample RUN -n N``: an image grid (and ``.npy``) of prior samples.
+* ``pyrovae components``: the registered components.
+
+Errors a user can cause print one line ``pyrovae: error: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import OPTIONS, load_toml, resolve
+from .errors import CheckpointError, ConfigError, PyrovaeError
+
+log = logging.getLogger("pyrovae")
+
+RUN_FILES = ("checkpoint.pt", "metrics.csv", "config.toml")
+
+
+def _registry(path: str):
+    mod, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(mod), name)
+
+
+# -- TOML output ---------------------------------------------------------------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else repr(v).replace("inf", "inf"))
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(config: dict[str, Any]) -> str:
+    """Write a flat config (scalars, lists, tables of scalars) as TOML."""
+    lines, tables = [], []
+    for k, v in config.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            if v:
+                tables.append((k, v))
+            continue
+        lines.append(f"{k} = {_toml_value(v)}")
+    for k, table in tables:
+        lines += ["", f"[{k}]"] + [f"{tk} = {_toml_value(tv)}" for tk, tv in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+# -- argument parsing --------------------------------------------------------------
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    groups = {
+        "data": parser.add_argument_group("data"),
+        "model": parser.add_argument_group("model"),
+        "training": parser.add_argument_group("objective and training"),
+    }
+    for opt in OPTIONS:
+        help_text = opt.help
+        if opt.registry:
+            help_text += f"; one of: {', '.join(_registry(opt.registry).names())}"
+        if opt.default not in (None, {}, []):
+            shown = ",".join(map(str, opt.default)) if isinstance(opt.default, list) else opt.default
+            help_text += f" (default: {shown})"
+        kwargs: dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": help_text}
+        if opt.metavar:
+            kwargs["metavar"] = opt.metavar
+        if isinstance(opt.default, dict):
+            groups[opt.group].add_argument(opt.flag, action="append", **kwargs)
+        elif isinstance(opt.default, bool):
+            groups[opt.group].add_argument(
+                opt.flag, action=argparse.BooleanOptionalAction, **kwargs
+            )
+        else:
+            groups[opt.group].add_argument(opt.flag, **kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pyrovae",
+        description="Variational autoencoders as Pyro programs, with autoencoder baselines.",
+    )
+    parser.add_argument("--version", action="version", version=f"pyrovae {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        description="Train a VAE (or the ae/dae baselines) and write a run folder with "
+        "config.toml, checkpoint.pt, metrics.csv and PNGs of reconstructions and samples. "
+        "Options override the --config file, which overrides the defaults.",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML file whose keys are the option names "
+                   "below with underscores (e.g. latent_dim = 8)")
+    p.add_argument("-o", "--output", metavar="DIR", help="run folder to create (default: "
+                   "runs/MODEL-DATA-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN", help="continue training the run in RUN from its "
+                   "checkpoint (--epochs sets a new total)")
+    p.add_argument("--force", action="store_true", help="write into an existing run folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="test-set ELBO and its terms, as JSON",
+        description="Evaluate a trained run on a held-out split: the ELBO per data point "
+        "with its reconstruction and KL terms and their standard errors; prints JSON and "
+        "writes it to RUN/evaluation.json.",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file)")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="which split to evaluate (default: test)")
+    p.add_argument("--particles", type=int, default=10, help="Monte Carlo samples of z per "
+                   "data point in the ELBO estimate (default: 10)")
+    p.add_argument("--data", metavar="NAME|PATH", help="evaluate on this data instead of the "
+                   "run's own")
+    p.add_argument("--output", metavar="FILE", help="JSON file to write (default: "
+                   "RUN/evaluation.json)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from the prior and write an image grid",
+        description="Decode N draws of z from the prior (from the fitted code distribution "
+        "for autoencoders) and write a PNG grid plus the samples as .npy.",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file)")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--output", metavar="FILE", help="PNG to write (default: RUN/samples-N.png)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of showing "
+                   "the mean E[x|z]")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "components",
+        help="list the registered components",
+        description="List every registered prior, likelihood, guide, network, objective, "
+        "beta schedule, model family, corruption, dataset and scaling.",
+    )
+    p.set_defaults(func=cmd_components)
+    return parser
+
+
+# -- verbs ------------------------------------------------------------------------
+
+
+def _data_info(cfg: dict[str, Any], data) -> dict[str, Any]:
+    from .config import DATA_KEYS
+
+    info = {k: cfg[k] for k in DATA_KEYS}
+    info.update(is_image=data.is_image, scaler=data.scaler.state_dict())
+    return info
+
+
+def _load_run_data(info: dict[str, Any], spec: str | None = None):
+    from .data import load_data
+
+    if spec is None and "data" not in info:
+        raise ConfigError("this checkpoint does not record its data; pass --data")
+    return load_data(
+        spec or info["data"],
+        root=info.get("data_root"),
+        scale=info.get("scale", "none"),
+        val_fraction=info.get("val_fraction", 0.1),
+        test_fraction=info.get("test_fraction", 0.1),
+        split_seed=info.get("split_seed", 0),
+        download=info.get("download", True),
+    )
+
+
+def _default_output(cfg: dict[str, Any]) -> Path:
+    stem = Path(str(cfg["data"])).stem or "data"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg['model']}-{stem}-{stamp}"
+
+
+def _write_figures(est, data, run: Path) -> list[Path]:
+    """Reconstructions and prior samples (image grids, or scatter matrices for tables)."""
+    import torch
+
+    from .report import save_image_rows, save_scatter_matrix
+
+    torch.manual_seed(est.seed)
+    x = data.test[:16] if data.test.shape[0] else data.train[:16]
+    recon = est.reconstruct(x)
+    samples = est.sample(64 if data.is_image else max(500, min(2000, data.train.shape[0])))
+    if data.is_image:
+        a = save_image_rows(run / "reconstructions.png", [x, recon], ["data", "reconstruction"])
+        b = save_image_rows(run / "samples.png", [s for s in samples.split(16)],
+                            ["samples from the prior", "", "", ""])
+        return [a, b]
+    inv = data.scaler.inverse
+    xs = data.test if data.test.shape[0] else data.train
+    a = save_scatter_matrix(run / "reconstructions.png",
+                            {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))})
+    b = save_scatter_matrix(run / "samples.png", {"data": inv(data.train), "samples": inv(samples)})
+    return [a, b]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import ESTIMATORS, estimator_params, resume
+    from .config import OPTIONS_BY_NAME
+    from .training.checkpoint import atomic_write_text
+
+    explicit = {k: v for k, v in vars(args).items() if k in OPTIONS_BY_NAME}
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "checkpoint.pt").exists():
+            raise CheckpointError(f"no checkpoint to resume in {str(run)!r}")
+        from .training import load_checkpoint
+
+        ckpt = load_checkpoint(run / "checkpoint.pt")
+        extra = set(explicit) - {"epochs"}
+        if extra:
+            raise ConfigError(
+                f"--resume continues a run as configured; only --epochs may change "
+                f"(got {', '.join('--' + k.replace('_', '-') for k in sorted(extra))})"
+            )
+        data = _load_run_data(ckpt.get("data", {}))
+        t0 = time.perf_counter()
+        est = resume(run, data.train, data.val, epochs=explicit.get("epochs"))
+        est._trainer.progress = False
+        return _finish_train(est, data, run, time.perf_counter() - t0)
+
+    file_cfg = load_toml(args.config) if args.config else {}
+    cfg = resolve(file_cfg, explicit)
+    run = Path(args.output) if args.output else _default_output(cfg)
+    if run.exists() and any((run / f).exists() for f in RUN_FILES) and not args.force:
+        raise ConfigError(f"run folder {str(run)!r} already holds a run; use --force to write "
+                          "into it or choose another --output")
+    from .data import load_data
+
+    data = load_data(
+        cfg["data"], root=cfg["data_root"], scale=cfg["scale"], val_fraction=cfg["val_fraction"],
+        test_fraction=cfg["test_fraction"], split_seed=cfg["split_seed"], download=cfg["download"],
+    )
+    cfg["likelihood"] = cfg["likelihood"] or data.likelihood
+    cls = ESTIMATORS.get(cfg["model"])
+    est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
+    est._check_params()
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run / "config.toml", to_toml(cfg))
+    print(f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
+          f"{data.val.shape[0]} validation rows) into {run}", file=sys.stderr)
+    t0 = time.perf_counter()
+    est.fit(data.train, X_val=data.val, run_dir=run, data_info=_data_info(cfg, data))
+    return _finish_train(est, data, run, time.perf_counter() - t0)
+
+
+def _finish_train(est, data, run: Path, seconds: float) -> int:
+    figures = _write_figures(est, data, run)
+    last = est.history_[-1] if est.history_ else {}
+    summary = {
+        "run": str(run),
+        "epochs": est.n_epochs_,
+        "best_epoch": est.best_epoch_,
+        "seconds": round(seconds, 2),
+        "val_elbo": last.get("val_elbo"),
+        "val_loss": last.get("val_loss"),
+        "figures": [str(f) for f in figures],
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import load
+
+    est = load(args.run)
+    data = _load_run_data(est._data_info, args.data)
+    if args.particles < 1:
+        raise ConfigError(f"--particles must be >= 1; got {args.particles}")
+    out = {"run": str(args.run), "split": args.split, "model": est.family}
+    out.update(est.evaluate(data.split(args.split), particles=args.particles))
+    text = json.dumps(out, indent=2)
+    print(text)
+    run = Path(args.run)
+    target = Path(args.output) if args.output else (run if run.is_dir() else run.parent) / "evaluation.json"
+    from .training.checkpoint import atomic_write_text
+
+    atomic_write_text(target, text + "\n")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pyro
+
+    from .api import load
+    from .report import save_image_rows, save_scatter_matrix
+
+    if args.n < 1:
+        raise ConfigError(f"-n must be >= 1; got {args.n}")
+    est = load(args.run)
+    pyro.set_rng_seed(args.seed)
+    samples = est.sample(args.n, mean=not args.draw)
+    run = Path(args.run)
+    folder = run if run.is_dir() else run.parent
+    png = Path(args.output) if args.output else folder / f"samples-{args.n}.png"
+    info = est._data_info
+    if info.get("scaler"):
+        from .data import Scaler
+
+        samples_out = Scaler.from_state(info["scaler"]).inverse(samples)
+    else:
+        samples_out = samples
+    np.save(png.with_suffix(".npy"), samples_out.cpu().numpy())
+    if len(est.data_shape_) >= 2:
+        ncol = math.ceil(math.sqrt(args.n))
+        save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
+    else:
+        save_scatter_matrix(png, {"samples": samples_out})
+    print(json.dumps({"png": str(png), "npy": str(png.with_suffix(".npy"))}, indent=2))
+    return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    for title, path in (
+        ("model families", "pyrovae.models.MODELS"),
+        ("priors", "pyrovae.priors.PRIORS"),
+        ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
+        ("guides", "pyrovae.guides.GUIDES"),
+        ("networks", "pyrovae.nets.ENCODERS"),
+        ("activations", "pyrovae.nets.ACTIVATIONS"),
+        ("objectives", "pyrovae.objectives.OBJECTIVES"),
+        ("beta schedules", "pyrovae.objectives.SCHEDULES"),
+        ("dae corruptions", "pyrovae.models.CORRUPTIONS"),
+        ("datasets", "pyrovae.data.DATASETS"),
+        ("scalings", "pyrovae.data.SCALERS"),
+    ):
+        print(f"{title}:")
+        for name, obj in _registry(path).items():
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            print(f"  {name:<16} {doc[0] if doc else ''}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pyrovae`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except PyrovaeError as exc:
+        print(f"pyrovae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyrovae: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

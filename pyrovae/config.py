@@ -1,0 +1,193 @@
+"""The run configuration: one table of options shared by the Python API, the
+TOML config files and the command line.
+
+Every option has a name (the TOML key and, with ``-`` for ``_``, the CLI flag),
+a type, a default and a help text. :func:`resolve` merges defaults, a config
+file and explicit overrides, rejecting unknown keys with a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _int_list(value) -> list[int]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, int):
+        value = [value]
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a list of integers; got {value!r}") from None
+
+
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"expected true or false; got {value!r}")
+
+
+def _options(value) -> dict:
+    """KEY=VALUE strings (CLI) or a table (TOML) -> dict with numbers parsed."""
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in value or []:
+        if "=" not in item:
+            raise ConfigError(f"component options are KEY=VALUE; got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = tomllib.loads(f"v = {v.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[k.strip()] = v.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option."""
+
+    name: str
+    default: Any
+    help: str
+    group: str
+    parse: Any = None
+    registry: str | None = None  # dotted path of the registry listing valid names
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+_O = Option
+OPTIONS: tuple[Option, ...] = (
+    # data
+    _O("data", "digits", "dataset name (digits, mnist, fashion-mnist) or a .npy/.npz/.csv file",
+       "data", str, metavar="NAME|PATH"),
+    _O("data_root", None, "folder holding downloaded datasets (default $PYROVAE_DATA or "
+       "~/.cache/pyrovae)", "data", str, metavar="DIR"),
+    _O("download", True, "download named datasets that are missing (when online)", "data", _bool),
+    _O("scale", "none", "feature scaling fitted on the training split", "data", str,
+       "pyrovae.data.SCALERS"),
+    _O("val_fraction", 0.1, "fraction of the training data held out for validation", "data",
+       float),
+    _O("test_fraction", 0.1, "fraction held out for testing (datasets without a test split)",
+       "data", float),
+    _O("split_seed", 0, "seed of the train/validation/test split", "data", int),
+    # model
+    _O("model", "vae", "model family: vae, or the autoencoder baselines ae and dae", "model",
+       str, "pyrovae.models.MODELS"),
+    _O("net", "mlp", "encoder/decoder architecture", "model", str, "pyrovae.nets.ENCODERS"),
+    _O("hidden", [400], "hidden layer widths, data side first (e.g. 400 or 512,256)", "model",
+       _int_list, metavar="N[,N...]"),
+    _O("activation", "relu", "hidden-layer activation", "model", str,
+       "pyrovae.nets.ACTIVATIONS"),
+    _O("latent_dim", 16, "dimension of the latent code z", "model", int),
+    _O("prior", "normal", "prior p(z)", "model", str, "pyrovae.priors.PRIORS"),
+    _O("likelihood", None, "likelihood p(x|z) (default: bernoulli for images in [0, 1], "
+       "gaussian otherwise)", "model", str, "pyrovae.likelihoods.LIKELIHOODS"),
+    _O("guide", "normal", "amortized guide q(z|x)", "model", str, "pyrovae.guides.GUIDES"),
+    _O("prior_options", {}, "prior option KEY=VALUE (repeatable)", "model", _options,
+       metavar="KEY=VALUE"),
+    _O("likelihood_options", {}, "likelihood option KEY=VALUE, e.g. scale=0.1 (repeatable)",
+       "model", _options, metavar="KEY=VALUE"),
+    _O("guide_options", {}, "guide option KEY=VALUE (repeatable)", "model", _options,
+       metavar="KEY=VALUE"),
+    _O("noise", 0.25, "corruption level of the dae: masking probability or Gaussian sd",
+       "model", float),
+    _O("corruption", "mask", "corruption of the dae's input", "model", str,
+       "pyrovae.models.CORRUPTIONS"),
+    # objective
+    _O("objective", "trace", "ELBO estimator", "training", str,
+       "pyrovae.objectives.OBJECTIVES"),
+    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training",
+       int),
+    _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training",
+       float),
+    _O("beta_schedule", "constant", "how beta evolves during training", "training", str,
+       "pyrovae.objectives.SCHEDULES"),
+    _O("beta_warmup", 10.0, "epochs of the linear warm-up, or the period of a cyclical "
+       "schedule", "training", float),
+    # optimisation
+    _O("epochs", 300, "maximum number of epochs", "training", int),
+    _O("batch_size", 128, "minibatch size", "training", int),
+    _O("learning_rate", 1e-3, "Adam learning rate", "training", float),
+    _O("patience", 30, "stop after this many epochs without a better validation loss "
+       "(0: never)", "training", int),
+    _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", int),
+    _O("device", "cpu", "torch device", "training", str),
+)
+
+OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
+DATA_KEYS = tuple(o.name for o in OPTIONS if o.group == "data")
+ESTIMATOR_KEYS = tuple(o.name for o in OPTIONS if o.group != "data")
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh dict of every option's default."""
+    return {o.name: (list(o.default) if isinstance(o.default, list) else
+                     dict(o.default) if isinstance(o.default, dict) else o.default)
+            for o in OPTIONS}
+
+
+def check_keys(keys, where: str) -> None:
+    """Raise :class:`ConfigError` naming the first unknown key, with a suggestion."""
+    for key in keys:
+        if key not in OPTIONS_BY_NAME:
+            close = difflib.get_close_matches(key, OPTIONS_BY_NAME, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown {where} key {key!r}{hint}")
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Parse ``value`` with option ``name``'s type; one-line error if it does not fit."""
+    opt = OPTIONS_BY_NAME[name]
+    if value is None or opt.parse is None:
+        return value
+    if opt.parse in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"option {name!r} expects a number; got {value!r}")
+    try:
+        return opt.parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"option {name!r}: {exc}") from None
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"option {name!r} expects {getattr(opt.parse, '__name__', 'a value')}; got {value!r}"
+        ) from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file (keys as in :data:`OPTIONS`), checked and coerced."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    check_keys(raw, f"config file {path.name!r}")
+    return {k: coerce(k, v) for k, v in raw.items()}
+
+
+def resolve(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, overridden by each layer in turn (keys checked, values coerced)."""
+    out = defaults()
+    for layer in layers:
+        check_keys(layer, "option")
+        out.update({k: coerce(k, v) for k, v in layer.items()})
+    return out

@@ -1,0 +1,300 @@
+"""Named datasets and user files, split into train / validation / test.
+
+Named datasets (registry :data:`~pyrovae.data.DATASETS`):
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images,
+  grey levels 0..16 scaled to [0, 1]); no download.
+* ``mnist``, ``fashion-mnist``: through torchvision from ``root`` (default
+  ``$PYROVAE_DATA`` or ``~/.cache/pyrovae``), downloaded when missing and online.
+
+Any other spec is a path to the user's own array: ``.npy``, ``.npz`` (array
+``x``, or the only array; labels ``y`` if present) or ``.csv`` (numeric, an
+optional header row).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from . import DATASETS
+from .scaling import Scaler
+from .validation import as_data_tensor
+
+FILE_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+@dataclass
+class RawData:
+    """A dataset as loaded, before splitting and scaling."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    is_image: bool = False
+    likelihood: str = "gaussian"
+
+
+@dataclass
+class DataSplits:
+    """Train, validation and test tensors of one dataset, scaled.
+
+    Attributes
+    ----------
+    train, val, test : Tensor
+        ``(N, *data_shape)`` float32.
+    y_train, y_val, y_test : Tensor or None
+        Labels where the dataset has them.
+    name : str
+        The data spec.
+    is_image : bool
+        Whether ``data_shape`` is ``(C, H, W)`` image data.
+    likelihood : str
+        The likelihood suggested for this data when the user names none.
+    scaler : Scaler
+        Fitted on ``train``; ``scaler.inverse`` maps back to the data's units.
+    """
+
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    name: str = "data"
+    y_train: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    is_image: bool = False
+    likelihood: str = "gaussian"
+    scaler: Scaler = field(default_factory=Scaler)
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+    def split(self, name: str) -> torch.Tensor:
+        """The tensor of split ``name`` (train, val or test)."""
+        try:
+            return {"train": self.train, "val": self.val, "test": self.test}[name]
+        except KeyError:
+            raise DataError(f"unknown split {name!r}; choose train, val or test") from None
+
+    def labels(self, name: str) -> torch.Tensor | None:
+        return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[name]
+
+
+def default_root() -> Path:
+    """Where named datasets are looked for: ``$PYROVAE_DATA`` or ``~/.cache/pyrovae``."""
+    return Path(os.environ.get("PYROVAE_DATA", Path.home() / ".cache" / "pyrovae"))
+
+
+# -- named datasets ----------------------------------------------------------
+
+
+@DATASETS.register("digits")
+def load_digits(root=None, download: bool = True) -> RawData:
+    """scikit-learn's 8x8 digits as (N, 1, 8, 8) grey levels in [0, 1]."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return RawData(x=x, y=torch.tensor(d.target), is_image=True, likelihood="bernoulli")
+
+
+def _torchvision(cls_name: str, folder: str):
+    def load(root=None, download: bool = True) -> RawData:
+        import torchvision.datasets as tvd
+
+        root = Path(root) if root is not None else default_root()
+        cls = getattr(tvd, cls_name)
+        raw = root / folder / "raw"
+        files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        files += "t10k-labels-idx1-ubyte (or their .gz)"
+        try:
+            train = cls(str(root), train=True, download=download)
+            test = cls(str(root), train=False, download=download)
+        except Exception as exc:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            how = "could not be downloaded" if download else "downloading is off"
+            raise DataError(
+                f"{folder} is not under {raw} and {how} ({why}); put {files} in {raw}"
+            ) from None
+
+        def images(ds):
+            return ds.data.to(torch.float32).unsqueeze(1) / 255.0
+
+        return RawData(
+            x=images(train),
+            y=train.targets.clone(),
+            x_test=images(test),
+            y_test=test.targets.clone(),
+            is_image=True,
+            likelihood="bernoulli",
+        )
+
+    load.__doc__ = f"torchvision's {cls_name} as (N, 1, 28, 28) grey levels in [0, 1]."
+    return load
+
+
+DATASETS.register("mnist")(_torchvision("MNIST", "MNIST"))
+DATASETS.register("fashion-mnist")(_torchvision("FashionMNIST", "FashionMNIST"))
+
+
+# -- user files --------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    delim = ";" if first.count(";") > first.count(",") else ","
+    cells = [c.strip() for c in first.split(delim)]
+    try:
+        [float(c) for c in cells if c]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header row
+    try:
+        arr = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"cannot read data file {str(path)!r}: {str(exc).splitlines()[0]}") from None
+    return arr
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = next((k for k in ("x", "X", "data") if k in keys), None)
+                if key is None:
+                    if len(keys) != 1:
+                        raise DataError(
+                            f"{str(path)!r} holds arrays {keys}; name the data array 'x'"
+                        )
+                    key = keys[0]
+                y = z["y"] if "y" in keys and key != "y" else None
+                return z[key], y
+        return _read_csv(path), None
+    except DataError:
+        raise
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read data file {str(path)!r}: {msg}") from None
+
+
+def load_file(path: str | Path) -> RawData:
+    """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file {str(path)!r} does not exist")
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise DataError(
+            f"cannot read data file {str(path)!r}: unsupported type "
+            f"{path.suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}"
+        )
+    arr, y = _read_file(path)
+    x = as_data_tensor(arr, name=f"data file {path.name!r}")
+    is_image = x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3))
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    labels = None
+    if y is not None:
+        labels = torch.as_tensor(np.asarray(y))
+        if labels.shape[0] != x.shape[0]:
+            raise DataError(
+                f"labels 'y' in {str(path)!r} have {labels.shape[0]} rows but the data has "
+                f"{x.shape[0]}"
+            )
+    in_unit = bool(((x >= 0) & (x <= 1)).all())
+    return RawData(
+        x=x, y=labels, is_image=is_image, likelihood="bernoulli" if is_image and in_unit else "gaussian"
+    )
+
+
+def load_raw(spec: str, root=None, download: bool = True) -> RawData:
+    """A named dataset or a file, unsplit and unscaled."""
+    spec = str(spec)
+    if spec in DATASETS:
+        return DATASETS.get(spec)(root=root, download=download)
+    if Path(spec).suffix.lower() in FILE_SUFFIXES or os.sep in spec or Path(spec).exists():
+        return load_file(spec)
+    try:
+        DATASETS.get(spec)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{exc}; or give a path to a .npy, .npz or .csv file") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _split_sizes(n: int, fraction: float, what: str) -> int:
+    if not 0 <= fraction < 1:
+        raise DataError(f"{what} fraction must be in [0, 1); got {fraction}")
+    return int(round(n * fraction))
+
+
+def load_data(
+    spec: str = "digits",
+    root=None,
+    scale: str = "none",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
+    download: bool = True,
+) -> DataSplits:
+    """Load ``spec`` and split it into train / validation / test, then scale.
+
+    Parameters
+    ----------
+    spec : str
+        Registered dataset name or a path to ``.npy`` / ``.npz`` / ``.csv``.
+    root : path, optional
+        Folder of named datasets that need files (MNIST family).
+    scale : str
+        Name in :data:`~pyrovae.data.SCALERS`, fitted on the training split.
+    val_fraction, test_fraction : float
+        Held-out fractions (the test fraction is not used when the dataset
+        has an official test split).
+    split_seed : int
+        Seed of the split permutation (independent of the training seed, so
+        every run on the same data sees the same test set).
+    download : bool
+        Whether named datasets may be downloaded when missing.
+    """
+    raw = load_raw(spec, root=root, download=download)
+    gen = torch.Generator().manual_seed(int(split_seed))
+    x, y = raw.x, raw.y
+    perm = torch.randperm(x.shape[0], generator=gen)
+    x = x[perm]
+    y = y[perm] if y is not None else None
+    if raw.x_test is not None:
+        x_test, y_test = raw.x_test, raw.y_test
+    else:
+        n_test = _split_sizes(x.shape[0], test_fraction, "test")
+        x_test, y_test = x[:n_test], (y[:n_test] if y is not None else None)
+        x, y = x[n_test:], (y[n_test:] if y is not None else None)
+    n_val = _split_sizes(x.shape[0], val_fraction, "validation")
+    x_val, y_val = x[:n_val], (y[:n_val] if y is not None else None)
+    x, y = x[n_val:], (y[n_val:] if y is not None else None)
+    if x.shape[0] == 0:
+        raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
+    scaler = Scaler(scale).fit(x)
+    return DataSplits(
+        train=scaler.transform(x),
+        val=scaler.transform(x_val),
+        test=scaler.transform(x_test),
+        name=spec,
+        y_train=y,
+        y_val=y_val,
+        y_test=y_test,
+        is_image=raw.is_image,
+        likelihood=raw.likelihood,
+        scaler=scaler,
+    )

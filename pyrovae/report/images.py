@@ -1,0 +1,89 @@
+"""Image grids and scatter matrices as PNG files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(x: torch.Tensor, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile images ``(N, C, H, W)`` (or ``(N, H, W)``) into one array ``(H', W'[, 3])``.
+
+    Values are clipped to [0, 1].
+    """
+    x = torch.as_tensor(x).detach().cpu().float()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    n, c, h, w = x.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    grid = torch.ones(c, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h,
+             pad + k * (w + pad) : pad + k * (w + pad) + w] = x[i]
+    grid = grid.clamp(0, 1).numpy()
+    return grid[0] if c == 1 else np.moveaxis(grid[:3], 0, -1)
+
+
+def save_image_rows(
+    path: str | Path, rows: list[torch.Tensor], labels: list[str], ncol: int | None = None
+) -> Path:
+    """Save stacked image grids, one per entry of ``rows``, with labels."""
+    plt = _pyplot()
+    grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
+    width = max(g.shape[1] for g in grids)
+    fig, axes = plt.subplots(
+        len(grids), 1, figsize=(max(4, width / 12), 1.3 * sum(g.shape[0] for g in grids) / 12 + 0.6),
+        squeeze=False,
+    )
+    for ax, g, label in zip(axes[:, 0], grids, labels, strict=True):
+        ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_scatter_matrix(
+    path: str | Path, sets: dict[str, torch.Tensor], max_features: int = 4
+) -> Path:
+    """Pairwise scatter plots of the first features of tabular data (one colour per set)."""
+    plt = _pyplot()
+    arrays = {k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
+              for k, v in sets.items()}
+    d = min(max_features, next(iter(arrays.values())).shape[1])
+    fig, axes = plt.subplots(d, d, figsize=(2.2 * d, 2.2 * d), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            for label, a in arrays.items():
+                if i == j:
+                    ax.hist(a[:, i], bins=30, alpha=0.5, density=True, label=label)
+                else:
+                    ax.scatter(a[:, j], a[:, i], s=3, alpha=0.4, label=label)
+            if i == d - 1:
+                ax.set_xlabel(f"feature {j}")
+            if j == 0:
+                ax.set_ylabel(f"feature {i}")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
