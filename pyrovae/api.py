@@ -167,7 +167,11 @@ class Estimator:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ConfigError(f"learning_rate must be > 0; got {self.learning_rate!r}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+        if (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, int)
+            or self.patience < 0
+        ):
             raise ConfigError(f"patience must be an integer >= 0; got {self.patience!r}")
 
     def _build(self, data_shape: tuple[int, ...], likelihood) -> None:
@@ -182,8 +186,8 @@ class Estimator:
             **self._spec_kwargs(),
         )
         self.module_ = build_module(self.family, spec).to(self.device)
-        self.likelihood_ = likelihood if isinstance(likelihood, str) else _component_record(
-            likelihood
+        self.likelihood_ = (
+            likelihood if isinstance(likelihood, str) else _component_record(likelihood)
         )
         self.data_shape_ = tuple(int(s) for s in data_shape)
         self.n_features_in_ = math.prod(self.data_shape_)
@@ -425,7 +429,8 @@ def _restore_component(name: str, record: Any, components: dict) -> Any:
         cls = type(obj)
         if f"{cls.__module__}.{cls.__qualname__}" != record["custom"]:
             raise CheckpointError(
-                f"the {name} passed is a {cls.__qualname__}; the checkpoint needs {record['custom']}"
+                f"the {name} passed is a {cls.__qualname__}; "
+                f"the checkpoint needs {record['custom']}"
             )
         return obj
     return components.get(name, record)
@@ -568,8 +573,19 @@ class VAE(Estimator):
         beta_warmup: float = 10.0,
     ) -> None:
         super().__init__(
-            latent_dim, net, hidden, activation, likelihood, likelihood_options, epochs,
-            batch_size, learning_rate, patience, seed, device, progress,
+            latent_dim,
+            net,
+            hidden,
+            activation,
+            likelihood,
+            likelihood_options,
+            epochs,
+            batch_size,
+            learning_rate,
+            patience,
+            seed,
+            device,
+            progress,
         )
         self.prior = prior
         self.guide = guide
@@ -590,7 +606,11 @@ class VAE(Estimator):
         }
 
     def _objective(self):
-        if isinstance(self.particles, bool) or not isinstance(self.particles, int) or self.particles < 1:
+        if (
+            isinstance(self.particles, bool)
+            or not isinstance(self.particles, int)
+            or self.particles < 1
+        ):
             raise ConfigError(f"particles must be a positive integer; got {self.particles!r}")
         return OBJECTIVES.get(self.objective)(num_particles=self.particles)
 
@@ -665,8 +685,19 @@ class DAE(AE):
         corruption: str = "mask",
     ) -> None:
         super().__init__(
-            latent_dim, net, hidden, activation, likelihood, likelihood_options, epochs,
-            batch_size, learning_rate, patience, seed, device, progress,
+            latent_dim,
+            net,
+            hidden,
+            activation,
+            likelihood,
+            likelihood_options,
+            epochs,
+            batch_size,
+            learning_rate,
+            patience,
+            seed,
+            device,
+            progress,
         )
         self.noise = noise
         self.corruption = corruption

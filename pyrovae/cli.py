@@ -44,7 +44,11 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else repr(v).replace("inf", "inf"))
+        return (
+            repr(v)
+            if math.isfinite(v)
+            else ("nan" if math.isnan(v) else repr(v).replace("inf", "inf"))
+        )
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
@@ -82,7 +86,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         if opt.registry:
             help_text += f"; one of: {', '.join(_registry(opt.registry).names())}"
         if opt.default not in (None, {}, []):
-            shown = ",".join(map(str, opt.default)) if isinstance(opt.default, list) else opt.default
+            shown = (
+                ",".join(map(str, opt.default)) if isinstance(opt.default, list) else opt.default
+            )
             help_text += f" (default: {shown})"
         kwargs: dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": help_text}
         if opt.metavar:
@@ -119,12 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
         "config.toml, checkpoint.pt, metrics.csv and PNGs of reconstructions and samples. "
         "Options override the --config file, which overrides the defaults.",
     )
-    p.add_argument("--config", metavar="FILE", help="TOML file whose keys are the option names "
-                   "below with underscores (e.g. latent_dim = 8)")
-    p.add_argument("-o", "--output", metavar="DIR", help="run folder to create (default: "
-                   "runs/MODEL-DATA-TIMESTAMP)")
-    p.add_argument("--resume", metavar="RUN", help="continue training the run in RUN from its "
-                   "checkpoint (--epochs sets a new total)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file whose keys are the option names "
+        "below with underscores (e.g. latent_dim = 8)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="run folder to create (default: runs/MODEL-DATA-TIMESTAMP)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue training the run in RUN from its checkpoint (--epochs sets a new total)",
+    )
     p.add_argument("--force", action="store_true", help="write into an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_config_options(p)
@@ -138,14 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
         "writes it to RUN/evaluation.json.",
     )
     p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file)")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"),
-                   help="which split to evaluate (default: test)")
-    p.add_argument("--particles", type=int, default=10, help="Monte Carlo samples of z per "
-                   "data point in the ELBO estimate (default: 10)")
-    p.add_argument("--data", metavar="NAME|PATH", help="evaluate on this data instead of the "
-                   "run's own")
-    p.add_argument("--output", metavar="FILE", help="JSON file to write (default: "
-                   "RUN/evaluation.json)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="which split to evaluate (default: test)",
+    )
+    p.add_argument(
+        "--particles",
+        type=int,
+        default=10,
+        help="Monte Carlo samples of z per data point in the ELBO estimate (default: 10)",
+    )
+    p.add_argument(
+        "--data", metavar="NAME|PATH", help="evaluate on this data instead of the run's own"
+    )
+    p.add_argument(
+        "--output", metavar="FILE", help="JSON file to write (default: RUN/evaluation.json)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -158,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--output", metavar="FILE", help="PNG to write (default: RUN/samples-N.png)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of showing "
-                   "the mean E[x|z]")
+    p.add_argument(
+        "--draw", action="store_true", help="draw x ~ p(x|z) instead of showing the mean E[x|z]"
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -217,13 +245,17 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     samples = est.sample(64 if data.is_image else max(500, min(2000, data.train.shape[0])))
     if data.is_image:
         a = save_image_rows(run / "reconstructions.png", [x, recon], ["data", "reconstruction"])
-        b = save_image_rows(run / "samples.png", [s for s in samples.split(16)],
-                            ["samples from the prior", "", "", ""])
+        b = save_image_rows(
+            run / "samples.png",
+            [s for s in samples.split(16)],
+            ["samples from the prior", "", "", ""],
+        )
         return [a, b]
     inv = data.scaler.inverse
     xs = data.test if data.test.shape[0] else data.train
-    a = save_scatter_matrix(run / "reconstructions.png",
-                            {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))})
+    a = save_scatter_matrix(
+        run / "reconstructions.png", {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
+    )
     b = save_scatter_matrix(run / "samples.png", {"data": inv(data.train), "samples": inv(samples)})
     return [a, b]
 
@@ -257,13 +289,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve(file_cfg, explicit)
     run = Path(args.output) if args.output else _default_output(cfg)
     if run.exists() and any((run / f).exists() for f in RUN_FILES) and not args.force:
-        raise ConfigError(f"run folder {str(run)!r} already holds a run; use --force to write "
-                          "into it or choose another --output")
+        raise ConfigError(
+            f"run folder {str(run)!r} already holds a run; use --force to write "
+            "into it or choose another --output"
+        )
     from .data import load_data
 
     data = load_data(
-        cfg["data"], root=cfg["data_root"], scale=cfg["scale"], val_fraction=cfg["val_fraction"],
-        test_fraction=cfg["test_fraction"], split_seed=cfg["split_seed"], download=cfg["download"],
+        cfg["data"],
+        root=cfg["data_root"],
+        scale=cfg["scale"],
+        val_fraction=cfg["val_fraction"],
+        test_fraction=cfg["test_fraction"],
+        split_seed=cfg["split_seed"],
+        download=cfg["download"],
     )
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
@@ -271,8 +310,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     est._check_params()
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "config.toml", to_toml(cfg))
-    print(f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
-          f"{data.val.shape[0]} validation rows) into {run}", file=sys.stderr)
+    print(
+        f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
+        f"{data.val.shape[0]} validation rows) into {run}",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
     est.fit(data.train, X_val=data.val, run_dir=run, data_info=_data_info(cfg, data))
     return _finish_train(est, data, run, time.perf_counter() - t0)
@@ -306,7 +348,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     text = json.dumps(out, indent=2)
     print(text)
     run = Path(args.run)
-    target = Path(args.output) if args.output else (run if run.is_dir() else run.parent) / "evaluation.json"
+    target = (
+        Path(args.output)
+        if args.output
+        else (run if run.is_dir() else run.parent) / "evaluation.json"
+    )
     from .training.checkpoint import atomic_write_text
 
     atomic_write_text(target, text + "\n")

@@ -74,58 +74,139 @@ class Option:
 _O = Option
 OPTIONS: tuple[Option, ...] = (
     # data
-    _O("data", "digits", "dataset name (digits, mnist, fashion-mnist) or a .npy/.npz/.csv file",
-       "data", str, metavar="NAME|PATH"),
-    _O("data_root", None, "folder holding downloaded datasets (default $PYROVAE_DATA or "
-       "~/.cache/pyrovae)", "data", str, metavar="DIR"),
+    _O(
+        "data",
+        "digits",
+        "dataset name (digits, mnist, fashion-mnist) or a .npy/.npz/.csv file",
+        "data",
+        str,
+        metavar="NAME|PATH",
+    ),
+    _O(
+        "data_root",
+        None,
+        "folder holding downloaded datasets (default $PYROVAE_DATA or ~/.cache/pyrovae)",
+        "data",
+        str,
+        metavar="DIR",
+    ),
     _O("download", True, "download named datasets that are missing (when online)", "data", _bool),
-    _O("scale", "none", "feature scaling fitted on the training split", "data", str,
-       "pyrovae.data.SCALERS"),
-    _O("val_fraction", 0.1, "fraction of the training data held out for validation", "data",
-       float),
-    _O("test_fraction", 0.1, "fraction held out for testing (datasets without a test split)",
-       "data", float),
+    _O(
+        "scale",
+        "none",
+        "feature scaling fitted on the training split",
+        "data",
+        str,
+        "pyrovae.data.SCALERS",
+    ),
+    _O("val_fraction", 0.1, "fraction of the training data held out for validation", "data", float),
+    _O(
+        "test_fraction",
+        0.1,
+        "fraction held out for testing (datasets without a test split)",
+        "data",
+        float,
+    ),
     _O("split_seed", 0, "seed of the train/validation/test split", "data", int),
     # model
-    _O("model", "vae", "model family: vae, or the autoencoder baselines ae and dae", "model",
-       str, "pyrovae.models.MODELS"),
+    _O(
+        "model",
+        "vae",
+        "model family: vae, or the autoencoder baselines ae and dae",
+        "model",
+        str,
+        "pyrovae.models.MODELS",
+    ),
     _O("net", "mlp", "encoder/decoder architecture", "model", str, "pyrovae.nets.ENCODERS"),
-    _O("hidden", [400], "hidden layer widths, data side first (e.g. 400 or 512,256)", "model",
-       _int_list, metavar="N[,N...]"),
-    _O("activation", "relu", "hidden-layer activation", "model", str,
-       "pyrovae.nets.ACTIVATIONS"),
+    _O(
+        "hidden",
+        [400],
+        "hidden layer widths, data side first (e.g. 400 or 512,256)",
+        "model",
+        _int_list,
+        metavar="N[,N...]",
+    ),
+    _O("activation", "relu", "hidden-layer activation", "model", str, "pyrovae.nets.ACTIVATIONS"),
     _O("latent_dim", 16, "dimension of the latent code z", "model", int),
     _O("prior", "normal", "prior p(z)", "model", str, "pyrovae.priors.PRIORS"),
-    _O("likelihood", None, "likelihood p(x|z) (default: bernoulli for images in [0, 1], "
-       "gaussian otherwise)", "model", str, "pyrovae.likelihoods.LIKELIHOODS"),
+    _O(
+        "likelihood",
+        None,
+        "likelihood p(x|z) (default: bernoulli for images in [0, 1], gaussian otherwise)",
+        "model",
+        str,
+        "pyrovae.likelihoods.LIKELIHOODS",
+    ),
     _O("guide", "normal", "amortized guide q(z|x)", "model", str, "pyrovae.guides.GUIDES"),
-    _O("prior_options", {}, "prior option KEY=VALUE (repeatable)", "model", _options,
-       metavar="KEY=VALUE"),
-    _O("likelihood_options", {}, "likelihood option KEY=VALUE, e.g. scale=0.1 (repeatable)",
-       "model", _options, metavar="KEY=VALUE"),
-    _O("guide_options", {}, "guide option KEY=VALUE (repeatable)", "model", _options,
-       metavar="KEY=VALUE"),
-    _O("noise", 0.25, "corruption level of the dae: masking probability or Gaussian sd",
-       "model", float),
-    _O("corruption", "mask", "corruption of the dae's input", "model", str,
-       "pyrovae.models.CORRUPTIONS"),
+    _O(
+        "prior_options",
+        {},
+        "prior option KEY=VALUE (repeatable)",
+        "model",
+        _options,
+        metavar="KEY=VALUE",
+    ),
+    _O(
+        "likelihood_options",
+        {},
+        "likelihood option KEY=VALUE, e.g. scale=0.1 (repeatable)",
+        "model",
+        _options,
+        metavar="KEY=VALUE",
+    ),
+    _O(
+        "guide_options",
+        {},
+        "guide option KEY=VALUE (repeatable)",
+        "model",
+        _options,
+        metavar="KEY=VALUE",
+    ),
+    _O(
+        "noise",
+        0.25,
+        "corruption level of the dae: masking probability or Gaussian sd",
+        "model",
+        float,
+    ),
+    _O(
+        "corruption",
+        "mask",
+        "corruption of the dae's input",
+        "model",
+        str,
+        "pyrovae.models.CORRUPTIONS",
+    ),
     # objective
-    _O("objective", "trace", "ELBO estimator", "training", str,
-       "pyrovae.objectives.OBJECTIVES"),
-    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training",
-       int),
-    _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training",
-       float),
-    _O("beta_schedule", "constant", "how beta evolves during training", "training", str,
-       "pyrovae.objectives.SCHEDULES"),
-    _O("beta_warmup", 10.0, "epochs of the linear warm-up, or the period of a cyclical "
-       "schedule", "training", float),
+    _O("objective", "trace", "ELBO estimator", "training", str, "pyrovae.objectives.OBJECTIVES"),
+    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training", int),
+    _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training", float),
+    _O(
+        "beta_schedule",
+        "constant",
+        "how beta evolves during training",
+        "training",
+        str,
+        "pyrovae.objectives.SCHEDULES",
+    ),
+    _O(
+        "beta_warmup",
+        10.0,
+        "epochs of the linear warm-up, or the period of a cyclical schedule",
+        "training",
+        float,
+    ),
     # optimisation
     _O("epochs", 300, "maximum number of epochs", "training", int),
     _O("batch_size", 128, "minibatch size", "training", int),
     _O("learning_rate", 1e-3, "Adam learning rate", "training", float),
-    _O("patience", 30, "stop after this many epochs without a better validation loss "
-       "(0: never)", "training", int),
+    _O(
+        "patience",
+        30,
+        "stop after this many epochs without a better validation loss (0: never)",
+        "training",
+        int,
+    ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", int),
     _O("device", "cpu", "torch device", "training", str),
 )
@@ -137,9 +218,16 @@ ESTIMATOR_KEYS = tuple(o.name for o in OPTIONS if o.group != "data")
 
 def defaults() -> dict[str, Any]:
     """A fresh dict of every option's default."""
-    return {o.name: (list(o.default) if isinstance(o.default, list) else
-                     dict(o.default) if isinstance(o.default, dict) else o.default)
-            for o in OPTIONS}
+    return {
+        o.name: (
+            list(o.default)
+            if isinstance(o.default, list)
+            else dict(o.default)
+            if isinstance(o.default, dict)
+            else o.default
+        )
+        for o in OPTIONS
+    }
 
 
 def check_keys(keys, where: str) -> None:

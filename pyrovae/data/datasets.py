@@ -160,7 +160,9 @@ def _read_csv(path: Path) -> np.ndarray:
     try:
         arr = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
     except ValueError as exc:
-        raise DataError(f"cannot read data file {str(path)!r}: {str(exc).splitlines()[0]}") from None
+        raise DataError(
+            f"cannot read data file {str(path)!r}: {str(exc).splitlines()[0]}"
+        ) from None
     return arr
 
 
@@ -214,7 +216,10 @@ def load_file(path: str | Path) -> RawData:
             )
     in_unit = bool(((x >= 0) & (x <= 1)).all())
     return RawData(
-        x=x, y=labels, is_image=is_image, likelihood="bernoulli" if is_image and in_unit else "gaussian"
+        x=x,
+        y=labels,
+        is_image=is_image,
+        likelihood="bernoulli" if is_image and in_unit else "gaussian",
     )
 
 

@@ -43,7 +43,5 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
     if not bool(finite.all()):
         bad = (~finite).nonzero()[0].tolist()
         n_bad = int((~finite).sum())
-        raise DataError(
-            f"{name} contains {n_bad} NaN or Inf value(s), first at index {tuple(bad)}"
-        )
+        raise DataError(f"{name} contains {n_bad} NaN or Inf value(s), first at index {tuple(bad)}")
     return t

@@ -77,9 +77,7 @@ class ConvDecoder(nn.Module):
         c, h, w = _image_shape(data_shape)
         c1, c2 = _CHANNELS
         self._grid = (c2, h // 4, w // 4)
-        self.fc = mlp(
-            (latent_dim, *reversed(hidden), c2 * (h // 4) * (w // 4)), activation, True
-        )
+        self.fc = mlp((latent_dim, *reversed(hidden), c2 * (h // 4) * (w // 4)), activation, True)
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, 4, 2, 1),
             make_activation(activation),

@@ -32,8 +32,11 @@ def image_grid(x: torch.Tensor, ncol: int | None = None, pad: int = 1) -> np.nda
     grid = torch.ones(c, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
     for i in range(n):
         r, k = divmod(i, ncol)
-        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h,
-             pad + k * (w + pad) : pad + k * (w + pad) + w] = x[i]
+        grid[
+            :,
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + k * (w + pad) : pad + k * (w + pad) + w,
+        ] = x[i]
     grid = grid.clamp(0, 1).numpy()
     return grid[0] if c == 1 else np.moveaxis(grid[:3], 0, -1)
 
@@ -46,7 +49,9 @@ def save_image_rows(
     grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
     width = max(g.shape[1] for g in grids)
     fig, axes = plt.subplots(
-        len(grids), 1, figsize=(max(4, width / 12), 1.3 * sum(g.shape[0] for g in grids) / 12 + 0.6),
+        len(grids),
+        1,
+        figsize=(max(4, width / 12), 1.3 * sum(g.shape[0] for g in grids) / 12 + 0.6),
         squeeze=False,
     )
     for ax, g, label in zip(axes[:, 0], grids, labels, strict=True):
@@ -65,8 +70,10 @@ def save_scatter_matrix(
 ) -> Path:
     """Pairwise scatter plots of the first features of tabular data (one colour per set)."""
     plt = _pyplot()
-    arrays = {k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
-              for k, v in sets.items()}
+    arrays = {
+        k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
+        for k, v in sets.items()
+    }
     d = min(max_features, next(iter(arrays.values())).shape[1])
     fig, axes = plt.subplots(d, d, figsize=(2.2 * d, 2.2 * d), squeeze=False)
     for i in range(d):

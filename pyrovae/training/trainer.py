@@ -168,7 +168,10 @@ class Trainer:
 
         has_val = x_val is not None and x_val.shape[0] > 0
         bar = tqdm(
-            total=self.epochs, initial=self.epoch, disable=not self.progress, unit="epoch",
+            total=self.epochs,
+            initial=self.epoch,
+            disable=not self.progress,
+            unit="epoch",
             dynamic_ncols=True,
         )
         try:
@@ -218,7 +221,9 @@ class Trainer:
         writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in self.history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
     def state_dict(self) -> dict:
