@@ -14,6 +14,7 @@ Estimators are registered in :data:`ESTIMATORS` under their model-family name.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
@@ -277,6 +278,8 @@ class Estimator:
         self.stopped_early_ = trainer.stopped_early
         self.fit_time_ = time.perf_counter() - t0
         self._after_fit(x)
+        # the module now holds the best weights plus anything fitted after training
+        trainer.best_state = copy.deepcopy(self.module_.state_dict())
         if trainer.run_dir is not None:
             trainer.save(trainer.run_dir / "checkpoint.pt")
         return self
