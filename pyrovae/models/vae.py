@@ -54,6 +54,7 @@ class VAEModule(LatentModule):
             self.latent_dim,
             options=spec.guide_options,
         )
+        self.prior.bind(self)
         from .checks import check_latent_sizes
 
         check_latent_sizes(self.prior, self.guide_head, self.latent_dim)

@@ -13,6 +13,20 @@ from ..registry import Registry
 PRIORS: Registry = Registry("prior")
 
 from .base import Prior  # noqa: E402
+from .flow import FlowPrior  # noqa: E402
+from .heavy import LaplacePrior, StudentTPrior  # noqa: E402
+from .learned import LearnedNormalPrior  # noqa: E402
+from .mixture import MixtureOfGaussiansPrior, VampPrior  # noqa: E402
 from .normal import StandardNormalPrior  # noqa: E402
 
-__all__ = ["PRIORS", "Prior", "StandardNormalPrior"]
+__all__ = [
+    "PRIORS",
+    "FlowPrior",
+    "LaplacePrior",
+    "LearnedNormalPrior",
+    "MixtureOfGaussiansPrior",
+    "Prior",
+    "StandardNormalPrior",
+    "StudentTPrior",
+    "VampPrior",
+]

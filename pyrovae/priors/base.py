@@ -30,6 +30,9 @@ class Prior(PyroModule):
             raise ConfigError(f"latent_dim must be a positive integer; got {latent_dim}")
         self.latent_dim = int(latent_dim)
 
+    def bind(self, module) -> None:
+        """Called once by the VAE that owns this prior (VampPrior uses its encoder)."""
+
     def forward(self) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
