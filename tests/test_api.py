@@ -149,3 +149,13 @@ def test_autoencoders_sample_from_fitted_code_distribution(small_digits):
     torch.testing.assert_close(ae.module_.code_loc, codes.mean(0), rtol=1e-4, atol=1e-4)
     assert ae.sample(4).shape == (4, 1, 8, 8)
     assert (ae.encode(x[:3]).variance == 0).all()
+
+
+@pytest.mark.parametrize("prior", ["learned", "mog"])
+def test_nothing_enters_pyros_global_param_store(prior, small_digits):
+    import pyro
+
+    pyro.clear_param_store()
+    vae = VAE(prior=prior, **SMALL).fit(small_digits[0])
+    assert list(pyro.get_param_store().keys()) == []
+    assert any(p.grad is not None for p in vae.module_.prior.parameters())  # and it learns

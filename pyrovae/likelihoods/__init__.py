@@ -22,6 +22,37 @@ LIKELIHOODS: Registry = Registry("likelihood")
 
 from .base import Likelihood  # noqa: E402
 from .bernoulli import BernoulliLikelihood  # noqa: E402
+from .continuous import (  # noqa: E402
+    BetaLikelihood,
+    ContinuousBernoulliLikelihood,
+    HeteroscedasticGaussianLikelihood,
+    LaplaceLikelihood,
+    LearnedGaussianLikelihood,
+    StudentTLikelihood,
+)
+from .discrete import (  # noqa: E402
+    Categorical256Likelihood,
+    DiscretizedLogisticLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
+    ZINBLikelihood,
+)
 from .gaussian import GaussianLikelihood  # noqa: E402
 
-__all__ = ["LIKELIHOODS", "BernoulliLikelihood", "GaussianLikelihood", "Likelihood"]
+__all__ = [
+    "LIKELIHOODS",
+    "BernoulliLikelihood",
+    "BetaLikelihood",
+    "Categorical256Likelihood",
+    "ContinuousBernoulliLikelihood",
+    "DiscretizedLogisticLikelihood",
+    "GaussianLikelihood",
+    "HeteroscedasticGaussianLikelihood",
+    "LaplaceLikelihood",
+    "LearnedGaussianLikelihood",
+    "Likelihood",
+    "NegativeBinomialLikelihood",
+    "PoissonLikelihood",
+    "StudentTLikelihood",
+    "ZINBLikelihood",
+]

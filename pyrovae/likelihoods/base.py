@@ -29,6 +29,9 @@ class Likelihood(nn.Module):
 
     param_channels: int = 1
     support: str = "real numbers"
+    #: One of "binary", "unit" ([0, 1]), "open-unit" ((0, 1)), "real", "8bit"
+    #: (grey levels k/255) or "count"; tests use it to pick data and checks.
+    support_kind: str = "real"
 
     def __init__(self, data_shape: Sequence[int]) -> None:
         super().__init__()

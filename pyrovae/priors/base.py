@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyro.settings
 import torch
 from pyro.distributions import Distribution
 from pyro.nn import PyroModule
@@ -21,14 +22,23 @@ class Prior(PyroModule):
     -----
     Subclasses implement :meth:`forward`, returning a distribution with
     ``event_shape == (latent_dim,)``. Learnable parameters are ordinary
-    ``nn.Parameter`` attributes (point estimates saved in ``state_dict``).
+    ``nn.Parameter`` attributes (point estimates saved in ``state_dict``);
+    priors run with Pyro's ``module_local_params`` setting, so they never
+    touch the global parameter store.
     """
 
     def __init__(self, latent_dim: int) -> None:
-        super().__init__()
+        # Parameters stay local to the module: nothing enters Pyro's global param
+        # store, so models never share or leak parameters (see __call__).
+        with pyro.settings.context(module_local_params=True):
+            super().__init__()
         if int(latent_dim) <= 0:
             raise ConfigError(f"latent_dim must be a positive integer; got {latent_dim}")
         self.latent_dim = int(latent_dim)
+
+    def __call__(self, *args, **kwargs) -> Distribution:
+        with pyro.settings.context(module_local_params=True):
+            return super().__call__(*args, **kwargs)
 
     def bind(self, module) -> None:
         """Called once by the VAE that owns this prior (VampPrior uses its encoder)."""
