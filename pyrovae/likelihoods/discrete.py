@@ -63,7 +63,7 @@ class Quantized256(TorchDistribution):
         logp = logp.expand(*shape, 256)
         return logp.gather(-1, k.expand(shape).unsqueeze(-1)).squeeze(-1)
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         with torch.no_grad():
             k = dist.Categorical(logits=self.logits).sample(sample_shape)
             return k.to(self.logits.dtype) / 255
@@ -107,9 +107,9 @@ class DiscretizedLogistic(TorchDistribution):
             torch.where(value > 254.5 / 255, log_one_minus_cdf_minus, log_mass),
         )
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         with torch.no_grad():
-            shape = self._extended_shape(sample_shape)
+            shape = self._extended_shape(torch.Size(sample_shape))
             u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(
                 1e-5, 1 - 1e-5
             )
