@@ -12,6 +12,15 @@ from ..registry import Registry
 GUIDES: Registry = Registry("guide")
 
 from .base import GuideHead  # noqa: E402
+from .flow import IAFGuide  # noqa: E402
+from .gaussian import FullNormalGuide, LowRankNormalGuide  # noqa: E402
 from .normal import DiagonalNormalGuide  # noqa: E402
 
-__all__ = ["GUIDES", "DiagonalNormalGuide", "GuideHead"]
+__all__ = [
+    "GUIDES",
+    "DiagonalNormalGuide",
+    "FullNormalGuide",
+    "GuideHead",
+    "IAFGuide",
+    "LowRankNormalGuide",
+]

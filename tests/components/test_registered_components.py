@@ -206,3 +206,23 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
     pyro.set_rng_seed(3)
     e2 = again.evaluate(xv)
     assert e1 == pytest.approx(e2, nan_ok=True)
+
+
+@pytest.mark.parametrize("name", GUIDES.names())
+def test_guide_density_normalizes_and_matches_samples(name):
+    """q(z|x) integrates to 1 on a 2-D grid and its mean matches its samples (5 s.e.)."""
+    torch.manual_seed(0)
+    head = GUIDES.get(name)(4, 2)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        q = head(torch.randn(1, 4))
+        g = torch.linspace(-12, 12, 601)
+        cell = (g[1] - g[0]) ** 2
+        grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 1, 2)
+        dens = q.log_prob(grid).exp().reshape(-1) * cell
+        assert dens.sum().item() == pytest.approx(1.0, abs=0.01)
+        z = q.sample((20000,)).reshape(-1, 2)
+        grid_mean = (dens[:, None] * grid.reshape(-1, 2)).sum(0) / dens.sum()
+        se = z.std(0) / math.sqrt(z.shape[0])
+        assert ((z.mean(0) - grid_mean).abs() < 5 * se + 0.01).all()
