@@ -19,13 +19,14 @@ import logging
 import math
 import sys
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import OPTIONS, load_toml, resolve
-from .errors import CheckpointError, ConfigError, PyrovaeError
+from .config import OPTIONS, coerce, load_toml, resolve
+from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 
 log = logging.getLogger("pyrovae")
 
@@ -70,6 +71,21 @@ def to_toml(config: dict[str, Any]) -> str:
     for k, table in tables:
         lines += ["", f"[{k}]"] + [f"{tk} = {_toml_value(tv)}" for tk, tv in table.items()]
     return "\n".join(lines) + "\n"
+
+
+def _json(obj: Any) -> str:
+    """Strict JSON (NaN and infinities, e.g. the ELBO of an autoencoder, become null)."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), indent=2, default=str, allow_nan=False)
 
 
 # -- argument parsing --------------------------------------------------------------
@@ -205,26 +221,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_info(cfg: dict[str, Any], data) -> dict[str, Any]:
     from .config import DATA_KEYS
+    from .data import DATASETS
 
     info = {k: cfg[k] for k in DATA_KEYS}
+    # Absolute paths, so that evaluate / sample / --resume work from any folder.
+    if cfg["data"] not in DATASETS and Path(cfg["data"]).is_file():
+        info["data"] = str(Path(cfg["data"]).resolve())
+    if cfg["data_root"] is not None:
+        info["data_root"] = str(Path(cfg["data_root"]).resolve())
     info.update(is_image=data.is_image, scaler=data.scaler.state_dict())
     return info
 
 
 def _load_run_data(info: dict[str, Any], spec: str | None = None):
-    from .data import load_data
+    """The run's data (or ``spec``), split as in training and scaled with the run's own
+    fitted scaler, so that other data given with ``--data`` is put in the model's units."""
+    from .data import Scaler, load_data
 
     if spec is None and "data" not in info:
         raise ConfigError("this checkpoint does not record its data; pass --data")
-    return load_data(
+    state = info.get("scaler")
+    data = load_data(
         spec or info["data"],
         root=info.get("data_root"),
-        scale=info.get("scale", "none"),
+        scale="none" if state else info.get("scale", "none"),
         val_fraction=info.get("val_fraction", 0.1),
         test_fraction=info.get("test_fraction", 0.1),
         split_seed=info.get("split_seed", 0),
         download=info.get("download", True),
     )
+    if state and state.get("shift") is not None:
+        scaler = Scaler.from_state(state)
+        if tuple(scaler.shift.shape) != data.data_shape:
+            raise DataError(
+                f"data {data.name!r} has rows of shape {data.data_shape}; the run was "
+                f"trained on rows of shape {tuple(scaler.shift.shape)}"
+            )
+        data.train, data.val, data.test = (
+            scaler.transform(t) for t in (data.train, data.val, data.test)
+        )
+        data.scaler = scaler
+    return data
 
 
 def _default_output(cfg: dict[str, Any]) -> Path:
@@ -274,20 +311,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         ckpt = load_checkpoint(run / "checkpoint.pt")
         extra = set(explicit) - {"epochs"}
+        if args.config or args.output:
+            raise ConfigError(
+                "--resume continues the run in its own folder as configured; "
+                "it takes no --config or --output"
+            )
         if extra:
             raise ConfigError(
                 f"--resume continues a run as configured; only --epochs may change "
                 f"(got {', '.join('--' + k.replace('_', '-') for k in sorted(extra))})"
             )
+        epochs = coerce("epochs", explicit["epochs"]) if "epochs" in explicit else None
+        if epochs is not None and epochs <= 0:
+            raise ConfigError(f"epochs must be a positive integer; got {epochs}")
         data = _load_run_data(ckpt.get("data", {}))
         t0 = time.perf_counter()
-        est = resume(run, data.train, data.val, epochs=explicit.get("epochs"))
+        est = resume(run, data.train, _nonempty(data.val), epochs=epochs)
         est._trainer.progress = False
         return _finish_train(est, data, run, time.perf_counter() - t0)
 
     file_cfg = load_toml(args.config) if args.config else {}
     cfg = resolve(file_cfg, explicit)
     run = Path(args.output) if args.output else _default_output(cfg)
+    if run.exists() and not run.is_dir():
+        raise ConfigError(f"--output {str(run)!r} is a file, not a run folder")
     if run.exists() and any((run / f).exists() for f in RUN_FILES) and not args.force:
         raise ConfigError(
             f"run folder {str(run)!r} already holds a run; use --force to write "
@@ -308,6 +355,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
     est._check_params()
+    _check_model(est, data)
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "config.toml", to_toml(cfg))
     print(
@@ -316,8 +364,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     t0 = time.perf_counter()
-    est.fit(data.train, X_val=data.val, run_dir=run, data_info=_data_info(cfg, data))
+    est.fit(data.train, X_val=_nonempty(data.val), run_dir=run, data_info=_data_info(cfg, data))
     return _finish_train(est, data, run, time.perf_counter() - t0)
+
+
+def _nonempty(x):
+    """``x``, or None for an empty split (``--val-fraction 0``: no validation data)."""
+    return x if x.shape[0] else None
+
+
+def _check_model(est, data) -> None:
+    """Build the model once and check the data's support, so that a bad component,
+    option or likelihood fails before the run folder is created."""
+    est._build(data.data_shape, est.likelihood)
+    for split in (data.train, data.val, data.test):
+        if split.shape[0]:
+            est.module_.likelihood.validate(split)
 
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:
@@ -332,7 +394,7 @@ def _finish_train(est, data, run: Path, seconds: float) -> int:
         "val_loss": last.get("val_loss"),
         "figures": [str(f) for f in figures],
     }
-    print(json.dumps(summary, indent=2, default=str))
+    print(_json(summary))
     return 0
 
 
@@ -343,9 +405,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = _load_run_data(est._data_info, args.data)
     if args.particles < 1:
         raise ConfigError(f"--particles must be >= 1; got {args.particles}")
+    x = data.split(args.split)
+    if x.shape[0] == 0:
+        raise ConfigError(
+            f"the {args.split} split of {data.name!r} is empty (its fraction is 0); "
+            "choose another --split"
+        )
     out = {"run": str(args.run), "split": args.split, "model": est.family}
-    out.update(est.evaluate(data.split(args.split), particles=args.particles))
-    text = json.dumps(out, indent=2)
+    out.update(est.evaluate(x, particles=args.particles))
+    text = _json(out)
     print(text)
     run = Path(args.run)
     target = (
@@ -374,6 +442,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = Path(args.run)
     folder = run if run.is_dir() else run.parent
     png = Path(args.output) if args.output else folder / f"samples-{args.n}.png"
+    if not png.suffix:
+        png = png.with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
     info = est._data_info
     if info.get("scaler"):
         from .data import Scaler
@@ -387,7 +458,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
     else:
         save_scatter_matrix(png, {"samples": samples_out})
-    print(json.dumps({"png": str(png), "npy": str(png.with_suffix(".npy"))}, indent=2))
+    print(_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0
 
 
@@ -420,14 +491,22 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return args.func(args)
-    except PyrovaeError as exc:
-        print(f"pyrovae: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pyrovae: interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
+    # Warnings are held back while a verb runs: shown after it succeeds, dropped when it
+    # fails, so that an error is exactly one line (a corrupt file can make torch warn first).
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            status = args.func(args)
+        except PyrovaeError as exc:
+            for w in caught:
+                log.debug("warning before the error: %s", w.message)
+            print(f"pyrovae: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("pyrovae: interrupted; the last checkpoint is kept", file=sys.stderr)
+            return 130
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ file and explicit overrides, rejecting unknown keys with a suggestion.
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,68 @@ from typing import Any
 from .errors import ConfigError
 
 
+def _int(value) -> int:
+    """An integer (a whole float such as 8.0 is accepted; 2.5 or true are not)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"expected an integer; got {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"expected an integer; got {value!r}")
+        return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected an integer; got {value!r}") from None
+
+
+def _float(value) -> float:
+    """A finite number."""
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number; got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a number; got {value!r}") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"expected a finite number; got {value!r}")
+    return out
+
+
+def _str(value) -> str:
+    """A name or path (a TOML string, not a table or list)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string; got {value!r}")
+    return value
+
+
+def _device(value) -> str:
+    """A torch device string that exists on this machine."""
+    import torch
+
+    value = _str(value)
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"expected a torch device such as cpu or cuda:0; got {value!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {value!r} requested but CUDA is not available; use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {value!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {value!r} requested but MPS is not available; use cpu")
+    return value
+
+
 def _int_list(value) -> list[int]:
     if isinstance(value, str):
         value = [v for v in value.replace(",", " ").split() if v]
-    if isinstance(value, int):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
     try:
-        return [int(v) for v in value]
-    except (TypeError, ValueError):
+        return [_int(v) for v in value]
+    except (TypeError, ConfigError):
         raise ConfigError(f"expected a list of integers; got {value!r}") from None
 
 
@@ -42,9 +97,13 @@ def _options(value) -> dict:
     """KEY=VALUE strings (CLI) or a table (TOML) -> dict with numbers parsed."""
     if isinstance(value, dict):
         return dict(value)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"component options are a table or KEY=VALUE strings; got {value!r}")
     out: dict[str, Any] = {}
-    for item in value or []:
-        if "=" not in item:
+    for item in value:
+        if not isinstance(item, str) or "=" not in item:
             raise ConfigError(f"component options are KEY=VALUE; got {item!r}")
         k, v = item.split("=", 1)
         try:
@@ -79,7 +138,7 @@ OPTIONS: tuple[Option, ...] = (
         "digits",
         "dataset name (digits, mnist, fashion-mnist) or a .npy/.npz/.csv file",
         "data",
-        str,
+        _str,
         metavar="NAME|PATH",
     ),
     _O(
@@ -87,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "folder holding downloaded datasets (default $PYROVAE_DATA or ~/.cache/pyrovae)",
         "data",
-        str,
+        _str,
         metavar="DIR",
     ),
     _O("download", True, "download named datasets that are missing (when online)", "data", _bool),
@@ -96,28 +155,30 @@ OPTIONS: tuple[Option, ...] = (
         "none",
         "feature scaling fitted on the training split",
         "data",
-        str,
+        _str,
         "pyrovae.data.SCALERS",
     ),
-    _O("val_fraction", 0.1, "fraction of the training data held out for validation", "data", float),
+    _O(
+        "val_fraction", 0.1, "fraction of the training data held out for validation", "data", _float
+    ),
     _O(
         "test_fraction",
         0.1,
         "fraction held out for testing (datasets without a test split)",
         "data",
-        float,
+        _float,
     ),
-    _O("split_seed", 0, "seed of the train/validation/test split", "data", int),
+    _O("split_seed", 0, "seed of the train/validation/test split", "data", _int),
     # model
     _O(
         "model",
         "vae",
         "model family: vae, or the autoencoder baselines ae and dae",
         "model",
-        str,
+        _str,
         "pyrovae.models.MODELS",
     ),
-    _O("net", "mlp", "encoder/decoder architecture", "model", str, "pyrovae.nets.ENCODERS"),
+    _O("net", "mlp", "encoder/decoder architecture", "model", _str, "pyrovae.nets.ENCODERS"),
     _O(
         "hidden",
         [400],
@@ -126,18 +187,18 @@ OPTIONS: tuple[Option, ...] = (
         _int_list,
         metavar="N[,N...]",
     ),
-    _O("activation", "relu", "hidden-layer activation", "model", str, "pyrovae.nets.ACTIVATIONS"),
-    _O("latent_dim", 16, "dimension of the latent code z", "model", int),
-    _O("prior", "normal", "prior p(z)", "model", str, "pyrovae.priors.PRIORS"),
+    _O("activation", "relu", "hidden-layer activation", "model", _str, "pyrovae.nets.ACTIVATIONS"),
+    _O("latent_dim", 16, "dimension of the latent code z", "model", _int),
+    _O("prior", "normal", "prior p(z)", "model", _str, "pyrovae.priors.PRIORS"),
     _O(
         "likelihood",
         None,
         "likelihood p(x|z) (default: bernoulli for images in [0, 1], gaussian otherwise)",
         "model",
-        str,
+        _str,
         "pyrovae.likelihoods.LIKELIHOODS",
     ),
-    _O("guide", "normal", "amortized guide q(z|x)", "model", str, "pyrovae.guides.GUIDES"),
+    _O("guide", "normal", "amortized guide q(z|x)", "model", _str, "pyrovae.guides.GUIDES"),
     _O(
         "prior_options",
         {},
@@ -167,26 +228,26 @@ OPTIONS: tuple[Option, ...] = (
         0.25,
         "corruption level of the dae: masking probability or Gaussian sd",
         "model",
-        float,
+        _float,
     ),
     _O(
         "corruption",
         "mask",
         "corruption of the dae's input",
         "model",
-        str,
+        _str,
         "pyrovae.models.CORRUPTIONS",
     ),
     # objective
-    _O("objective", "trace", "ELBO estimator", "training", str, "pyrovae.objectives.OBJECTIVES"),
-    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training", int),
-    _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training", float),
+    _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
+    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training", _int),
+    _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training", _float),
     _O(
         "beta_schedule",
         "constant",
         "how beta evolves during training",
         "training",
-        str,
+        _str,
         "pyrovae.objectives.SCHEDULES",
     ),
     _O(
@@ -194,21 +255,21 @@ OPTIONS: tuple[Option, ...] = (
         10.0,
         "epochs of the linear warm-up, or the period of a cyclical schedule",
         "training",
-        float,
+        _float,
     ),
     # optimisation
-    _O("epochs", 300, "maximum number of epochs", "training", int),
-    _O("batch_size", 128, "minibatch size", "training", int),
-    _O("learning_rate", 1e-3, "Adam learning rate", "training", float),
+    _O("epochs", 300, "maximum number of epochs", "training", _int),
+    _O("batch_size", 128, "minibatch size", "training", _int),
+    _O("learning_rate", 1e-3, "Adam learning rate", "training", _float),
     _O(
         "patience",
         30,
         "stop after this many epochs without a better validation loss (0: never)",
         "training",
-        int,
+        _int,
     ),
-    _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", int),
-    _O("device", "cpu", "torch device", "training", str),
+    _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
+    _O("device", "cpu", "torch device (cpu, cuda, cuda:1, mps)", "training", _device),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -244,16 +305,12 @@ def coerce(name: str, value: Any) -> Any:
     opt = OPTIONS_BY_NAME[name]
     if value is None or opt.parse is None:
         return value
-    if opt.parse in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"option {name!r} expects a number; got {value!r}")
     try:
         return opt.parse(value)
     except ConfigError as exc:
         raise ConfigError(f"option {name!r}: {exc}") from None
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"option {name!r} expects {getattr(opt.parse, '__name__', 'a value')}; got {value!r}"
-        ) from None
+        raise ConfigError(f"option {name!r} got an invalid value {value!r}") from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

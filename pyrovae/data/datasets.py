@@ -15,6 +15,7 @@ optional header row).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,17 +159,35 @@ def _read_csv(path: Path) -> np.ndarray:
     except ValueError:
         skip = 1  # a header row
     try:
-        arr = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # an empty file: reported below, not as a warning
+            warnings.simplefilter("ignore", UserWarning)
+            arr = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise DataError(
-            f"cannot read data file {str(path)!r}: {str(exc).splitlines()[0]}"
+            f"cannot read data file {str(path)!r}: {str(exc).strip().splitlines()[0]}"
         ) from None
+    if arr.size == 0:
+        raise DataError(f"data file {str(path)!r} has no data rows")
     return arr
+
+
+# The first bytes of a .npy file and of a zip archive (.npz).
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+
+
+def _check_magic(path: Path, suffix: str) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(len(_MAGIC[suffix]))
+    if head != _MAGIC[suffix]:
+        what = "NumPy .npy file" if suffix == ".npy" else "NumPy .npz archive"
+        raise DataError(f"cannot read data file {str(path)!r}: it is not a valid {what}")
 
 
 def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     suffix = path.suffix.lower()
     try:
+        if suffix in _MAGIC:
+            _check_magic(path, suffix)
         if suffix == ".npy":
             return np.load(path, allow_pickle=False), None
         if suffix == ".npz":
@@ -188,6 +207,8 @@ def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "allow_pickle" in msg:
+            msg = "it holds Python objects (dtype object), not a numeric array"
         raise DataError(f"cannot read data file {str(path)!r}: {msg}") from None
 
 
@@ -214,12 +235,11 @@ def load_file(path: str | Path) -> RawData:
                 f"labels 'y' in {str(path)!r} have {labels.shape[0]} rows but the data has "
                 f"{x.shape[0]}"
             )
-    in_unit = bool(((x >= 0) & (x <= 1)).all())
     return RawData(
         x=x,
         y=labels,
         is_image=is_image,
-        likelihood="bernoulli" if is_image and in_unit else "gaussian",
+        likelihood="bernoulli" if is_image and _in_unit(x) else "gaussian",
     )
 
 
@@ -291,15 +311,23 @@ def load_data(
     if x.shape[0] == 0:
         raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
     scaler = Scaler(scale).fit(x)
+    train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
+    likelihood = raw.likelihood
+    if likelihood == "bernoulli" and not all(_in_unit(t) for t in (train, val, test)):
+        likelihood = "gaussian"  # scaling moved the data out of [0, 1]
     return DataSplits(
-        train=scaler.transform(x),
-        val=scaler.transform(x_val),
-        test=scaler.transform(x_test),
+        train=train,
+        val=val,
+        test=test,
         name=spec,
         y_train=y,
         y_val=y_val,
         y_test=y_test,
         is_image=raw.is_image,
-        likelihood=raw.likelihood,
+        likelihood=likelihood,
         scaler=scaler,
     )
+
+
+def _in_unit(x: torch.Tensor) -> bool:
+    return bool(((x >= 0) & (x <= 1)).all())

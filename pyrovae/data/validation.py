@@ -14,8 +14,8 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
     Raises
     ------
     DataError
-        On non-numeric dtype, fewer than ``min_dims`` dimensions, no rows, or
-        NaN / Inf values.
+        On non-numeric dtype, fewer than ``min_dims`` dimensions, no rows, no
+        features, or NaN / Inf values.
     """
     if isinstance(data, torch.Tensor):
         t = data.detach()
@@ -23,12 +23,13 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
         try:
             arr = np.asarray(data)
         except Exception as exc:  # ragged lists etc.
-            raise DataError(f"{name} cannot be read as an array: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{name} cannot be read as an array: {first}") from None
         if arr.dtype == object or not (
             np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
         ):
             raise DataError(f"{name} must be numeric; got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = torch.from_numpy(np.require(arr, requirements="CW"))  # 0-d stays 0-d
     if t.is_complex():
         raise DataError(f"{name} must be real-valued; got dtype {t.dtype}")
     if t.dim() < min_dims:
@@ -38,6 +39,8 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
         )
     if t.shape[0] == 0:
         raise DataError(f"{name} is empty (0 rows)")
+    if t.numel() == 0:
+        raise DataError(f"{name} has no features (shape {tuple(t.shape)})")
     t = t.to(torch.float32)
     finite = torch.isfinite(t)
     if not bool(finite.all()):

@@ -25,7 +25,6 @@ from . import GUIDES
 from .base import GuideHead
 from .normal import DiagonalNormalGuide
 
-
 #: Draws used for the Monte Carlo mean and variance of a flow posterior.
 MOMENT_SAMPLES = 1000
 

@@ -19,6 +19,22 @@ from .base import GuideHead
 MIN_SCALE = 1e-5
 
 
+class IndependentNormal(dist.Independent):
+    """``Normal(loc, scale).to_event(n)`` whose ``expand`` to its own batch shape is free.
+
+    ``pyro.plate`` expands the distribution at every sample site to the plate's
+    batch shape; for an amortized guide that shape is already ``(B,)``, and
+    returning the distribution itself (rather than a copy holding expanded
+    views of ``loc`` and ``scale``) is exact and saves the copy and two
+    autograd nodes per step.
+    """
+
+    def expand(self, batch_shape, _instance=None):
+        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
+            return self
+        return super().expand(batch_shape, _instance)
+
+
 @GUIDES.register("normal")
 class DiagonalNormalGuide(GuideHead):
     """q(z|x) = N(mu(x), diag(sigma(x)^2)) from one Linear layer."""
@@ -34,4 +50,4 @@ class DiagonalNormalGuide(GuideHead):
 
     def forward(self, features: torch.Tensor) -> dist.Distribution:
         loc, scale = self.loc_scale(features)
-        return dist.Normal(loc, scale, validate_args=False).to_event(1)
+        return IndependentNormal(dist.Normal(loc, scale, validate_args=False), 1)
