@@ -12,6 +12,7 @@ OBJECTIVES: Registry = Registry("objective")
 SCHEDULES: Registry = Registry("beta schedule")
 
 from .elbo import LossTerms, MeanFieldELBO, Objective, TraceELBO  # noqa: E402
+from .iwae import IWAE, IWAEDReG  # noqa: E402
 from .schedules import BetaSchedule, Constant, Cyclical, LinearWarmup, make_schedule  # noqa: E402
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "BetaSchedule",
     "Constant",
     "Cyclical",
+    "IWAE",
+    "IWAEDReG",
     "LinearWarmup",
     "LossTerms",
     "MeanFieldELBO",

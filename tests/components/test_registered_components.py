@@ -19,6 +19,7 @@ from pyrovae.guides import GUIDES
 from pyrovae.likelihoods import LIKELIHOODS
 from pyrovae.models import MODELS, ModuleSpec, build_module
 from pyrovae.nets import DECODERS, ENCODERS
+from pyrovae.objectives import OBJECTIVES
 from pyrovae.priors import PRIORS
 
 LATENT = 3
@@ -148,6 +149,7 @@ def _component_cases():
     cases += [("vae", {"guide": g}) for g in GUIDES.names() if g != "normal"]
     cases += [("vae", {"net": n}) for n in ENCODERS.names() if n != "mlp"]
     cases += [("vae", {"likelihood": lk}) for lk in LIKELIHOODS.names()]
+    cases += [("vae", {"objective": o, "particles": 3}) for o in OBJECTIVES.names()]
     return cases
 
 
