@@ -61,13 +61,13 @@ def _log_weights(model_tr, guide_tr) -> tuple[torch.Tensor, torch.Tensor, torch.
     model_tr.compute_log_prob()
     guide_tr.compute_log_prob()
     log_w = recon = kl = 0.0
-    for name, site in _sample_sites(model_tr):
+    for _name, site in _sample_sites(model_tr):
         log_w = log_w + site["log_prob"]
         if site["is_observed"]:
             recon = recon + site["unscaled_log_prob"]
         else:
             kl = kl - site["unscaled_log_prob"]
-    for name, site in _sample_sites(guide_tr):
+    for _name, site in _sample_sites(guide_tr):
         log_w = log_w - site["log_prob"]
         kl = kl + site["unscaled_log_prob"]
     return log_w, recon, kl
