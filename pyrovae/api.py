@@ -27,6 +27,7 @@ import torch
 from pyro.distributions import Distribution
 
 from . import __version__
+from .data.datasets import suggest_likelihood
 from .data.validation import as_data_tensor
 from .errors import CheckpointError, ConfigError, DataError
 from .models import ModuleSpec, build_module
@@ -39,12 +40,6 @@ logger = logging.getLogger(__name__)
 ESTIMATORS: Registry = Registry("model")
 
 _COMPONENTS = ("prior", "likelihood", "guide")
-
-
-def suggest_likelihood(x: torch.Tensor) -> str:
-    """``"bernoulli"`` for data in [0, 1] with image shape, ``"gaussian"`` otherwise."""
-    in_unit = bool(((x >= 0) & (x <= 1)).all())
-    return "bernoulli" if in_unit and x.dim() >= 3 else "gaussian"
 
 
 def _component_record(value: Any) -> Any:
@@ -166,7 +161,8 @@ class Estimator:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
             raise ConfigError(f"learning_rate must be > 0; got {self.learning_rate!r}")
         if (
             isinstance(self.patience, bool)
@@ -174,6 +170,9 @@ class Estimator:
             or self.patience < 0
         ):
             raise ConfigError(f"patience must be an integer >= 0; got {self.patience!r}")
+        from .config import check_device
+
+        check_device(self.device)
 
     def _build(self, data_shape: tuple[int, ...], likelihood) -> None:
         spec = ModuleSpec(
@@ -253,7 +252,7 @@ class Estimator:
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         x = as_data_tensor(X, name="X")
-        x_val = as_data_tensor(X_val, name="X_val") if X_val is not None else None
+        x_val = as_data_tensor(X_val, name="X_val") if _has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
                 f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
@@ -492,7 +491,13 @@ def load(path: str | Path, **components: Any) -> Estimator:
     return Estimator.load(path, **components)
 
 
-def resume(run_dir: str | Path, x_train, x_val=None, epochs: int | None = None) -> Estimator:
+def resume(
+    run_dir: str | Path,
+    x_train,
+    x_val=None,
+    epochs: int | None = None,
+    progress: bool | None = None,
+) -> Estimator:
     """Continue training a run from its ``checkpoint.pt`` (same data, same RNG streams).
 
     Parameters
@@ -502,24 +507,46 @@ def resume(run_dir: str | Path, x_train, x_val=None, epochs: int | None = None) 
     x_train, x_val : array-like
         The same data the run was trained on.
     epochs : int, optional
-        New total epoch budget (to extend a finished run).
+        New total epoch budget (to extend a finished run); it must exceed the
+        epochs already trained.
+    progress : bool, optional
+        Show a progress bar (default: as when the run was started).
     """
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     est = from_checkpoint(ckpt, weights="last")
-    if epochs is not None:
-        est.epochs = int(epochs)
     if "trainer" not in ckpt:
         raise CheckpointError(f"{str(run_dir)!r} holds no training state to resume")
+    done = int(ckpt["trainer"]["epoch"])
+    if epochs is not None:
+        if int(epochs) <= done:
+            raise ConfigError(
+                f"the run has already trained {done} epochs; pass a larger total --epochs "
+                "to continue it"
+            )
+        est.epochs = int(epochs)
+    elif done >= est.epochs or ckpt["trainer"].get("stopped_early"):
+        raise ConfigError(
+            f"the run is finished ({done} of {est.epochs} epochs"
+            + (", stopped early" if ckpt["trainer"].get("stopped_early") else "")
+            + "); pass a larger total --epochs to continue it"
+        )
+    if progress is not None:
+        est.progress = bool(progress)
     est.module_.train()
     x = est._as_input(x_train, "X")
-    xv = est._as_input(x_val, "X_val") if x_val is not None else None
+    xv = est._as_input(x_val, "X_val") if _has_rows(x_val) else None
     trainer = est._make_trainer(run_dir, ckpt.get("data", {}))
     trainer.load_state_dict(ckpt["trainer"])
-    if trainer.epoch >= est.epochs:
+    if epochs is not None:  # extending a run: early stopping counts afresh
         trainer.stopped_early = False
-    trainer.stopped_early = trainer.stopped_early and epochs is None
+        trainer.stopper.bad_epochs = 0
     return est._run(trainer, x, xv)
+
+
+def _has_rows(x) -> bool:
+    """False for None or an empty array (treated as "no validation data")."""
+    return x is not None and len(x) > 0
 
 
 @ESTIMATORS.register("vae")

@@ -326,8 +326,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"epochs must be a positive integer; got {epochs}")
         data = _load_run_data(ckpt.get("data", {}))
         t0 = time.perf_counter()
-        est = resume(run, data.train, _nonempty(data.val), epochs=epochs)
-        est._trainer.progress = False
+        est = resume(
+            run, data.train, _nonempty(data.val), epochs=epochs, progress=not args.no_progress
+        )
         return _finish_train(est, data, run, time.perf_counter() - t0)
 
     file_cfg = load_toml(args.config) if args.config else {}
@@ -504,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("pyrovae: interrupted; the last checkpoint is kept", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # output piped into a program that stopped reading
+            sys.stderr.close()
+            return 141
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return status

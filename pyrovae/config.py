@@ -52,7 +52,7 @@ def _str(value) -> str:
     return value
 
 
-def _device(value) -> str:
+def check_device(value) -> str:
     """A torch device string that exists on this machine."""
     import torch
 
@@ -269,7 +269,7 @@ OPTIONS: tuple[Option, ...] = (
         _int,
     ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
-    _O("device", "cpu", "torch device (cpu, cuda, cuda:1, mps)", "training", _device),
+    _O("device", "cpu", "torch device (cpu, cuda, cuda:1, mps)", "training", check_device),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}

@@ -287,7 +287,7 @@ def test_missing_config_file(tmp_path, capsys):
         (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--learning-rate", "0"], "learning_rate must be > 0"),
         (["--beta", "inf"], "option 'beta': expected a finite number"),
-        (["--beta", "-1"], "beta must be > 0"),
+        (["--beta", "-1"], "beta must be a finite number > 0"),
         (["--particles", "0"], "particles must be a positive integer"),
         (["--patience", "-3"], "patience must be an integer >= 0"),
         (["--val-fraction", "1.5"], "validation fraction must be in [0, 1)"),
@@ -307,7 +307,11 @@ def test_bad_option_values(tmp_path, capsys, argv, expected):
 def test_bad_hyperparameters_through_the_api():
     x = _rand(30, 4)
     api_error(ConfigError, lambda: VAE(epochs=0).fit(x), "epochs must be a positive integer")
-    api_error(ConfigError, lambda: VAE(**{**SMALL, "beta": -1.0}).fit(x), "beta must be > 0")
+    api_error(
+        ConfigError,
+        lambda: VAE(**{**SMALL, "beta": -1.0}).fit(x),
+        "beta must be a finite number > 0",
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,6 @@ class TensorBatches:
         Reshuffle at every pass, with ``generator``.
     generator : torch.Generator, optional
         Source of the shuffles (its state is saved in checkpoints).
-    transform : callable, optional
-        Applied to each batch (for example dynamic binarization).
     """
 
     def __init__(
@@ -36,14 +34,12 @@ class TensorBatches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
-        transform=None,
     ) -> None:
         self.x = x
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.drop_last = drop_last
-        self.transform = transform
 
     def __len__(self) -> int:
         n = self.x.shape[0]
@@ -55,4 +51,4 @@ class TensorBatches:
         for i in range(len(self)):
             sl = slice(i * self.batch_size, min((i + 1) * self.batch_size, n))
             batch = self.x[order[sl]] if order is not None else self.x[sl]
-            yield self.transform(batch) if self.transform is not None else batch
+            yield batch

@@ -114,7 +114,7 @@ def _torchvision(cls_name: str, folder: str):
         cls = getattr(tvd, cls_name)
         raw = root / folder / "raw"
         files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-        files += "t10k-labels-idx1-ubyte (or their .gz)"
+        files += "t10k-labels-idx1-ubyte (uncompressed)"
         try:
             train = cls(str(root), train=True, download=download)
             test = cls(str(root), train=False, download=download)
@@ -212,6 +212,17 @@ def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"cannot read data file {str(path)!r}: {msg}") from None
 
 
+def looks_like_images(x: torch.Tensor) -> bool:
+    """Rows of shape (H, W), or (C, H, W) with 1 or 3 channels."""
+    return x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3))
+
+
+def suggest_likelihood(x: torch.Tensor) -> str:
+    """The default likelihood for data ``x`` (N, ...): Bernoulli for images with
+    values in [0, 1], Gaussian otherwise. One rule for the CLI and the Python API."""
+    return "bernoulli" if looks_like_images(x) and _in_unit(x) else "gaussian"
+
+
 def load_file(path: str | Path) -> RawData:
     """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array."""
     path = Path(path)
@@ -224,7 +235,7 @@ def load_file(path: str | Path) -> RawData:
         )
     arr, y = _read_file(path)
     x = as_data_tensor(arr, name=f"data file {path.name!r}")
-    is_image = x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3))
+    is_image = looks_like_images(x)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     labels = None
@@ -239,7 +250,7 @@ def load_file(path: str | Path) -> RawData:
         x=x,
         y=labels,
         is_image=is_image,
-        likelihood="bernoulli" if is_image and _in_unit(x) else "gaussian",
+        likelihood=suggest_likelihood(x),
     )
 
 

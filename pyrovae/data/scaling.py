@@ -53,17 +53,20 @@ class Scaler:
 
 @SCALERS.register("none")
 def _none(x: torch.Tensor):
+    """Leave the data as it is."""
     return None, None
 
 
 @SCALERS.register("standardize")
 def _standardize(x: torch.Tensor):
+    """Per feature: subtract the training mean, divide by the training sd."""
     sd = x.std(0, unbiased=False)
     return x.mean(0), torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
 @SCALERS.register("minmax")
 def _minmax(x: torch.Tensor):
+    """Per feature: map the training range onto [0, 1]."""
     lo, hi = x.min(0).values, x.max(0).values
     rng = hi - lo
     return lo, torch.where(rng > 0, rng, torch.ones_like(rng))

@@ -30,7 +30,13 @@ def numel(shape: Sequence[int]) -> int:
 
 def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
     """Validate a list of hidden-layer widths."""
-    hidden = tuple(int(h) for h in hidden)
+    try:
+        values = [hidden] if isinstance(hidden, (int, str)) else list(hidden)
+        hidden = tuple(int(h) for h in values)
+        if any(float(h) != int(h) for h in values):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"hidden layer sizes must be positive integers; got {hidden!r}") from None
     if not hidden or any(h <= 0 for h in hidden):
         raise ConfigError(f"hidden layer sizes must be positive integers; got {list(hidden)}")
     return hidden

@@ -14,6 +14,8 @@ autoencoder, so every schedule is floored at a tiny positive value.
 
 from __future__ import annotations
 
+import math
+
 from ..errors import ConfigError
 from . import SCHEDULES
 
@@ -32,9 +34,10 @@ class BetaSchedule:
 
     def __init__(self, beta: float = 1.0) -> None:
         beta = float(beta)
-        if not beta > 0:
+        if not (beta > 0 and math.isfinite(beta)):
             raise ConfigError(
-                f"beta must be > 0; got {beta} (beta = 0 drops the KL term: use --model ae)"
+                f"beta must be a finite number > 0; got {beta} "
+                "(beta = 0 drops the KL term: use --model ae)"
             )
         self.beta = beta
 

@@ -37,7 +37,7 @@ def test_every_schedule_is_positive_and_bounded(name):
 
 @pytest.mark.parametrize("bad", [0, -1.0])
 def test_beta_must_be_positive(bad):
-    with pytest.raises(ConfigError, match="beta must be > 0"):
+    with pytest.raises(ConfigError, match="beta must be a finite number > 0"):
         make_schedule(bad)
 
 
