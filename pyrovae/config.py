@@ -258,7 +258,7 @@ OPTIONS: tuple[Option, ...] = (
         _float,
     ),
     # optimisation
-    _O("epochs", 300, "maximum number of epochs", "training", _int),
+    _O("epochs", 500, "maximum number of epochs", "training", _int),
     _O("batch_size", 128, "minibatch size", "training", _int),
     _O("learning_rate", 1e-3, "Adam learning rate", "training", _float),
     _O(
