@@ -29,9 +29,9 @@ from pyro.distributions import Distribution
 from . import __version__
 from .data.datasets import suggest_likelihood
 from .data.validation import as_data_tensor
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from .models import ModuleSpec, build_module
-from .objectives import OBJECTIVES, BetaSchedule, make_schedule
+from .objectives import OBJECTIVES, BetaSchedule, TraceELBO, make_schedule
 from .registry import Registry
 from .training import Trainer, load_checkpoint, save_checkpoint
 
@@ -137,11 +137,16 @@ class Estimator:
         return self
 
     def __repr__(self) -> str:
-        defaults = inspect.signature(type(self).__init__).parameters
+        defaults: dict[str, Any] = {}
+        for klass in type(self).__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, Estimator):
+                for name, p in inspect.signature(klass.__init__).parameters.items():
+                    if p.default is not inspect.Parameter.empty:
+                        defaults.setdefault(name, p.default)
         shown = [
             f"{k}={v!r}"
             for k, v in self.get_params().items()
-            if k in defaults and defaults[k].default is not v and defaults[k].default != v
+            if k in defaults and defaults[k] is not v and defaults[k] != v
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
 
@@ -264,8 +269,26 @@ class Estimator:
         if x_val is not None:
             self.module_.likelihood.validate(x_val)
         x, x_val = x.to(self.device), (x_val.to(self.device) if x_val is not None else None)
+        self._dry_run(x)
         trainer = self._make_trainer(run_dir, data_info)
         return self._run(trainer, x, x_val)
+
+    def _dry_run(self, x: torch.Tensor) -> None:
+        """Evaluate the objective once on two rows, so that a combination of components
+        that cannot work fails with one clear line before any training (RNG untouched)."""
+        objective = self._objective()
+        self.module_.beta = 1.0
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                with pyro.validation_enabled(False):
+                    objective(self.module_.model, self.module_.guide, x[:2])
+        except PyrovaeError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"this combination of components cannot run on the data: {first}"
+            ) from None
 
     def _run(self, trainer: Trainer, x, x_val) -> Estimator:
         t0 = time.perf_counter()
@@ -350,7 +373,8 @@ class Estimator:
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-        objective = type(self._objective())(num_particles=int(particles))
+        # the ELBO's terms, whatever the training objective: Monte Carlo KL, beta = 1
+        objective = TraceELBO(num_particles=int(particles))
         self.module_.eval()
         self.module_.beta = 1.0
         recon, kl = [], []
@@ -564,7 +588,9 @@ class VAE(Estimator):
     objective : str
         ELBO estimator ("trace", "meanfield").
     particles : int
-        Monte Carlo samples per data point in the training ELBO.
+        Monte Carlo samples per data point in the training objective (K for IWAE).
+    objective_options : dict, optional
+        Keyword options of the objective (e.g. ``{"free_bits": 0.5}``).
     beta : float or BetaSchedule
         Weight of the KL term, or a schedule object.
     beta_schedule : str
@@ -598,6 +624,7 @@ class VAE(Estimator):
         guide_options: dict | None = None,
         objective: str = "trace",
         particles: int = 1,
+        objective_options: dict | None = None,
         beta=1.0,
         beta_schedule: str = "constant",
         beta_warmup: float = 10.0,
@@ -623,6 +650,7 @@ class VAE(Estimator):
         self.guide_options = guide_options
         self.objective = objective
         self.particles = particles
+        self.objective_options = objective_options
         self.beta = beta
         self.beta_schedule = beta_schedule
         self.beta_warmup = beta_warmup
@@ -642,7 +670,11 @@ class VAE(Estimator):
             or self.particles < 1
         ):
             raise ConfigError(f"particles must be a positive integer; got {self.particles!r}")
-        return OBJECTIVES.get(self.objective)(num_particles=self.particles)
+        cls = OBJECTIVES.get(self.objective)
+        try:
+            return cls(num_particles=self.particles, **dict(self.objective_options or {}))
+        except TypeError as exc:
+            raise ConfigError(f"bad options for objective {self.objective!r}: {exc}") from None
 
     def _schedule(self) -> BetaSchedule:
         return make_schedule(self.beta, self.beta_schedule, self.beta_warmup)
@@ -652,6 +684,15 @@ class VAE(Estimator):
         self._objective()
         self._schedule()
 
+    def _build(self, data_shape: tuple[int, ...], likelihood) -> None:
+        super()._build(data_shape, likelihood)
+        objective = self._objective()
+        if getattr(objective, "needs_mean_field", False) and not self.module_.mean_field:
+            raise ConfigError(
+                f"the {self.objective} objective assumes a mean-field guide, which the "
+                f"{self.family} model does not have; use the trace objective"
+            )
+
     def elbo(self, x, particles: int = 1) -> torch.Tensor:
         """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
         self._check_fitted()
@@ -659,6 +700,33 @@ class VAE(Estimator):
         self.module_.likelihood.validate(x)
         recon, kl = self._terms(x, particles)
         return recon - kl
+
+
+@ESTIMATORS.register("hvae")
+class HVAE(VAE):
+    """Hierarchical VAE with two stochastic layers z2 -> z1 -> x (see
+    :mod:`pyrovae.models.hierarchical`). ``prior`` is p(z2); ``guide`` is q(z1|x).
+
+    Parameters
+    ----------
+    top_dim : int
+        Size of z2 (0: ``latent_dim // 2``, at least 2).
+    **kwargs
+        The parameters of :class:`VAE`.
+    """
+
+    family = "hvae"
+
+    def __init__(self, *args: Any, top_dim: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.top_dim = top_dim
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [*VAE._param_names(), "top_dim"]
+
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {**super()._spec_kwargs(), "model_options": {"top_dim": self.top_dim}}
 
 
 @ESTIMATORS.register("ae")

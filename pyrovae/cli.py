@@ -381,6 +381,7 @@ def _check_model(est, data) -> None:
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
             est.module_.likelihood.validate(split)
+    est._dry_run(data.train)
 
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:

@@ -238,9 +238,30 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         "pyrovae.models.CORRUPTIONS",
     ),
+    _O(
+        "top_dim",
+        0,
+        "size of the top latent z2 of the hvae (0: latent_dim // 2, at least 2)",
+        "model",
+        _int,
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
-    _O("particles", 1, "Monte Carlo samples per data point in the training ELBO", "training", _int),
+    _O(
+        "particles",
+        1,
+        "Monte Carlo samples per data point in the training objective (K for iwae)",
+        "training",
+        _int,
+    ),
+    _O(
+        "objective_options",
+        {},
+        "objective option KEY=VALUE, e.g. free_bits=0.5 for freebits (repeatable)",
+        "training",
+        _options,
+        metavar="KEY=VALUE",
+    ),
     _O("beta", 1.0, "weight of the KL term (the target value of a schedule)", "training", _float),
     _O(
         "beta_schedule",

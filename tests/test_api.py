@@ -136,7 +136,7 @@ def test_bad_hyperparameters(bad, small_digits):
 def test_estimators_registry_covers_families():
     from pyrovae.config import defaults
 
-    assert ESTIMATORS.names() == ["ae", "dae", "vae"]
+    assert {"ae", "dae", "vae"} <= set(ESTIMATORS.names())
     keys = set(defaults())
     for _, cls in ESTIMATORS.items():  # every estimator parameter is a config option
         assert set(cls._param_names()) - {"progress"} <= keys

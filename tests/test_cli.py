@@ -104,7 +104,9 @@ def test_train_help_lists_every_option(capsys):
     for flag in ("--config", "--output", "--resume", "--force", "--no-progress", "--no-download"):
         assert flag in out
     # registry-backed options list the registered names
-    assert "one of: ae, dae, vae" in " ".join(out.split())
+    from pyrovae.models import MODELS
+
+    assert f"one of: {', '.join(MODELS.names())}" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("verb", ["train", "evaluate", "sample", "components"])

@@ -14,6 +14,7 @@ MODELS: Registry = Registry("model")
 
 from .autoencoder import CORRUPTIONS, AEModule, DAEModule  # noqa: E402
 from .base import LatentModule, ModuleSpec, build_module  # noqa: E402
+from .hierarchical import HierarchicalVAEModule  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MODELS",
     "AEModule",
     "DAEModule",
+    "HierarchicalVAEModule",
     "LatentModule",
     "ModuleSpec",
     "VAEModule",

@@ -93,6 +93,11 @@ class LatentModule(nn.Module):
         """Whether the model has random latent variables (VAEs) or not (AEs)."""
         return False
 
+    #: Whether the guide is mean-field with respect to the model (what
+    #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from
+    #: it in the guide.
+    mean_field: bool = True
+
 
 def build_module(family: str, spec: ModuleSpec) -> LatentModule:
     """Build the model family registered as ``family`` from ``spec``."""

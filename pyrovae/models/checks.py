@@ -10,7 +10,7 @@ from ..errors import ConfigError
 def check_latent_sizes(prior, guide_head, latent_dim: int) -> None:
     """Raise :class:`ConfigError` if prior, guide and ``latent_dim`` disagree."""
     prior_dim = getattr(prior, "latent_dim", None)
-    guide_dim = getattr(guide_head, "latent_dim", None)
+    guide_dim = getattr(guide_head, "latent_dim", None) if guide_head is not None else None
     for what, dim in (("prior", prior_dim), ("guide", guide_dim)):
         if dim is not None and int(dim) != latent_dim:
             raise ConfigError(

@@ -12,6 +12,7 @@ OBJECTIVES: Registry = Registry("objective")
 SCHEDULES: Registry = Registry("beta schedule")
 
 from .elbo import LossTerms, MeanFieldELBO, Objective, TraceELBO  # noqa: E402
+from .freebits import FreeBitsELBO  # noqa: E402
 from .iwae import IWAE, IWAEDReG  # noqa: E402
 from .schedules import BetaSchedule, Constant, Cyclical, LinearWarmup, make_schedule  # noqa: E402
 
@@ -21,6 +22,7 @@ __all__ = [
     "BetaSchedule",
     "Constant",
     "Cyclical",
+    "FreeBitsELBO",
     "IWAE",
     "IWAEDReG",
     "LinearWarmup",

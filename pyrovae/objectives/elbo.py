@@ -193,3 +193,4 @@ class MeanFieldELBO(Objective):
 
     elbo_class = TraceMeanField_ELBO
     analytic_kl = True
+    needs_mean_field = True

@@ -1,0 +1,111 @@
+r"""A hierarchical VAE with two stochastic layers (Burda et al. 2016; Sonderby et al. 2016).
+
+Model::
+
+    for n in plate("data"):
+        z2_n ~ p(z2)                              # the prior component, top_dim
+        z1_n ~ N(m(z2_n), diag s(z2_n)^2)         # learned conditional, latent_dim
+        x_n  ~ p(x | decoder(z1_n))
+
+Guide (bottom-up, the same dependency graph reversed)::
+
+    for n in plate("data"):
+        z1_n ~ q(z1 | encoder(x_n))               # the guide component
+        z2_n ~ N(m'(z1_n), diag s'(z1_n)^2)
+
+Both latent sites carry ``poutine.scale(beta)`` in model and guide, so the
+objective is E_q[log p(x|z1)] - beta (E_q[log q(z1|x) q(z2|z1)] - E_q[log p(z1|z2) p(z2)]).
+``encode(x)`` returns q(z1|x), the code the decoder reads.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.distributions import Distribution
+from torch import nn
+from torch.nn import functional as F
+
+from .. import sites
+from ..errors import ConfigError
+from ..guides import GUIDES
+from ..guides.normal import MIN_SCALE
+from ..priors import PRIORS
+from . import MODELS
+from .base import LatentModule, ModuleSpec, _build
+
+
+class _GaussianLayer(nn.Module):
+    """z_in -> N(m(z_in), diag s(z_in)^2) through one hidden layer."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, 2 * d_out))
+
+    def forward(self, z: torch.Tensor) -> Distribution:
+        loc, raw = self.net(z).chunk(2, dim=-1)
+        return dist.Normal(loc, F.softplus(raw) + MIN_SCALE, validate_args=False).to_event(1)
+
+
+@MODELS.register("hvae")
+class HierarchicalVAEModule(LatentModule):
+    """Two stochastic layers z2 -> z1 -> x.
+
+    ``spec.model_options``: ``top_dim`` (size of z2, default max(2, latent_dim // 2))
+    and ``layer_hidden`` (width of the z1 <-> z2 networks, default 64).
+    """
+
+    def __init__(self, spec: ModuleSpec) -> None:
+        super().__init__(spec)
+        opts = dict(spec.model_options)
+        self.top_dim = int(opts.pop("top_dim", None) or max(2, self.latent_dim // 2))
+        hidden = int(opts.pop("layer_hidden", 64))
+        if opts:
+            raise ConfigError(f"unknown hvae option(s): {', '.join(sorted(opts))}")
+        if self.top_dim < 1 or hidden < 1:
+            raise ConfigError("hvae top_dim and layer_hidden must be positive")
+        self.prior = _build(PRIORS, spec.prior, self.top_dim, options=spec.prior_options)
+        self.guide_head = _build(
+            GUIDES,
+            spec.guide,
+            self.encoder.out_features,
+            self.latent_dim,
+            options=spec.guide_options,
+        )
+        self.prior.bind(self)
+        self.p_z1 = _GaussianLayer(self.top_dim, self.latent_dim, hidden)
+        self.q_z2 = _GaussianLayer(self.latent_dim, self.top_dim, hidden)
+        from .checks import check_latent_sizes
+
+        check_latent_sizes(self.prior, None, self.top_dim)
+
+    # z1's model parent z2 descends from z1 in the guide: not mean-field
+    mean_field = False
+
+    @property
+    def has_latent_sites(self) -> bool:
+        return True
+
+    def model(self, x: torch.Tensor) -> None:
+        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+            with poutine.scale(scale=self.beta):
+                z2 = pyro.sample(sites.LATENT_TOP, self.prior())
+                z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
+            pyro.sample(sites.OBS, self.decode(z1), obs=x)
+
+    def guide(self, x: torch.Tensor) -> None:
+        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+            with poutine.scale(scale=self.beta):
+                z1 = pyro.sample(sites.LATENT, self.encode(x))
+                pyro.sample(sites.LATENT_TOP, self.q_z2(z1))
+
+    def encode(self, x: torch.Tensor) -> Distribution:
+        """q(z1|x)."""
+        return self.guide_head(self.encoder(x))
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        """z1 from the generative hierarchy: z2 ~ p(z2), z1 ~ p(z1|z2)."""
+        z2 = self.prior().sample((n,))
+        return self.p_z1(z2).sample()
