@@ -52,6 +52,7 @@ def run(args) -> dict:
         t0 = time.perf_counter()
         vae = VAE(
             prior=name,
+            likelihood="bernoulli",
             latent_dim=args.latent_dim,
             hidden=tuple(args.hidden),
             epochs=args.epochs,

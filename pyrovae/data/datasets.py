@@ -218,9 +218,11 @@ def looks_like_images(x: torch.Tensor) -> bool:
 
 
 def suggest_likelihood(x: torch.Tensor) -> str:
-    """The default likelihood for data ``x`` (N, ...): Bernoulli for images with
-    values in [0, 1], Gaussian otherwise. One rule for the CLI and the Python API."""
-    return "bernoulli" if looks_like_images(x) and _in_unit(x) else "gaussian"
+    """The default likelihood for data ``x`` (N, ...): Bernoulli for binary data and
+    for images with values in [0, 1], Gaussian otherwise. One rule for the CLI and
+    the Python API."""
+    binary = bool(((x == 0) | (x == 1)).all())
+    return "bernoulli" if binary or (looks_like_images(x) and _in_unit(x)) else "gaussian"
 
 
 def load_file(path: str | Path) -> RawData:

@@ -169,9 +169,12 @@ def test_continuous_data_defaults_to_gaussian(tmp_path):
     # images outside [0, 1] are continuous too
     np.save(tmp_path / "imgs.npy", 255 * np.random.default_rng(0).random((12, 1, 8, 8)))
     assert load_data(str(tmp_path / "imgs.npy")).likelihood == "gaussian"
-    # binary tabular data is not assumed to be Bernoulli either: only images are
+    # binary data of any shape (e.g. flat binarized images) defaults to Bernoulli
     np.save(tmp_path / "bits.npy", np.random.default_rng(0).integers(0, 2, (30, 4)))
-    assert load_data(str(tmp_path / "bits.npy")).likelihood == "gaussian"
+    assert load_data(str(tmp_path / "bits.npy")).likelihood == "bernoulli"
+    # but grey levels in [0, 1] without an image shape are continuous
+    np.save(tmp_path / "unit.npy", np.random.default_rng(0).random((30, 4)))
+    assert load_data(str(tmp_path / "unit.npy")).likelihood == "gaussian"
 
 
 def test_standardized_images_default_to_gaussian():
