@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.distributions.utils import _sum_rightmost
 from torch.nn import functional as F
 
 from . import GUIDES
@@ -24,15 +25,24 @@ class IndependentNormal(dist.Independent):
 
     ``pyro.plate`` expands the distribution at every sample site to the plate's
     batch shape; for an amortized guide that shape is already ``(B,)``, and
-    returning the distribution itself (rather than a copy holding expanded
-    views of ``loc`` and ``scale``) is exact and saves the copy and two
-    autograd nodes per step.
+    returning the distribution itself (rather than a new one holding expanded
+    views of ``loc`` and ``scale``) is exact and saves the construction and two
+    autograd nodes per step. ``log_prob`` sums one event dim without the
+    reshape that ``Independent.log_prob`` puts before the sum.
     """
 
     def expand(self, batch_shape, _instance=None):
         if _instance is None and torch.Size(batch_shape) == self.batch_shape:
             return self
         return super().expand(batch_shape, _instance)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        # ``_sum_rightmost`` reshapes to the same shape before summing one dim;
+        # summing directly is the same reduction without the view node.
+        log_prob = self.base_dist.log_prob(value)
+        if self.reinterpreted_batch_ndims == 1:
+            return log_prob.sum(-1)
+        return _sum_rightmost(log_prob, self.reinterpreted_batch_ndims)
 
 
 @GUIDES.register("normal")

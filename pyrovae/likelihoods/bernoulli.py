@@ -44,7 +44,8 @@ class IndependentBernoulli(dist.Independent):
         if value.shape != logits.shape:
             return super().log_prob(value)
         nll = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
-        return -_sum_rightmost(nll, self.reinterpreted_batch_ndims)
+        n = self.reinterpreted_batch_ndims
+        return -(nll.sum(-1) if n == 1 else _sum_rightmost(nll, n))
 
 
 @LIKELIHOODS.register("bernoulli")

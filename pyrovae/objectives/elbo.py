@@ -159,15 +159,19 @@ class Objective:
         elif math.isnan(float(loss)):
             warnings.warn("Encountered NaN: loss", stacklevel=3)
         loss = loss + (surrogate_loss - torch_item(surrogate_loss))
-        zeros = torch.zeros(x.shape[0], device=x.device)
-        recon = zeros if recon is None else (recon / n if n > 1 else recon).detach()
-        kl = zeros if kl is None else (kl / n if n > 1 else kl).detach()
+        recon = _zeros(x) if recon is None else (recon / n if n > 1 else recon).detach()
+        kl = _zeros(x) if kl is None else (kl / n if n > 1 else kl).detach()
         return LossTerms(loss, recon, kl)
 
     def to_dict(self) -> dict:
         return {"objective": self.registry_name, "num_particles": self.num_particles}
 
     registry_name = "custom"
+
+
+def _zeros(x: torch.Tensor) -> torch.Tensor:
+    """A ``(B,)`` zero term (no site of that kind)."""
+    return torch.zeros(x.shape[0], device=x.device)
 
 
 def _call_key(model, guide, x: torch.Tensor) -> tuple:

@@ -4,9 +4,10 @@
   runs later calls with Pyro's validation off; values and gradients equal
   ``Trace_ELBO.differentiable_loss`` exactly on both paths, and the global
   validation settings are left as they were.
-* ``IndependentBernoulli`` / ``IndependentNormal`` give bit-identical
-  log-densities and gradients to ``Bernoulli(...).to_event`` /
-  ``Normal(...).to_event``, and behave like them under ``expand``.
+* ``IndependentBernoulli`` / ``IndependentNormal`` / ``StandardNormal`` give
+  bit-identical log-densities and gradients to ``Bernoulli(...).to_event`` /
+  ``Normal(...).to_event`` / ``Normal(0, 1)``, and behave like them under
+  ``expand``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pyrovae.guides.normal import IndependentNormal
 from pyrovae.likelihoods.bernoulli import IndependentBernoulli
 from pyrovae.models import ModuleSpec, build_module
 from pyrovae.objectives import MeanFieldELBO, TraceELBO
+from pyrovae.priors.normal import StandardNormal
 from pyrovae.training.step import train_step
 
 
@@ -167,12 +169,37 @@ def test_expand_is_free_to_the_own_shape_and_real_otherwise(make):
     assert bigger.log_prob(d.sample()).shape == (2, 4)
 
 
-def test_likelihood_and_guide_return_the_fast_distributions():
+def test_likelihood_guide_and_prior_return_the_fast_distributions():
     vae = _vae()
     x = torch.rand(3, 12)
     q = vae.encode(x)
     p = vae.decode(q.rsample())
     assert isinstance(q, IndependentNormal) and isinstance(q, dist.Independent)
     assert isinstance(p, IndependentBernoulli) and isinstance(p, dist.Independent)
+    assert isinstance(vae.prior_distribution().base_dist, StandardNormal)
     assert q.batch_shape == (3,) and q.event_shape == (3,)
     assert p.batch_shape == (3,) and p.event_shape == (12,)
+
+
+def test_standard_normal_is_bit_identical():
+    shape = (64, 7)
+    scales = torch.logspace(-30, 3, shape[-1])
+    z = (torch.randn(shape) * scales).requires_grad_()
+    fast = StandardNormal(torch.zeros(7), torch.ones(7)).expand(shape)
+    slow = dist.Normal(torch.zeros(7), torch.ones(7)).expand(shape)
+    assert type(fast) is StandardNormal
+    lp_fast, lp_slow = fast.log_prob(z), slow.log_prob(z)
+    assert torch.equal(lp_fast, lp_slow)
+    w = torch.randn(shape)
+    g_fast = torch.autograd.grad((lp_fast * w).sum(), z)[0]
+    g_slow = torch.autograd.grad((lp_slow * w).sum(), z)[0]
+    assert torch.equal(g_fast, g_slow)
+    # other shapes (a sample dim) and dtypes fall back to Normal.log_prob
+    z3 = torch.randn(2, 64, 7)
+    assert torch.equal(fast.log_prob(z3), slow.log_prob(z3))
+    assert torch.equal(fast.log_prob(z.double()), slow.log_prob(z.double()))
+    # the KL registered for Normal pairs still applies
+    q = dist.Normal(torch.randn(64, 7), torch.rand(64, 7) + 0.5)
+    assert torch.equal(
+        torch.distributions.kl_divergence(q, fast), torch.distributions.kl_divergence(q, slow)
+    )
