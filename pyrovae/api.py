@@ -85,6 +85,7 @@ class Estimator:
 
     def __init__(
         self,
+        *,
         latent_dim: int = 16,
         net: str = "mlp",
         hidden=(400,),
@@ -119,8 +120,10 @@ class Estimator:
         names: list[str] = []
         for klass in reversed(cls.__mro__):
             if "__init__" in vars(klass) and issubclass(klass, Estimator):
-                sig = inspect.signature(klass.__init__)
-                names += [p for p in sig.parameters if p != "self" and p not in names]
+                for name, p in inspect.signature(klass.__init__).parameters.items():
+                    plain = p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    if name != "self" and plain and name not in names:
+                        names.append(name)
         return names
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
@@ -605,19 +608,7 @@ class VAE(Estimator):
 
     def __init__(
         self,
-        latent_dim: int = 16,
-        net: str = "mlp",
-        hidden=(400,),
-        activation: str = "relu",
-        likelihood=None,
-        likelihood_options: dict | None = None,
-        epochs: int = 500,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        patience: int = 30,
-        seed: int = 0,
-        device: str = "cpu",
-        progress: bool = False,
+        *,
         prior="normal",
         guide="normal",
         prior_options: dict | None = None,
@@ -628,22 +619,9 @@ class VAE(Estimator):
         beta=1.0,
         beta_schedule: str = "constant",
         beta_warmup: float = 10.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            latent_dim,
-            net,
-            hidden,
-            activation,
-            likelihood,
-            likelihood_options,
-            epochs,
-            batch_size,
-            learning_rate,
-            patience,
-            seed,
-            device,
-            progress,
-        )
+        super().__init__(**kwargs)
         self.prior = prior
         self.guide = guide
         self.prior_options = prior_options
@@ -717,13 +695,9 @@ class HVAE(VAE):
 
     family = "hvae"
 
-    def __init__(self, *args: Any, top_dim: int = 0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, top_dim: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.top_dim = top_dim
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [*VAE._param_names(), "top_dim"]
 
     def _spec_kwargs(self) -> dict[str, Any]:
         return {**super()._spec_kwargs(), "model_options": {"top_dim": self.top_dim}}
@@ -764,39 +738,8 @@ class DAE(AE):
 
     family = "dae"
 
-    def __init__(
-        self,
-        latent_dim: int = 16,
-        net: str = "mlp",
-        hidden=(400,),
-        activation: str = "relu",
-        likelihood=None,
-        likelihood_options: dict | None = None,
-        epochs: int = 500,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        patience: int = 30,
-        seed: int = 0,
-        device: str = "cpu",
-        progress: bool = False,
-        noise: float = 0.25,
-        corruption: str = "mask",
-    ) -> None:
-        super().__init__(
-            latent_dim,
-            net,
-            hidden,
-            activation,
-            likelihood,
-            likelihood_options,
-            epochs,
-            batch_size,
-            learning_rate,
-            patience,
-            seed,
-            device,
-            progress,
-        )
+    def __init__(self, *, noise: float = 0.25, corruption: str = "mask", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.noise = noise
         self.corruption = corruption
 

@@ -193,7 +193,8 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "likelihood",
         None,
-        "likelihood p(x|z) (default: bernoulli for binary data and images in [0, 1], gaussian otherwise)",
+        "likelihood p(x|z) (default: bernoulli for binary data and images in [0, 1], "
+        "gaussian otherwise)",
         "model",
         _str,
         "pyrovae.likelihoods.LIKELIHOODS",
