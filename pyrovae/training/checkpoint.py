@@ -25,6 +25,12 @@ FORMAT = "pyrovae-checkpoint"
 VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, write) -> None:
     """Call ``write(fh)`` on a temporary file, fsync it, rename it to ``path``."""
     path = Path(path)
@@ -35,6 +41,7 @@ def atomic_write_bytes(path: str | Path, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
