@@ -8,6 +8,7 @@ vectors, and the optional binarized-MNIST reader only reads a local
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -141,3 +142,13 @@ def summarize(values: Sequence[float]) -> dict:
         "min": min(values),
         "max": max(values),
     }
+
+
+def write_outputs(out: str | os.PathLike | None, name: str, record: dict, table: str) -> None:
+    """Write ``NAME.json`` (the record) and ``NAME.md`` (the table) into ``out``, if given."""
+    if out is None:
+        return
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{name}.md").write_text(table)

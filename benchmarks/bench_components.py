@@ -16,7 +16,6 @@ they are moved to 0.01/0.99). Objectives run with ``--particles`` samples.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, summarize, synthetic_binary  # noqa: E402
+from _common import machine_info, summarize, synthetic_binary, write_outputs  # noqa: E402
 
 from pyrovae.guides import GUIDES  # noqa: E402
 from pyrovae.likelihoods import LIKELIHOODS  # noqa: E402
@@ -172,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     table = markdown(result)
     print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "components.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out / "components.md").write_text(table)
+    write_outputs(args.out, "components", result, table)
     return result
 
 

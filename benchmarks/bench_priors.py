@@ -17,7 +17,6 @@ MNIST with ``--mnist DIR`` (``binarized_mnist_train.amat`` for training and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_binarized_mnist, machine_info  # noqa: E402
+from _common import load_binarized_mnist, machine_info, write_outputs  # noqa: E402
 
 from pyrovae.api import VAE  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
@@ -130,11 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     result = run(args)
     table = markdown(result)
     print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "priors.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out / "priors.md").write_text(table)
+    write_outputs(args.out, "priors", result, table)
     return result
 
 

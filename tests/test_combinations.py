@@ -48,3 +48,13 @@ def test_errors_come_before_any_training(small_digits, tmp_path):
         VAE(objective="freebits", guide="full", **SMALL).fit(small_digits[0], run_dir=tmp_path)
     assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "metrics.csv").exists()
     assert torch.isfinite(small_digits[0]).all()
+
+
+def test_hvae_checks_the_guide_and_prior_sizes(small_digits):
+    from pyrovae.guides import DiagonalNormalGuide
+    from pyrovae.priors import StandardNormalPrior
+
+    with pytest.raises(ConfigError, match="the guide has latent size 3"):
+        HVAE(guide=DiagonalNormalGuide(16, 3), **SMALL).fit(small_digits[0])
+    with pytest.raises(ConfigError, match="the prior has latent size 5"):
+        HVAE(prior=StandardNormalPrior(5), top_dim=2, **SMALL).fit(small_digits[0])

@@ -70,6 +70,25 @@ class LatentModule(nn.Module):
         )
         self.beta = 1.0
 
+    def _build_prior_and_guide(self, prior_dim: int) -> None:
+        """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
+        ``latent_dim`` from the spec, bind the prior, and check their sizes."""
+        from ..guides import GUIDES
+        from ..priors import PRIORS
+        from .checks import check_latent_sizes
+
+        spec = self.spec
+        self.prior = _build(PRIORS, spec.prior, prior_dim, options=spec.prior_options)
+        self.guide_head = _build(
+            GUIDES,
+            spec.guide,
+            self.encoder.out_features,
+            self.latent_dim,
+            options=spec.guide_options,
+        )
+        self.prior.bind(self)
+        check_latent_sizes(self.prior, prior_dim, self.guide_head, self.latent_dim)
+
     # -- Pyro programs -------------------------------------------------
     def model(self, x: torch.Tensor) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -30,11 +30,9 @@ from torch.nn import functional as F
 
 from .. import sites
 from ..errors import ConfigError
-from ..guides import GUIDES
 from ..guides.normal import MIN_SCALE
-from ..priors import PRIORS
 from . import MODELS
-from .base import LatentModule, ModuleSpec, _build
+from .base import LatentModule, ModuleSpec
 
 
 class _GaussianLayer(nn.Module):
@@ -66,20 +64,9 @@ class HierarchicalVAEModule(LatentModule):
             raise ConfigError(f"unknown hvae option(s): {', '.join(sorted(opts))}")
         if self.top_dim < 1 or hidden < 1:
             raise ConfigError("hvae top_dim and layer_hidden must be positive")
-        self.prior = _build(PRIORS, spec.prior, self.top_dim, options=spec.prior_options)
-        self.guide_head = _build(
-            GUIDES,
-            spec.guide,
-            self.encoder.out_features,
-            self.latent_dim,
-            options=spec.guide_options,
-        )
-        self.prior.bind(self)
+        self._build_prior_and_guide(self.top_dim)
         self.p_z1 = _GaussianLayer(self.top_dim, self.latent_dim, hidden)
         self.q_z2 = _GaussianLayer(self.latent_dim, self.top_dim, hidden)
-        from .checks import check_latent_sizes
-
-        check_latent_sizes(self.prior, None, self.top_dim)
 
     # z1's model parent z2 descends from z1 in the guide: not mean-field
     mean_field = False

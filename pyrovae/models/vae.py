@@ -26,10 +26,8 @@ from pyro import poutine
 from pyro.distributions import Distribution
 
 from .. import sites
-from ..guides import GUIDES
-from ..priors import PRIORS
 from . import MODELS
-from .base import LatentModule, ModuleSpec, _build
+from .base import LatentModule, ModuleSpec
 
 
 @MODELS.register("vae")
@@ -46,18 +44,7 @@ class VAEModule(LatentModule):
 
     def __init__(self, spec: ModuleSpec) -> None:
         super().__init__(spec)
-        self.prior = _build(PRIORS, spec.prior, self.latent_dim, options=spec.prior_options)
-        self.guide_head = _build(
-            GUIDES,
-            spec.guide,
-            self.encoder.out_features,
-            self.latent_dim,
-            options=spec.guide_options,
-        )
-        self.prior.bind(self)
-        from .checks import check_latent_sizes
-
-        check_latent_sizes(self.prior, self.guide_head, self.latent_dim)
+        self._build_prior_and_guide(self.latent_dim)
 
     @property
     def has_latent_sites(self) -> bool:
