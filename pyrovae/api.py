@@ -671,6 +671,26 @@ class VAE(Estimator):
                 f"{self.family} model does not have; use the trace objective"
             )
 
+    def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
+        """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
+        :func:`pyrovae.analysis.log_likelihood`."""
+        from .analysis import log_likelihood
+
+        self._check_fitted()
+        x = self._as_input(x)
+        self.module_.likelihood.validate(x)
+        return log_likelihood(self.module_, x, samples=samples)
+
+    def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
+        """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the
+        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`."""
+        from .analysis import elbo_decomposition
+
+        self._check_fitted()
+        x = self._as_input(x)
+        self.module_.likelihood.validate(x)
+        return elbo_decomposition(self.module_, x, samples=samples, particles=particles)
+
     def elbo(self, x, particles: int = 1) -> torch.Tensor:
         """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
         self._check_fitted()

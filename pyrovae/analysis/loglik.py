@@ -1,0 +1,193 @@
+r"""Per-data-point marginal log-likelihood by importance sampling, and the ELBO's parts.
+
+log p(x) is estimated with the guide as proposal (Burda et al. 2016, App. C;
+the standard VAE evaluation protocol):
+
+    log p(x_n) ~= log (1/K) sum_k p(x_n, z_k) / q(z_k | x_n),  z_k ~ q(z | x_n),
+
+a per-data-point estimator (unlike ``pyro.infer.Importance``, which weights the
+joint of the whole data set). It is a stochastic lower bound whose bias vanishes
+as K grows; K = 5000 is the convention for reported figures. The K draws are
+vectorized with a ``pyro.plate`` of size k (a chunk) around the model and guide
+and the chunks are combined with a running log-sum-exp, so memory is bounded by
+the chunk, not by K. Bits per dimension are -log p(x) / (D ln 2).
+
+:func:`elbo_decomposition` reports, over a data set: the ELBO, its
+reconstruction and KL terms, the KL per latent dimension (for factorized guides
+and priors), the active units A_u = Var_x(E_q[z_u | x]) > 0.01 (Burda et al.
+2016), the mutual information I(x; z) under the aggregate posterior
+q(z) = (1/N) sum_n q(z | x_n) (Hoffman & Johnson 2016, estimated as in He et al.
+2019), and, with ``samples``, log p(x) and the gap log p(x) - ELBO.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import torch
+from pyro import poutine
+
+from ..errors import ConfigError
+from ..objectives.iwae import PARTICLES_PLATE, _log_weights
+
+#: Memory budget (bytes) for one chunk of importance samples: decoder outputs
+#: and log-weights of ``chunk x batch`` samples, with room for intermediates.
+DEFAULT_MEMORY = 512 * 2**20
+
+
+def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
+    per_sample = (
+        4
+        * 6
+        * (math.prod(module.data_shape) * module.likelihood.param_channels + 4 * module.latent_dim)
+    )
+    return int(max(1, min(samples, memory // max(1, per_sample * batch))))
+
+
+def _log_weights_chunk(module, x: torch.Tensor, k: int) -> torch.Tensor:
+    def vec(fn):
+        def wrapped(xx):
+            with pyro.plate(PARTICLES_PLATE, k, dim=-2):
+                return fn(xx)
+
+        return wrapped
+
+    guide_tr = poutine.trace(vec(module.guide)).get_trace(x)
+    model_tr = poutine.trace(poutine.replay(vec(module.model), trace=guide_tr)).get_trace(x)
+    log_w, _, _ = _log_weights(model_tr, guide_tr)
+    return log_w.reshape(k, x.shape[0])
+
+
+@torch.no_grad()
+def log_likelihood(
+    module,
+    x: torch.Tensor,
+    samples: int = 5000,
+    batch_size: int = 100,
+    memory: int = DEFAULT_MEMORY,
+) -> torch.Tensor:
+    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
+
+    Parameters
+    ----------
+    module : LatentModule
+        A model family with latent sites (``module.model``, ``module.guide``).
+    x : Tensor
+        Data ``(N, *data_shape)``.
+    samples : int
+        K importance samples per data point.
+    batch_size : int
+        Data points per pass.
+    memory : int
+        Bytes one chunk of samples may use (sets the chunk size).
+    """
+    if not getattr(module, "has_latent_sites", False):
+        raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
+    if int(samples) < 1:
+        raise ConfigError(f"samples must be >= 1; got {samples}")
+    was_training, beta = module.training, module.beta
+    module.eval()
+    module.beta = 1.0
+    out = []
+    try:
+        with pyro.validation_enabled(False):
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i : i + batch_size]
+                chunk = _chunk_size(module, xb.shape[0], samples, memory)
+                total = torch.full((xb.shape[0],), -math.inf, device=x.device)
+                done = 0
+                while done < samples:
+                    k = min(chunk, samples - done)
+                    lw = _log_weights_chunk(module, xb, k)
+                    total = torch.logaddexp(total, torch.logsumexp(lw, 0))
+                    done += k
+                out.append(total - math.log(samples))
+    finally:
+        module.train(was_training)
+        module.beta = beta
+    return torch.cat(out)
+
+
+def _mean_se(v: torch.Tensor) -> tuple[float, float]:
+    n = v.numel()
+    return float(v.mean()), (float(v.std() / math.sqrt(n)) if n > 1 else math.nan)
+
+
+@torch.no_grad()
+def elbo_decomposition(
+    module, x: torch.Tensor, samples: int = 0, particles: int = 10, batch_size: int = 500
+) -> dict:
+    """The ELBO's parts over the rows of ``x`` (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``elbo``, ``recon``, ``kl`` (means per data point with ``*_se``),
+        ``kl_per_dim`` (list, or None if the guide/prior do not factorize),
+        ``active_units``, ``mutual_info``, and with ``samples > 0``:
+        ``log_likelihood`` (+ ``_se``), ``bits_per_dim`` and ``gap`` (log p(x) - ELBO).
+    """
+    from ..objectives import TraceELBO
+    from ..objectives.freebits import per_dimension_kl
+
+    was_training, beta = module.training, module.beta
+    module.eval()
+    module.beta = 1.0
+    objective = TraceELBO(num_particles=particles)
+    recon, kl, means, kl_dims = [], [], [], []
+    factorized = True
+    try:
+        with pyro.validation_enabled(False):
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i : i + batch_size]
+                terms = objective(module.model, module.guide, xb)
+                recon.append(terms.recon)
+                kl.append(terms.kl)
+                q = module.encode(xb)
+                means.append(q.mean)
+                if factorized:
+                    try:
+                        z = q.sample()
+                        prior = module.prior_distribution().expand([xb.shape[0]])
+                        kl_dims.append(per_dimension_kl(q, prior, z))
+                    except (ConfigError, AttributeError):
+                        factorized = False
+    finally:
+        module.train(was_training)
+        module.beta = beta
+    recon, kl, means = torch.cat(recon), torch.cat(kl), torch.cat(means)
+    elbo = recon - kl
+    out: dict = {"n": int(x.shape[0]), "particles": int(particles)}
+    for name, v in (("elbo", elbo), ("recon", recon), ("kl", kl)):
+        out[name], out[f"{name}_se"] = _mean_se(v)
+    out["kl_per_dim"] = torch.cat(kl_dims).mean(0).tolist() if factorized and kl_dims else None
+    activity = means.var(0) if means.shape[0] > 1 else torch.zeros(means.shape[1])
+    out["active_units"] = int((activity > 0.01).sum())
+    out["activity"] = activity.tolist()
+    out["mutual_info"] = mutual_information(module, x[:1000])
+    if samples:
+        ll = log_likelihood(module, x, samples=samples)
+        out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
+        out["samples"] = int(samples)
+        out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))
+        out["gap"] = float((ll - elbo).mean())
+    return out
+
+
+@torch.no_grad()
+def mutual_information(module, x: torch.Tensor) -> float:
+    """I(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)], q(z) the aggregate posterior of ``x``.
+
+    One draw z_n ~ q(z|x_n) per data point; log q(z_n) = logmeanexp_m log q(z_n|x_m)
+    over all rows m (He et al. 2019). Biased low for small N; it cannot exceed log N.
+    """
+    q = module.encode(x)
+    z = q.sample()  # (N, L)
+    log_q_own = q.log_prob(z)  # (N,)
+    n = x.shape[0]
+    log_agg = []
+    for i in range(0, n, 256):
+        zi = z[i : i + 256].unsqueeze(1)  # (b, 1, L): each against every q(.|x_m)
+        log_agg.append(torch.logsumexp(q.log_prob(zi), dim=1) - math.log(n))
+    return float((log_q_own - torch.cat(log_agg)).mean())
