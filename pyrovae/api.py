@@ -691,6 +691,16 @@ class VAE(Estimator):
         self.module_.likelihood.validate(x)
         return elbo_decomposition(self.module_, x, samples=samples, particles=particles)
 
+    def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
+        """NUTS on z given x with the networks fixed, compared with the guide; see
+        :func:`pyrovae.analysis.mcmc.refine`."""
+        from .analysis.mcmc import refine
+
+        self._check_fitted()
+        x = self._as_input(x)
+        self.module_.likelihood.validate(x)
+        return refine(self.module_, x, num_samples, warmup, chains, seed=self.seed)
+
     def elbo(self, x, particles: int = 1) -> torch.Tensor:
         """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
         self._check_fitted()

@@ -1,7 +1,16 @@
 """Posterior analysis: importance-sampled log-likelihood, the ELBO's decomposition,
-and export of posterior draws to ArviZ."""
+export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
 
 from .export import posterior_groups, to_arviz
 from .loglik import elbo_decomposition, log_likelihood
+from .mcmc import refine
+from .psis import pareto_khat
 
-__all__ = ["elbo_decomposition", "log_likelihood", "posterior_groups", "to_arviz"]
+__all__ = [
+    "elbo_decomposition",
+    "log_likelihood",
+    "pareto_khat",
+    "posterior_groups",
+    "refine",
+    "to_arviz",
+]

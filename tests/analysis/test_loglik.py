@@ -11,74 +11,35 @@ from __future__ import annotations
 
 import math
 
-import pyro
-import pyro.distributions as dist
 import pytest
 import torch
-from torch import nn
 
-from pyrovae import sites
 from pyrovae.analysis import elbo_decomposition, log_likelihood
 from pyrovae.errors import ConfigError
 
 D, L, S = 5, 2, 0.5
 
 
-class PPCA(nn.Module):
-    """A linear-Gaussian latent model with an exact or a mismatched Gaussian guide."""
-
-    has_latent_sites = True
-    data_shape = (D,)
-    latent_dim = L
-
-    class likelihood:  # noqa: N801 - the attribute the chunking reads
-        param_channels = 1
-
-    def __init__(self, exact: bool, widen: float = 1.5) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.W = torch.randn(D, L, generator=g)
-        self.b = torch.randn(D, generator=g)
-        self.exact, self.widen, self.beta = exact, widen, 1.0
-        self.cov_post = torch.linalg.inv(torch.eye(L) + self.W.T @ self.W / S**2)
-
-    def marginal(self) -> dist.Distribution:
-        return dist.MultivariateNormal(self.b, self.W @ self.W.T + S**2 * torch.eye(D))
-
-    def prior_distribution(self):
-        return dist.Normal(torch.zeros(L), torch.ones(L)).to_event(1)
-
-    def model(self, x):
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            z = pyro.sample(sites.LATENT, self.prior_distribution())
-            pyro.sample(sites.OBS, dist.Normal(z @ self.W.T + self.b, S).to_event(1), obs=x)
-
-    def encode(self, x):
-        loc = (x - self.b) @ self.W @ self.cov_post.T / S**2
-        if self.exact:
-            return dist.MultivariateNormal(loc, covariance_matrix=self.cov_post)
-        return dist.Normal(loc, self.widen * self.cov_post.diagonal().sqrt()).to_event(1)
-
-    def guide(self, x):
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            pyro.sample(sites.LATENT, self.encode(x))
+@pytest.fixture
+def PPCA(ppca_class):  # noqa: N802 - a class
+    return ppca_class
 
 
-def _data(n=40):
+def _data(PPCA, n=40):  # noqa: N803
     return PPCA(True).marginal().sample((n,))
 
 
-def test_exact_posterior_gives_exact_log_likelihood():
+def test_exact_posterior_gives_exact_log_likelihood(PPCA):  # noqa: N803
     m = PPCA(exact=True)
-    x = _data()
+    x = _data(PPCA)
     est = log_likelihood(m, x, samples=7)
     torch.testing.assert_close(est, m.marginal().log_prob(x), rtol=0, atol=1e-4)
 
 
-def test_mismatched_proposal_converges_with_chunking():
+def test_mismatched_proposal_converges_with_chunking(PPCA):  # noqa: N803
     """K = 5000 in chunks of at most 64: mean error below 0.01 nats, each point below 0.05."""
     m = PPCA(exact=False)
-    x = _data()
+    x = _data(PPCA)
     truth = m.marginal().log_prob(x)
     est = log_likelihood(m, x, samples=5000, memory=64 * 4 * 6 * (D + 4 * L) * x.shape[0])
     assert (est - truth).abs().max() < 0.05
@@ -87,9 +48,9 @@ def test_mismatched_proposal_converges_with_chunking():
     assert (truth - few).mean() > 0.05
 
 
-def test_decomposition_gap_and_bits_per_dim():
+def test_decomposition_gap_and_bits_per_dim(PPCA):  # noqa: N803
     m = PPCA(exact=True)
-    x = _data(200)
+    x = _data(PPCA, 200)
     out = elbo_decomposition(m, x, samples=50, particles=50)
     truth = m.marginal().log_prob(x).mean().item()
     assert out["log_likelihood"] == pytest.approx(truth, abs=1e-3)
