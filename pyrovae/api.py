@@ -701,6 +701,14 @@ class VAE(Estimator):
         self.module_.likelihood.validate(x)
         return refine(self.module_, x, num_samples, warmup, chains, seed=self.seed)
 
+    def calibrate(self, n: int = 500, draws: int = 99) -> dict:
+        """Simulation-based calibration of the guide on the model's own simulations; see
+        :func:`pyrovae.analysis.calibration.sbc`."""
+        from .analysis.calibration import sbc
+
+        self._check_fitted()
+        return sbc(self.module_, n=n, draws=draws, seed=self.seed)
+
     def elbo(self, x, particles: int = 1) -> torch.Tensor:
         """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
         self._check_fitted()

@@ -1,6 +1,7 @@
 """Posterior analysis: importance-sampled log-likelihood, the ELBO's decomposition,
 export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
 
+from .calibration import plot_rank_histograms, sbc
 from .export import posterior_groups, to_arviz
 from .loglik import elbo_decomposition, log_likelihood
 from .mcmc import refine
@@ -10,7 +11,9 @@ __all__ = [
     "elbo_decomposition",
     "log_likelihood",
     "pareto_khat",
+    "plot_rank_histograms",
     "posterior_groups",
     "refine",
+    "sbc",
     "to_arviz",
 ]

@@ -52,6 +52,12 @@ class PPCA(nn.Module):
             return dist.MultivariateNormal(loc, covariance_matrix=self.cov_post)
         return dist.Normal(loc, self.widen * self.cov_post.diagonal().sqrt()).to_event(1)
 
+    def sample_latent(self, n):
+        return torch.randn(n, L)
+
+    def decode(self, z):
+        return dist.Normal(z @ self.W.T + self.b, S).to_event(1)
+
     def guide(self, x):
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             pyro.sample(sites.LATENT, self.encode(x))
