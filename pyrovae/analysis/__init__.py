@@ -6,8 +6,12 @@ from .export import posterior_groups, to_arviz
 from .loglik import elbo_decomposition, log_likelihood
 from .mcmc import refine
 from .psis import pareto_khat
+from .selection import compare, latent_dim_curve, plot_selection
 
 __all__ = [
+    "compare",
+    "latent_dim_curve",
+    "plot_selection",
     "elbo_decomposition",
     "log_likelihood",
     "pareto_khat",
