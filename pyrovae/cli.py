@@ -216,6 +216,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
+        "analyze",
+        help="posterior analysis of a trained VAE, written into the run folder",
+        description="Posterior analysis of a trained VAE on a held-out split: writes "
+        "posterior.nc (ArviZ: posterior, posterior_predictive, log_likelihood, "
+        "observed_data), posterior_summary.csv, diagnostics.json (log p(x) and the ELBO's "
+        "decomposition, NUTS refinement vs. the guide, Pareto k-hat, simulation-based "
+        "calibration, out-of-distribution AUROC) and PNGs (reconstruction uncertainty, "
+        "latent space, SBC rank histograms, OOD scores) into RUN (or --output).",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file)")
+    p.add_argument("--data", metavar="NAME|PATH", help="analyze this data instead of the run's")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="which split (default: test)",
+    )
+    p.add_argument(
+        "--n", type=int, default=100, help="data points exported to ArviZ and scored (default: 100)"
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=200,
+        help="posterior draws per data point in posterior.nc (default: 200)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        metavar="K",
+        help="importance samples for log p(x) and the OOD score (default: 1000)",
+    )
+    p.add_argument(
+        "--mcmc-points",
+        type=int,
+        default=3,
+        help="data points refined by NUTS (2 chains; 0: skip) (default: 3)",
+    )
+    p.add_argument(
+        "--sbc", type=int, default=500, help="simulations for calibration (0: skip) (default: 500)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--output", metavar="DIR", help="folder for the outputs (default: RUN)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser(
         "components",
         help="list the registered components",
         description="List every registered prior, likelihood, guide, network, objective, "
@@ -477,6 +524,104 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import pyro
+    import torch
+
+    from . import _arviz
+    from .analysis import elbo_decomposition, refine, sbc, to_arviz
+    from .analysis.calibration import plot_rank_histograms
+    from .analysis.uncertainty import (
+        ood_scores,
+        plot_latent,
+        plot_ood,
+        plot_reconstruction_uncertainty,
+        reconstruction_uncertainty,
+    )
+    from .api import load
+    from .training.checkpoint import atomic_write_text
+
+    for name in ("n", "draws", "samples"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
+    if args.mcmc_points < 0 or args.sbc < 0:
+        raise ConfigError("--mcmc-points and --sbc must be >= 0")
+    est = load(args.run)
+    if not est.module_.has_latent_sites:
+        raise ConfigError(
+            f"analyze needs a model with latent variables; this run is a {est.family}"
+        )
+    data = _load_run_data(est._data_info, args.data)
+    x_all = data.split(args.split)
+    if x_all.shape[0] == 0:
+        raise ConfigError(f"the {args.split} split is empty; choose another --split")
+    x = est._as_input(x_all[: args.n])
+    labels = data.labels(args.split)
+    run = Path(args.run)
+    out = Path(args.output) if args.output else (run if run.is_dir() else run.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    module = est.module_
+    pyro.set_rng_seed(args.seed)
+    files = []
+    idata = to_arviz(module, x, draws=args.draws)
+    files.append(_arviz.to_netcdf(idata, out / "posterior.nc"))
+    table = _arviz.summary(idata, var_names=["z"])
+    atomic_write_text(out / "posterior_summary.csv", table.to_csv())
+    files.append(out / "posterior_summary.csv")
+    diag: dict[str, Any] = {"run": str(args.run), "split": args.split, "n": int(x.shape[0])}
+    diag["decomposition"] = elbo_decomposition(module, x, samples=args.samples)
+    # out-of-distribution: the same data with every feature shuffled across rows
+    g = torch.Generator().manual_seed(args.seed)
+    shuffled = torch.stack(
+        [col[torch.randperm(col.numel(), generator=g)] for col in x.reshape(x.shape[0], -1).T], 1
+    ).reshape(x.shape)
+    ood = ood_scores(module, x, shuffled, samples=args.samples)
+    diag["ood"] = {"reference": "features shuffled across rows", "auroc": ood["auroc"]}
+    plot_ood(ood, out / "ood.png", "features shuffled")
+    files.append(out / "ood.png")
+    if args.mcmc_points:
+        ref = refine(module, x[: args.mcmc_points], seed=args.seed)
+        diag["mcmc"] = {
+            **ref["summary"],
+            "khat": ref["khat"].tolist(),
+            "mean_error": ref["mean_error"].tolist(),
+            "sd_ratio": ref["sd_ratio"].tolist(),
+            "coverage_90": ref["coverage"].tolist(),
+        }
+    if args.sbc:
+        cal = sbc(module, n=args.sbc, seed=args.seed)
+        diag["sbc"] = {
+            "n": cal["n"],
+            "p_values": cal["p_values"].tolist(),
+            "coverage_50": cal["coverage_50"].tolist(),
+            "coverage_90": cal["coverage_90"].tolist(),
+        }
+        plot_rank_histograms(cal, out / "sbc.png")
+        files.append(out / "sbc.png")
+    plot_latent(module, x, labels[: args.n] if labels is not None else None, out / "latent.png")
+    files.append(out / "latent.png")
+    if len(est.data_shape_) >= 2:
+        mean, sd = reconstruction_uncertainty(module, x[:16])
+        plot_reconstruction_uncertainty(x[:16], mean, sd, out / "uncertainty.png")
+        files.append(out / "uncertainty.png")
+    text = _json(diag)
+    atomic_write_text(out / "diagnostics.json", text + "\n")
+    files.append(out / "diagnostics.json")
+    summary = {
+        "log_likelihood": diag["decomposition"].get("log_likelihood"),
+        "elbo": diag["decomposition"]["elbo"],
+        "gap": diag["decomposition"].get("gap"),
+        "active_units": diag["decomposition"]["active_units"],
+        "ood_auroc": ood["auroc"],
+        "files": [str(f) for f in files],
+    }
+    if "mcmc" in diag:
+        summary["max_khat"] = diag["mcmc"]["max_khat"]
+        summary["mcmc_max_rhat"] = diag["mcmc"]["max_rhat"]
+    print(_json(summary))
+    return 0
+
+
 def cmd_components(args: argparse.Namespace) -> int:
     for title, path in (
         ("model families", "pyrovae.models.MODELS"),
@@ -502,10 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrovae`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # other libraries log at WARNING; pyrovae's own messages at INFO (DEBUG with -v)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # Warnings are held back while a verb runs: shown after it succeeds, dropped when it
     # fails, so that an error is exactly one line (a corrupt file can make torch warn first).
     with warnings.catch_warnings(record=True) as caught:

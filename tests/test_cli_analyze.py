@@ -1,0 +1,94 @@
+"""`pyrovae analyze RUN` writes the posterior analysis into the run folder."""
+
+from __future__ import annotations
+
+import json
+
+from pyrovae import _arviz
+from pyrovae.cli import main
+
+
+def test_analyze_writes_every_output(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "3",
+                "--hidden",
+                "32",
+                "--latent-dim",
+                "2",
+                "--no-progress",
+                "-o",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "analyze",
+                str(run),
+                "--n",
+                "20",
+                "--draws",
+                "30",
+                "--samples",
+                "50",
+                "--mcmc-points",
+                "1",
+                "--sbc",
+                "100",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    for name in (
+        "posterior.nc",
+        "posterior_summary.csv",
+        "diagnostics.json",
+        "ood.png",
+        "sbc.png",
+        "latent.png",
+        "uncertainty.png",
+    ):
+        assert (run / name).exists(), name
+    data = _arviz.from_netcdf(run / "posterior.nc")
+    assert _arviz.group(data, "posterior")["z"].shape == (1, 30, 20, 2)
+    diag = json.loads((run / "diagnostics.json").read_text())
+    assert diag["decomposition"]["samples"] == 50 and len(diag["sbc"]["p_values"]) == 2
+    assert 0.0 <= diag["ood"]["auroc"] <= 1.0 and len(diag["mcmc"]["khat"]) == 1
+    assert summary["log_likelihood"] >= summary["elbo"] - 1.0
+    assert "mean" in (run / "posterior_summary.csv").read_text().splitlines()[0]
+
+
+def test_analyze_refuses_autoencoders(tmp_path, capsys):
+    run = tmp_path / "ae"
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "ae",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--latent-dim",
+                "2",
+                "--no-progress",
+                "-o",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["analyze", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pyrovae: error:") and "latent variables" in err and "\n" not in err
