@@ -19,6 +19,7 @@ ENCODERS: Registry = Registry("encoder")
 DECODERS: Registry = Registry("decoder")
 
 from .conv import ConvDecoder, ConvEncoder  # noqa: E402
+from .linear import LinearDecoder, LinearEncoder  # noqa: E402
 from .mlp import MLPDecoder, MLPEncoder  # noqa: E402
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "ENCODERS",
     "ConvDecoder",
     "ConvEncoder",
+    "LinearDecoder",
+    "LinearEncoder",
     "MLPDecoder",
     "MLPEncoder",
     "make_activation",
