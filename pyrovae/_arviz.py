@@ -83,3 +83,21 @@ def summary(data, var_names: list[str] | None = None, hdi_prob: float = 0.94):
     if major_version() >= 1:
         return az.summary(data, var_names=var_names, ci_kind="hdi", ci_prob=hdi_prob)
     return az.summary(data, var_names=var_names, hdi_prob=hdi_prob, kind="stats")
+
+
+def plot_forest(data, path: str | Path, var_names: list[str] | None = None) -> Path:
+    """ArviZ's forest plot (posterior intervals per variable) saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    az = arviz()
+    path = Path(path)
+    if major_version() >= 1:
+        az.plot_forest(data, var_names=var_names, backend="matplotlib").savefig(path)
+    else:
+        axes = az.plot_forest(data, var_names=var_names, combined=True)
+        np.ravel(axes)[0].figure.savefig(path)
+    plt.close("all")
+    return path

@@ -565,6 +565,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     files = []
     idata = to_arviz(module, x, draws=args.draws)
     files.append(_arviz.to_netcdf(idata, out / "posterior.nc"))
+    few = to_arviz(module, x[:5], draws=args.draws)
+    files.append(_arviz.plot_forest(few, out / "posterior_forest.png", ["z"]))
     table = _arviz.summary(idata, var_names=["z"])
     atomic_write_text(out / "posterior_summary.csv", table.to_csv())
     files.append(out / "posterior_summary.csv")

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SPEC = importlib.util.spec_from_file_location(
     "pyrovae_arviz", Path(__file__).resolve().parents[2] / "pyrovae" / "_arviz.py"
@@ -64,3 +65,9 @@ def test_summary_mean_sd_hdi():
     assert len(hdi) == 2
     lo, hi = (table[c].astype(float) for c in hdi)
     assert (lo < table["mean"].astype(float)).all() and (hi > table["mean"].astype(float)).all()
+
+
+def test_forest_plot_through_arviz(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = ax.plot_forest(_build(np.random.default_rng(3)), tmp_path / "forest.png", ["z"])
+    assert path.stat().st_size > 1000
