@@ -51,6 +51,7 @@ def test_analyze_writes_every_output(tmp_path, capsys):
     for name in (
         "posterior.nc",
         "posterior_summary.csv",
+        "posterior_forest.png",
         "diagnostics.json",
         "ood.png",
         "sbc.png",
