@@ -2,6 +2,7 @@
 export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
 
 from .calibration import plot_rank_histograms, sbc
+from .gaps import inference_gaps
 from .export import posterior_groups, to_arviz
 from .loglik import elbo_decomposition, log_likelihood
 from .mcmc import refine
@@ -13,6 +14,7 @@ __all__ = [
     "latent_dim_curve",
     "plot_selection",
     "elbo_decomposition",
+    "inference_gaps",
     "log_likelihood",
     "pareto_khat",
     "plot_rank_histograms",
