@@ -2,8 +2,8 @@
 export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
 
 from .calibration import plot_rank_histograms, sbc
-from .gaps import inference_gaps
 from .export import posterior_groups, to_arviz
+from .gaps import inference_gaps
 from .loglik import elbo_decomposition, log_likelihood
 from .mcmc import refine
 from .psis import pareto_khat
