@@ -263,6 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser(
+        "select",
+        help="model selection over trained runs: held-out log p(x), AIC and BIC",
+        description="Score trained VAE runs (for example one per --latent-dim or per "
+        "--prior, trained on the same data) by the importance-sampled log-likelihood of "
+        "their validation data, AIC and BIC on their training data; print the table and "
+        "the best run by each criterion, and write selection.json and selection.png.",
+    )
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run folders (or checkpoints)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=500,
+        metavar="K",
+        help="importance samples per data point (default: 500)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        default=".",
+        help="folder for selection.json and selection.png (default: .)",
+    )
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser(
         "components",
         help="list the registered components",
         description="List every registered prior, likelihood, guide, network, objective, "
@@ -621,6 +645,36 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         summary["max_khat"] = diag["mcmc"]["max_khat"]
         summary["mcmc_max_rhat"] = diag["mcmc"]["max_rhat"]
     print(_json(summary))
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from .analysis.selection import best, plot_selection, score_model
+    from .api import load
+    from .training.checkpoint import atomic_write_text
+
+    if args.samples < 1:
+        raise ConfigError(f"--samples must be >= 1; got {args.samples}")
+    rows = []
+    for run in args.runs:
+        est = load(run)
+        if not est.module_.has_latent_sites:
+            raise ConfigError(f"select needs models with latent variables; {run} is a {est.family}")
+        data = _load_run_data(est._data_info)
+        label = f"{Path(run).name} (latent {est.latent_dim})"
+        rows.append(
+            {
+                "label": label,
+                "run": str(run),
+                **score_model(est, data.train, data.val, samples=args.samples),
+            }
+        )
+    result = {"rows": rows, "best": best(rows)}
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "selection.json", _json(result) + "\n")
+    plot_selection(result, out / "selection.png", xlabel="run")
+    print(_json(result))
     return 0
 
 

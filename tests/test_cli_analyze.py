@@ -93,3 +93,34 @@ def test_analyze_refuses_autoencoders(tmp_path, capsys):
     assert main(["analyze", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pyrovae: error:") and "latent variables" in err and "\n" not in err
+
+
+def test_select_compares_runs(tmp_path, capsys):
+    runs = []
+    for d in (1, 3):
+        run = tmp_path / f"l{d}"
+        assert (
+            main(
+                [
+                    "train",
+                    "--latent-dim",
+                    str(d),
+                    "--epochs",
+                    "2",
+                    "--hidden",
+                    "16",
+                    "--no-progress",
+                    "-o",
+                    str(run),
+                ]
+            )
+            == 0
+        )
+        runs.append(str(run))
+    capsys.readouterr()
+    assert main(["select", *runs, "--samples", "20", "--output", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["run"] for r in result["rows"]] == runs
+    assert result["rows"][1]["parameters"] > result["rows"][0]["parameters"]
+    assert set(result["best"]) == {"val_log_likelihood", "aic", "bic"}
+    assert (tmp_path / "selection.png").exists() and (tmp_path / "selection.json").exists()
