@@ -136,9 +136,10 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "data",
         "digits",
-        "dataset name (digits, mnist, fashion-mnist) or a .npy/.npz/.csv file",
+        "a registered dataset or a .npy/.npz/.csv file",
         "data",
         _str,
+        "pyrovae.data.DATASETS",
         metavar="NAME|PATH",
     ),
     _O(

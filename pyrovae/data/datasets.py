@@ -38,6 +38,7 @@ class RawData:
     y: torch.Tensor | None = None
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
+    x_val: torch.Tensor | None = None
     is_image: bool = False
     likelihood: str = "gaussian"
 
@@ -143,6 +144,7 @@ def _torchvision(cls_name: str, folder: str):
 
 DATASETS.register("mnist")(_torchvision("MNIST", "MNIST"))
 DATASETS.register("fashion-mnist")(_torchvision("FashionMNIST", "FashionMNIST"))
+DATASETS.register("kmnist")(_torchvision("KMNIST", "KMNIST"))
 
 
 # -- user files --------------------------------------------------------------
@@ -318,9 +320,12 @@ def load_data(
         n_test = _split_sizes(x.shape[0], test_fraction, "test")
         x_test, y_test = x[:n_test], (y[:n_test] if y is not None else None)
         x, y = x[n_test:], (y[n_test:] if y is not None else None)
-    n_val = _split_sizes(x.shape[0], val_fraction, "validation")
-    x_val, y_val = x[:n_val], (y[:n_val] if y is not None else None)
-    x, y = x[n_val:], (y[n_val:] if y is not None else None)
+    if raw.x_val is not None:  # an official validation split
+        x_val, y_val = raw.x_val, None
+    else:
+        n_val = _split_sizes(x.shape[0], val_fraction, "validation")
+        x_val, y_val = x[:n_val], (y[:n_val] if y is not None else None)
+        x, y = x[n_val:], (y[n_val:] if y is not None else None)
     if x.shape[0] == 0:
         raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
     scaler = Scaler(scale).fit(x)
