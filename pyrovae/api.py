@@ -200,7 +200,7 @@ class Estimator:
         self.data_shape_ = tuple(int(s) for s in data_shape)
         self.n_features_in_ = math.prod(self.data_shape_)
 
-    def _make_trainer(self, run_dir, data_info: dict | None) -> Trainer:
+    def _make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
         optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
         self._data_info = dict(data_info or {})
         return Trainer(
@@ -215,6 +215,7 @@ class Estimator:
             run_dir=run_dir,
             payload=self._payload,
             progress=self.progress,
+            transform=transform,
         )
 
     # -- fitting -------------------------------------------------------------------
@@ -238,6 +239,7 @@ class Estimator:
         *,
         run_dir: str | Path | None = None,
         data_info: dict | None = None,
+        train_transform=None,
     ) -> Estimator:
         """Train on ``X`` (array-like ``(N, *data_shape)``); return ``self``.
 
@@ -255,6 +257,9 @@ class Estimator:
         data_info : dict, optional
             Plain data about the data source stored in checkpoints (the CLI
             records the data spec and scaling here).
+        train_transform : callable, optional
+            ``f(batch, generator)`` applied to each training minibatch (for example
+            :func:`pyrovae.data.binarize.draw_bernoulli` for dynamic binarization).
         """
         self._check_params()
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
@@ -273,7 +278,7 @@ class Estimator:
             self.module_.likelihood.validate(x_val)
         x, x_val = x.to(self.device), (x_val.to(self.device) if x_val is not None else None)
         self._dry_run(x)
-        trainer = self._make_trainer(run_dir, data_info)
+        trainer = self._make_trainer(run_dir, data_info, train_transform)
         return self._run(trainer, x, x_val)
 
     def _dry_run(self, x: torch.Tensor) -> None:
@@ -524,6 +529,7 @@ def resume(
     x_val=None,
     epochs: int | None = None,
     progress: bool | None = None,
+    train_transform=None,
 ) -> Estimator:
     """Continue training a run from its ``checkpoint.pt`` (same data, same RNG streams).
 
@@ -538,6 +544,8 @@ def resume(
         epochs already trained.
     progress : bool, optional
         Show a progress bar (default: as when the run was started).
+    train_transform : callable, optional
+        The same per-minibatch transform the run was trained with.
     """
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
@@ -563,7 +571,7 @@ def resume(
     est.module_.train()
     x = est._as_input(x_train, "X")
     xv = est._as_input(x_val, "X_val") if _has_rows(x_val) else None
-    trainer = est._make_trainer(run_dir, ckpt.get("data", {}))
+    trainer = est._make_trainer(run_dir, ckpt.get("data", {}), train_transform)
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
         trainer.stopped_early = False

@@ -329,6 +329,7 @@ def _load_run_data(info: dict[str, Any], spec: str | None = None):
         test_fraction=info.get("test_fraction", 0.1),
         split_seed=info.get("split_seed", 0),
         download=info.get("download", True),
+        binarize=info.get("binarize", "none"),
     )
     if state and state.get("shift") is not None:
         scaler = Scaler.from_state(state)
@@ -407,7 +408,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         data = _load_run_data(ckpt.get("data", {}))
         t0 = time.perf_counter()
         est = resume(
-            run, data.train, _nonempty(data.val), epochs=epochs, progress=not args.no_progress
+            run,
+            data.train,
+            _nonempty(data.val),
+            epochs=epochs,
+            progress=not args.no_progress,
+            train_transform=data.train_transform,
         )
         return _finish_train(est, data, run, time.perf_counter() - t0)
 
@@ -431,6 +437,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         test_fraction=cfg["test_fraction"],
         split_seed=cfg["split_seed"],
         download=cfg["download"],
+        binarize=cfg["binarize"],
     )
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
@@ -445,7 +452,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     t0 = time.perf_counter()
-    est.fit(data.train, X_val=_nonempty(data.val), run_dir=run, data_info=_data_info(cfg, data))
+    est.fit(
+        data.train,
+        X_val=_nonempty(data.val),
+        run_dir=run,
+        data_info=_data_info(cfg, data),
+        train_transform=data.train_transform,
+    )
     return _finish_train(est, data, run, time.perf_counter() - t0)
 
 

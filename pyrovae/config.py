@@ -170,6 +170,15 @@ OPTIONS: tuple[Option, ...] = (
         _float,
     ),
     _O("split_seed", 0, "seed of the train/validation/test split", "data", _int),
+    _O(
+        "binarize",
+        "none",
+        "binarize grey levels in [0, 1]: static (threshold 0.5) or dynamic (a fresh "
+        "Bernoulli draw of every training batch each epoch)",
+        "data",
+        _str,
+        "pyrovae.data.binarize.BINARIZATIONS",
+    ),
     # model
     _O(
         "model",

@@ -13,7 +13,7 @@ from ..registry import Registry
 DATASETS: Registry = Registry("dataset")
 SCALERS: Registry = Registry("scaling")
 
-from . import binarized  # noqa: E402,F401  (registers binarized-mnist)
+from . import binarize, binarized  # noqa: E402,F401  (registries)
 from .batches import TensorBatches  # noqa: E402
 from .datasets import DataSplits, RawData, load_data  # noqa: E402
 from .scaling import Scaler  # noqa: E402

@@ -73,6 +73,9 @@ class DataSplits:
     is_image: bool = False
     likelihood: str = "gaussian"
     scaler: Scaler = field(default_factory=Scaler)
+    #: Applied to every training minibatch with the trainer's generator (e.g. dynamic
+    #: binarization), or None.
+    train_transform: object = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -288,6 +291,7 @@ def load_data(
     test_fraction: float = 0.1,
     split_seed: int = 0,
     download: bool = True,
+    binarize: str = "none",
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -307,6 +311,8 @@ def load_data(
         every run on the same data sees the same test set).
     download : bool
         Whether named datasets may be downloaded when missing.
+    binarize : str
+        Name in :data:`~pyrovae.data.binarize.BINARIZATIONS` ("none", "static", "dynamic").
     """
     raw = load_raw(spec, root=root, download=download)
     gen = torch.Generator().manual_seed(int(split_seed))
@@ -330,7 +336,10 @@ def load_data(
         raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
     scaler = Scaler(scale).fit(x)
     train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
-    likelihood = raw.likelihood
+    from .binarize import BINARIZATIONS
+
+    train, val, test, train_transform = BINARIZATIONS.get(binarize)(train, val, test, gen)
+    likelihood = "bernoulli" if binarize != "none" else raw.likelihood
     if likelihood == "bernoulli" and not all(_in_unit(t) for t in (train, val, test)):
         likelihood = "gaussian"  # scaling moved the data out of [0, 1]
     return DataSplits(
@@ -344,6 +353,7 @@ def load_data(
         is_image=raw.is_image,
         likelihood=likelihood,
         scaler=scaler,
+        train_transform=train_transform,
     )
 
 

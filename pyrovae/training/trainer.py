@@ -104,6 +104,9 @@ class Trainer:
         Returns the plain data (config, component names) stored with each checkpoint.
     progress : bool
         Show a tqdm progress bar over epochs.
+    transform : callable, optional
+        ``transform(batch, generator)`` applied to each training minibatch, drawing
+        from the trainer's seeded stream (dynamic binarization).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         payload: Callable[[], dict] | None = None,
         progress: bool = False,
+        transform: Callable | None = None,
     ) -> None:
         self.module = module
         self.objective = objective
@@ -131,6 +135,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.payload = payload or dict
         self.progress = progress
+        self.transform = transform
         self.epoch = 0
         self.history: list[dict] = []
         self.best_state: dict | None = None
@@ -144,6 +149,8 @@ class Trainer:
         n_batches = len(batches)
         sums = _Sums()
         for i, xb in enumerate(batches):
+            if self.transform is not None:
+                xb = self.transform(xb, self.generator)
             self.module.beta = self.schedule(self.epoch + (i + 0.5) / n_batches)
             sums.add(train_step(self.module, self.objective, self.optimizer, xb), xb.shape[0])
         return sums.means(self.module.has_latent_sites)
