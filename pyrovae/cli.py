@@ -330,6 +330,7 @@ def _load_run_data(info: dict[str, Any], spec: str | None = None):
         split_seed=info.get("split_seed", 0),
         download=info.get("download", True),
         binarize=info.get("binarize", "none"),
+        columns=info.get("columns") or None,
     )
     if state and state.get("shift") is not None:
         scaler = Scaler.from_state(state)
@@ -438,6 +439,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         split_seed=cfg["split_seed"],
         download=cfg["download"],
         binarize=cfg["binarize"],
+        columns=cfg["columns"] or None,
     )
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])

@@ -83,6 +83,14 @@ def _int_list(value) -> list[int]:
         raise ConfigError(f"expected a list of integers; got {value!r}") from None
 
 
+def _str_list(value) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"expected a list of column names or indices; got {value!r}")
+    return [str(v).strip() for v in value]
+
+
 def _bool(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -170,6 +178,15 @@ OPTIONS: tuple[Option, ...] = (
         _float,
     ),
     _O("split_seed", 0, "seed of the train/validation/test split", "data", _int),
+    _O(
+        "columns",
+        [],
+        "columns of a .csv/.npy/.npz file to use: header names or 0-based indices, "
+        "comma-separated (default: all)",
+        "data",
+        _str_list,
+        metavar="COL[,COL...]",
+    ),
     _O(
         "binarize",
         "none",

@@ -153,23 +153,44 @@ DATASETS.register("kmnist")(_torchvision("KMNIST", "KMNIST"))
 # -- user files --------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> np.ndarray:
+def _column_indices(columns, header: list[str] | None, path: Path) -> list[int] | None:
+    """Column names (CSV header) or 0-based indices -> indices."""
+    if not columns:
+        return None
+    out = []
+    for c in columns:
+        c = str(c).strip()
+        if c.lstrip("-").isdigit():
+            out.append(int(c))
+        elif header is not None and c in header:
+            out.append(header.index(c))
+        else:
+            known = f"; the header has: {', '.join(header)}" if header else " (no header row)"
+            raise DataError(f"column {c!r} is not in {str(path)!r}{known}")
+    return out
+
+
+def _read_csv(path: Path, columns=None) -> np.ndarray:
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     delim = ";" if first.count(";") > first.count(",") else ","
     cells = [c.strip() for c in first.split(delim)]
     try:
         [float(c) for c in cells if c]
-        skip = 0
+        skip, header = 0, None
     except ValueError:
-        skip = 1  # a header row
+        skip, header = 1, cells  # a header row
+    usecols = _column_indices(columns, header, path)
     try:
         with warnings.catch_warnings():  # an empty file: reported below, not as a warning
             warnings.simplefilter("ignore", UserWarning)
-            arr = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
+            arr = np.loadtxt(
+                path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2, usecols=usecols
+            )
     except ValueError as exc:
+        hint = "" if columns else " (choose numeric columns with --columns)"
         raise DataError(
-            f"cannot read data file {str(path)!r}: {str(exc).strip().splitlines()[0]}"
+            f"cannot read data file {str(path)!r}: {str(exc).strip().splitlines()[0]}{hint}"
         ) from None
     if arr.size == 0:
         raise DataError(f"data file {str(path)!r} has no data rows")
@@ -188,7 +209,7 @@ def _check_magic(path: Path, suffix: str) -> None:
         raise DataError(f"cannot read data file {str(path)!r}: it is not a valid {what}")
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_file(path: Path, columns=None) -> tuple[np.ndarray, np.ndarray | None]:
     suffix = path.suffix.lower()
     try:
         if suffix in _MAGIC:
@@ -207,7 +228,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                     key = keys[0]
                 y = z["y"] if "y" in keys and key != "y" else None
                 return z[key], y
-        return _read_csv(path), None
+        return _read_csv(path, columns), None
     except DataError:
         raise
     except Exception as exc:
@@ -230,8 +251,9 @@ def suggest_likelihood(x: torch.Tensor) -> str:
     return "bernoulli" if binary or (looks_like_images(x) and _in_unit(x)) else "gaussian"
 
 
-def load_file(path: str | Path) -> RawData:
-    """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array."""
+def load_file(path: str | Path, columns=None) -> RawData:
+    """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array, optionally only some columns
+    (CSV header names or 0-based indices; indices only for 2-D arrays)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")
@@ -240,7 +262,18 @@ def load_file(path: str | Path) -> RawData:
             f"cannot read data file {str(path)!r}: unsupported type "
             f"{path.suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}"
         )
-    arr, y = _read_file(path)
+    arr, y = _read_file(path, columns)
+    if columns and path.suffix.lower() != ".csv":
+        if np.ndim(arr) != 2:
+            raise DataError(
+                f"columns can only be chosen from 2-D data; {path.name!r} has shape {np.shape(arr)}"
+            )
+        idx = _column_indices(columns, None, path)
+        if max(idx) >= arr.shape[1] or min(idx) < -arr.shape[1]:
+            raise DataError(
+                f"column index out of range for {path.name!r} with {arr.shape[1]} columns"
+            )
+        arr = arr[:, idx]
     x = as_data_tensor(arr, name=f"data file {path.name!r}")
     is_image = looks_like_images(x)
     if x.dim() == 3:
@@ -261,13 +294,13 @@ def load_file(path: str | Path) -> RawData:
     )
 
 
-def load_raw(spec: str, root=None, download: bool = True) -> RawData:
+def load_raw(spec: str, root=None, download: bool = True, columns=None) -> RawData:
     """A named dataset or a file, unsplit and unscaled."""
     spec = str(spec)
     if spec in DATASETS:
         return DATASETS.get(spec)(root=root, download=download)
     if Path(spec).suffix.lower() in FILE_SUFFIXES or os.sep in spec or Path(spec).exists():
-        return load_file(spec)
+        return load_file(spec, columns)
     try:
         DATASETS.get(spec)
     except DataError:
@@ -292,6 +325,7 @@ def load_data(
     split_seed: int = 0,
     download: bool = True,
     binarize: str = "none",
+    columns=None,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -313,8 +347,12 @@ def load_data(
         Whether named datasets may be downloaded when missing.
     binarize : str
         Name in :data:`~pyrovae.data.binarize.BINARIZATIONS` ("none", "static", "dynamic").
+    columns : list, optional
+        Columns of a data file to use: CSV header names or 0-based indices.
     """
-    raw = load_raw(spec, root=root, download=download)
+    if columns and spec in DATASETS:
+        raise DataError(f"columns apply to data files, not to the dataset {spec!r}")
+    raw = load_raw(spec, root=root, download=download, columns=columns)
     gen = torch.Generator().manual_seed(int(split_seed))
     x, y = raw.x, raw.y
     perm = torch.randperm(x.shape[0], generator=gen)
