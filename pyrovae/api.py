@@ -31,7 +31,7 @@ from .data.datasets import suggest_likelihood
 from .data.validation import as_data_tensor
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from .models import ModuleSpec, build_module
-from .objectives import OBJECTIVES, BetaSchedule, TraceELBO, make_schedule
+from .objectives import OBJECTIVES, BetaSchedule, make_schedule
 from .registry import Registry
 from .training import Trainer, load_checkpoint, save_checkpoint
 
@@ -381,17 +381,9 @@ class Estimator:
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # the ELBO's terms, whatever the training objective: Monte Carlo KL, beta = 1
-        objective = TraceELBO(num_particles=int(particles))
-        self.module_.eval()
-        self.module_.beta = 1.0
-        recon, kl = [], []
-        with pyro.validation_enabled(False):
-            for i in range(0, x.shape[0], 512):
-                terms = objective(self.module_.model, self.module_.guide, x[i : i + 512])
-                recon.append(terms.recon)
-                kl.append(terms.kl)
-        return torch.cat(recon), torch.cat(kl)
+        from .analysis.loglik import elbo_terms
+
+        return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""

@@ -26,10 +26,9 @@ import math
 
 import pyro
 import torch
-from pyro import poutine
 
 from ..errors import ConfigError
-from ..objectives.iwae import PARTICLES_PLATE, _log_weights
+from ..objectives.iwae import _log_weights, vectorized_traces
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -46,16 +45,7 @@ def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
 
 
 def _log_weights_chunk(module, x: torch.Tensor, k: int) -> torch.Tensor:
-    def vec(fn):
-        def wrapped(xx):
-            with pyro.plate(PARTICLES_PLATE, k, dim=-2):
-                return fn(xx)
-
-        return wrapped
-
-    guide_tr = poutine.trace(vec(module.guide)).get_trace(x)
-    model_tr = poutine.trace(poutine.replay(vec(module.model), trace=guide_tr)).get_trace(x)
-    log_w, _, _ = _log_weights(model_tr, guide_tr)
+    log_w, _, _ = _log_weights(*vectorized_traces(module.model, module.guide, x, k))
     return log_w.reshape(k, x.shape[0])
 
 
@@ -109,6 +99,31 @@ def log_likelihood(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def elbo_terms(
+    module, x: torch.Tensor, particles: int = 1, batch_size: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-data-point reconstruction term and KL (Monte Carlo, beta = 1), each ``(N,)``,
+    whatever objective the model was trained with."""
+    from ..objectives import TraceELBO
+
+    objective = TraceELBO(num_particles=int(particles))
+    was_training, beta = module.training, module.beta
+    module.eval()
+    module.beta = 1.0
+    recon, kl = [], []
+    try:
+        with pyro.validation_enabled(False):
+            for i in range(0, x.shape[0], batch_size):
+                terms = objective(module.model, module.guide, x[i : i + batch_size])
+                recon.append(terms.recon)
+                kl.append(terms.kl)
+    finally:
+        module.train(was_training)
+        module.beta = beta
+    return torch.cat(recon), torch.cat(kl)
+
+
 def _mean_se(v: torch.Tensor) -> tuple[float, float]:
     n = v.numel()
     return float(v.mean()), (float(v.std() / math.sqrt(n)) if n > 1 else math.nan)
@@ -128,35 +143,27 @@ def elbo_decomposition(
         ``active_units``, ``mutual_info``, and with ``samples > 0``:
         ``log_likelihood`` (+ ``_se``), ``bits_per_dim`` and ``gap`` (log p(x) - ELBO).
     """
-    from ..objectives import TraceELBO
     from ..objectives.freebits import per_dimension_kl
 
-    was_training, beta = module.training, module.beta
+    recon, kl = elbo_terms(module, x, particles, batch_size)
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
-    objective = TraceELBO(num_particles=particles)
-    recon, kl, means, kl_dims = [], [], [], []
+    means, kl_dims = [], []
     factorized = True
     try:
-        with pyro.validation_enabled(False):
-            for i in range(0, x.shape[0], batch_size):
-                xb = x[i : i + batch_size]
-                terms = objective(module.model, module.guide, xb)
-                recon.append(terms.recon)
-                kl.append(terms.kl)
-                q = module.encode(xb)
-                means.append(q.mean)
-                if factorized:
-                    try:
-                        z = q.sample()
-                        prior = module.prior_distribution().expand([xb.shape[0]])
-                        kl_dims.append(per_dimension_kl(q, prior, z))
-                    except (ConfigError, AttributeError):
-                        factorized = False
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i : i + batch_size]
+            q = module.encode(xb)
+            means.append(q.mean)
+            if factorized:
+                try:
+                    prior = module.prior_distribution().expand([xb.shape[0]])
+                    kl_dims.append(per_dimension_kl(q, prior, q.sample()))
+                except (ConfigError, AttributeError):
+                    factorized = False
     finally:
         module.train(was_training)
-        module.beta = beta
-    recon, kl, means = torch.cat(recon), torch.cat(kl), torch.cat(means)
+    means = torch.cat(means)
     elbo = recon - kl
     out: dict = {"n": int(x.shape[0]), "particles": int(particles)}
     for name, v in (("elbo", elbo), ("recon", recon), ("kl", kl)):

@@ -52,6 +52,13 @@ def _vectorized(fn, k: int):
     return wrapped
 
 
+def vectorized_traces(model, guide, x: torch.Tensor, k: int):
+    """(model trace, guide trace) with K = ``k`` draws per data point in a particles plate."""
+    guide_tr = poutine.trace(_vectorized(guide, k)).get_trace(x)
+    model_tr = poutine.trace(poutine.replay(_vectorized(model, k), trace=guide_tr)).get_trace(x)
+    return model_tr, guide_tr
+
+
 def _sample_sites(tr):
     return [(n, s) for n, s in tr.nodes.items() if s["type"] == "sample"]
 
@@ -110,14 +117,8 @@ class IWAE:
             raise ConfigError(f"iwae needs particles >= 1; got {num_particles}")
         self.num_particles = int(num_particles)
 
-    def _traces(self, model, guide, x):
-        k = self.num_particles
-        guide_tr = poutine.trace(_vectorized(guide, k)).get_trace(x)
-        model_tr = poutine.trace(poutine.replay(_vectorized(model, k), trace=guide_tr)).get_trace(x)
-        return model_tr, guide_tr
-
     def __call__(self, model, guide, x: torch.Tensor) -> LossTerms:
-        model_tr, guide_tr = self._traces(model, guide, x)
+        model_tr, guide_tr = vectorized_traces(model, guide, x, self.num_particles)
         log_w, recon, kl = _log_weights(model_tr, guide_tr)
         log_w = log_w.reshape(self.num_particles, x.shape[0])
         bound = torch.logsumexp(log_w, 0) - math.log(self.num_particles)  # (B,)
