@@ -77,6 +77,11 @@ class Estimator:
         Seed of initialisation, minibatches and sampling.
     device : str
         Torch device.
+    time_budget : float, optional
+        Stop training once this many seconds have been spent (checked after every
+        step; all sessions of a resumed run together).
+    budget_clock : {"wall", "cpu"}
+        Clock of ``time_budget``: wall-clock time or the process's CPU time.
     progress : bool
         Show a progress bar while fitting.
     """
@@ -98,6 +103,8 @@ class Estimator:
         patience: int = 30,
         seed: int = 0,
         device: str = "cpu",
+        time_budget: float | None = None,
+        budget_clock: str = "wall",
         progress: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
@@ -112,6 +119,8 @@ class Estimator:
         self.patience = patience
         self.seed = seed
         self.device = device
+        self.time_budget = time_budget
+        self.budget_clock = budget_clock
         self.progress = progress
 
     # -- scikit-learn protocol ---------------------------------------------
@@ -179,8 +188,18 @@ class Estimator:
         ):
             raise ConfigError(f"patience must be an integer >= 0; got {self.patience!r}")
         from .config import check_device
+        from .training.trainer import CLOCKS
 
         check_device(self.device)
+        tb = self.time_budget
+        if tb is not None and (
+            isinstance(tb, bool) or not isinstance(tb, (int, float)) or not 0 < tb < math.inf
+        ):
+            raise ConfigError(f"time_budget must be a positive number of seconds; got {tb!r}")
+        if self.budget_clock not in CLOCKS:
+            raise ConfigError(
+                f"budget_clock must be one of {', '.join(CLOCKS)}; got {self.budget_clock!r}"
+            )
 
     def _build(self, data_shape: tuple[int, ...], likelihood) -> None:
         spec = ModuleSpec(
@@ -216,6 +235,8 @@ class Estimator:
             payload=self._payload,
             progress=self.progress,
             transform=transform,
+            time_budget=self.time_budget,
+            budget_clock=self.budget_clock,
         )
 
     # -- fitting -------------------------------------------------------------------
@@ -306,6 +327,8 @@ class Estimator:
         self.n_epochs_ = trainer.epoch
         self.best_epoch_ = trainer.best_epoch
         self.stopped_early_ = trainer.stopped_early
+        self.time_used_ = trainer.time_used
+        self.budget_spent_ = trainer.budget_spent
         self.fit_time_ = time.perf_counter() - t0
         self._after_fit(x)
         # the module now holds the best weights plus anything fitted after training
@@ -506,6 +529,7 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
     est.history_ = list(trainer_state.get("history", []))
     est.n_epochs_ = int(trainer_state.get("epoch", 0))
     est.best_epoch_ = int(trainer_state.get("best_epoch", 0))
+    est.time_used_ = float(trainer_state.get("time_used", 0.0))
     est.module_.eval()
     return est
 
@@ -522,6 +546,7 @@ def resume(
     epochs: int | None = None,
     progress: bool | None = None,
     train_transform=None,
+    time_budget: float | None = None,
 ) -> Estimator:
     """Continue training a run from its ``checkpoint.pt`` (same data, same RNG streams).
 
@@ -538,6 +563,9 @@ def resume(
         Show a progress bar (default: as when the run was started).
     train_transform : callable, optional
         The same per-minibatch transform the run was trained with.
+    time_budget : float, optional
+        New total time budget in seconds (all sessions together) for a run that
+        was stopped by its budget; it must exceed the time already used.
     """
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
@@ -545,6 +573,19 @@ def resume(
     if "trainer" not in ckpt:
         raise CheckpointError(f"{str(run_dir)!r} holds no training state to resume")
     done = int(ckpt["trainer"]["epoch"])
+    used = float(ckpt["trainer"].get("time_used", 0.0))
+    if time_budget is not None:
+        if float(time_budget) <= used:
+            raise ConfigError(
+                f"the run has already used {used:.0f} s; pass a larger total --time-budget "
+                "to continue it"
+            )
+        est.time_budget = float(time_budget)
+    elif est.time_budget is not None and used >= est.time_budget:
+        raise ConfigError(
+            f"the run has spent its time budget ({used:.0f} of {est.time_budget:.0f} s); "
+            "pass a larger total --time-budget to continue it"
+        )
     if epochs is not None:
         if int(epochs) <= done:
             raise ConfigError(

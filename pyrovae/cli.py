@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN",
-        help="continue training the run in RUN from its checkpoint (--epochs sets a new total)",
+        help="continue training the run in RUN from its checkpoint (--epochs and "
+        "--time-budget set new totals)",
     )
     p.add_argument("--force", action="store_true", help="write into an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -392,7 +393,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .training import load_checkpoint
 
         ckpt = load_checkpoint(run / "checkpoint.pt")
-        extra = set(explicit) - {"epochs"}
+        extra = set(explicit) - {"epochs", "time_budget"}
         if args.config or args.output:
             raise ConfigError(
                 "--resume continues the run in its own folder as configured; "
@@ -400,10 +401,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         if extra:
             raise ConfigError(
-                f"--resume continues a run as configured; only --epochs may change "
+                f"--resume continues a run as configured; only --epochs and --time-budget "
+                f"may change "
                 f"(got {', '.join('--' + k.replace('_', '-') for k in sorted(extra))})"
             )
         epochs = coerce("epochs", explicit["epochs"]) if "epochs" in explicit else None
+        budget = explicit.get("time_budget")
+        budget = coerce("time_budget", budget) if budget is not None else None
         if epochs is not None and epochs <= 0:
             raise ConfigError(f"epochs must be a positive integer; got {epochs}")
         data = _load_run_data(ckpt.get("data", {}))
@@ -415,6 +419,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=epochs,
             progress=not args.no_progress,
             train_transform=data.train_transform,
+            time_budget=budget,
         )
         return _finish_train(est, data, run, time.perf_counter() - t0)
 
@@ -487,6 +492,7 @@ def _finish_train(est, data, run: Path, seconds: float) -> int:
         "epochs": est.n_epochs_,
         "best_epoch": est.best_epoch_,
         "seconds": round(seconds, 2),
+        "time_budget_spent": est.budget_spent_,
         "val_elbo": last.get("val_elbo"),
         "val_loss": last.get("val_loss"),
         "figures": [str(f) for f in figures],

@@ -72,6 +72,36 @@ def check_device(value) -> str:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _duration(value) -> float:
+    """Seconds from a number or a string with a unit (``90s``, ``10m``, ``1.5h``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if text.endswith(u)), "")
+        try:
+            seconds = float(text[: len(text) - len(unit)]) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            raise ConfigError(
+                f"expected a duration such as 600, 90s, 10m or 1.5h; got {value!r}"
+            ) from None
+    else:
+        raise ConfigError(f"expected a duration such as 600, 90s, 10m or 1.5h; got {value!r}")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"a duration must be positive; got {value!r}")
+    return seconds
+
+
+def _clock(value) -> str:
+    value = _str(value)
+    if value not in ("wall", "cpu"):
+        raise ConfigError(f"expected wall or cpu; got {value!r}")
+    return value
+
+
 def _int_list(value) -> list[int]:
     if isinstance(value, str):
         value = [v for v in value.replace(",", " ").split() if v]
@@ -319,6 +349,23 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
     _O("device", "cpu", "torch device (cpu, cuda, cuda:1, mps)", "training", check_device),
+    _O(
+        "time_budget",
+        None,
+        "stop training after this much time (seconds, or with a unit: 90s, 10m, 1.5h); "
+        "a resumed run spends what is left",
+        "training",
+        _duration,
+        metavar="TIME",
+    ),
+    _O(
+        "budget_clock",
+        "wall",
+        "clock of --time-budget: wall (elapsed time) or cpu (the process's CPU time "
+        "over all threads)",
+        "training",
+        _clock,
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}

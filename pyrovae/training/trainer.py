@@ -10,7 +10,14 @@ continues exactly where an uninterrupted run would be.
 
 Metrics per epoch (per data point, in nats): ``loss`` (the beta-weighted
 objective), ``elbo`` = recon - KL (beta = 1), ``recon`` = E_q[log p(x|z)],
-``kl`` = KL(q(z|x) || p(z)); for autoencoders ``kl`` = 0 and ``elbo`` is NaN.
+``kl`` = KL(q(z|x) || p(z)); for autoencoders ``kl`` = 0 and ``elbo`` is NaN;
+``seconds`` and ``cpu_seconds`` are the epoch's wall-clock and process CPU time.
+
+A time budget (``time_budget`` seconds on the ``budget_clock``: ``"wall"`` or
+``"cpu"``, the process's CPU time over all threads) is checked after every step;
+once spent, the epoch in progress ends early, is validated and checkpointed,
+and training stops. The time used is part of the checkpoint, so a resumed run
+spends what is left of its budget (or of a larger one).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ..errors import PyrovaeError
 from ..objectives import BetaSchedule, LossTerms, Objective
 from .callbacks import EarlyStopping
 from .checkpoint import atomic_write_text, save_checkpoint
+from .provenance import record_session
 from .step import eval_step, train_step
 
 logger = logging.getLogger(__name__)
@@ -48,7 +56,10 @@ METRIC_COLUMNS = (
     "val_recon",
     "val_kl",
     "seconds",
+    "cpu_seconds",
 )
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 class TrainingError(PyrovaeError, RuntimeError):
@@ -107,6 +118,12 @@ class Trainer:
     transform : callable, optional
         ``transform(batch, generator)`` applied to each training minibatch, drawing
         from the trainer's seeded stream (dynamic binarization).
+    time_budget : float, optional
+        Stop once this many seconds of training have been spent (all sessions of a
+        resumed run together), checked after every step.
+    budget_clock : {"wall", "cpu"}
+        The clock the budget is counted on: wall-clock time, or the process's CPU
+        time summed over its threads (robust to other work on the machine).
     """
 
     def __init__(
@@ -123,6 +140,8 @@ class Trainer:
         payload: Callable[[], dict] | None = None,
         progress: bool = False,
         transform: Callable | None = None,
+        time_budget: float | None = None,
+        budget_clock: str = "wall",
     ) -> None:
         self.module = module
         self.objective = objective
@@ -136,6 +155,15 @@ class Trainer:
         self.payload = payload or dict
         self.progress = progress
         self.transform = transform
+        if budget_clock not in CLOCKS:
+            raise PyrovaeError(
+                f"budget_clock must be one of {', '.join(CLOCKS)}; got {budget_clock!r}"
+            )
+        self.time_budget = None if time_budget is None else float(time_budget)
+        self.budget_clock = budget_clock
+        self.time_used = 0.0  # seconds on the budget clock, over all sessions
+        self.budget_spent = False
+        self._clock_start: float | None = None
         self.epoch = 0
         self.history: list[dict] = []
         self.best_state: dict | None = None
@@ -153,7 +181,22 @@ class Trainer:
                 xb = self.transform(xb, self.generator)
             self.module.beta = self.schedule(self.epoch + (i + 0.5) / n_batches)
             sums.add(train_step(self.module, self.objective, self.optimizer, xb), xb.shape[0])
+            if self._out_of_time():
+                self.budget_spent = True
+                logger.info(
+                    "time budget of %.0f s spent in epoch %d", self.time_budget, self.epoch + 1
+                )
+                break
         return sums.means(self.module.has_latent_sites)
+
+    def _elapsed(self) -> float:
+        """Budget-clock seconds used so far, this session's included."""
+        if self._clock_start is None:
+            return self.time_used
+        return self.time_used + CLOCKS[self.budget_clock]() - self._clock_start
+
+    def _out_of_time(self) -> bool:
+        return self.time_budget is not None and self._elapsed() >= self.time_budget
 
     def evaluate(self, x: torch.Tensor, beta: float | None = None) -> dict[str, float]:
         """Mean loss terms on ``x`` (no gradients, eval mode)."""
@@ -181,9 +224,20 @@ class Trainer:
             unit="epoch",
             dynamic_ncols=True,
         )
+        self.budget_spent = self._out_of_time()
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            record_session(
+                self.run_dir,
+                from_epoch=self.epoch,
+                time_used=self.time_used,
+                time_budget=self.time_budget,
+                budget_clock=self.budget_clock,
+            )
+        self._clock_start = CLOCKS[self.budget_clock]()
         try:
-            while self.epoch < self.epochs and not self.stopped_early:
-                t0 = time.perf_counter()
+            while self.epoch < self.epochs and not self.stopped_early and not self.budget_spent:
+                t0, c0 = time.perf_counter(), time.process_time()
                 with pyro.validation_enabled(False):
                     train = self._train_epoch(x_train)
                 beta = self.schedule(self.epoch + 1)
@@ -199,6 +253,7 @@ class Trainer:
                 row.update({f"train_{k}": v for k, v in train.items()})
                 row.update({f"val_{k}": v for k, v in val.items()})
                 row["seconds"] = time.perf_counter() - t0
+                row["cpu_seconds"] = time.process_time() - c0
                 self.history.append(row)
                 monitored = val["loss"] if has_val else train["loss"]
                 if self.stopper.update(monitored, self.schedule.settled(self.epoch)):
@@ -214,6 +269,8 @@ class Trainer:
                     self.write_metrics()
                     self.save(self.run_dir / "checkpoint.pt")
         finally:
+            self.time_used = self._elapsed()
+            self._clock_start = None
             bar.close()
         if self.stopped_early:
             logger.info("early stopping after epoch %d (best %d)", self.epoch, self.best_epoch)
@@ -241,6 +298,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_module": self.best_state,
             "stopped_early": self.stopped_early,
+            "time_used": self._elapsed(),
+            "budget_clock": self.budget_clock,
             "early_stopping": self.stopper.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()},
@@ -253,6 +312,8 @@ class Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.best_state = state["best_module"]
         self.stopped_early = bool(state["stopped_early"])
+        if state.get("budget_clock", self.budget_clock) == self.budget_clock:
+            self.time_used = float(state.get("time_used", 0.0))
         self.stopper.load_state_dict(state["early_stopping"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])

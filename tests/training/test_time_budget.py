@@ -1,0 +1,96 @@
+"""Time budgets (wall or CPU clock, carried across resumes) and run provenance (run.json)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pyrovae.api import VAE, resume
+from pyrovae.config import coerce
+from pyrovae.errors import ConfigError
+from pyrovae.training import load_checkpoint
+from pyrovae.training.trainer import CLOCKS
+
+SMALL = dict(hidden=(32,), latent_dim=2, batch_size=64, epochs=50, patience=0)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """A wall clock that advances one second each time it is read."""
+    ticks = {"t": 0.0}
+
+    def clock() -> float:
+        ticks["t"] += 1.0
+        return ticks["t"]
+
+    monkeypatch.setitem(CLOCKS, "wall", clock)
+    return ticks
+
+
+def test_budget_stops_training_mid_epoch(small_digits, tmp_path, fake_clock):
+    x, xv = small_digits  # 5 minibatches of 64 per epoch
+    vae = VAE(time_budget=12, **SMALL).fit(x, X_val=xv, run_dir=tmp_path)
+    assert vae.budget_spent_
+    # the clock is read at the start, after every step and at every checkpoint, so
+    # 12 "seconds" end the run early in its third epoch
+    assert vae.n_epochs_ == 3 < SMALL["epochs"]
+    assert 12 <= vae.time_used_ <= 16
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["trainer"]["time_used"] == pytest.approx(vae.time_used_)
+    assert ckpt["trainer"]["budget_clock"] == "wall"
+    assert all(torch.isfinite(v).all() for v in ckpt["module"].values())
+
+
+def test_resume_spends_what_is_left(small_digits, tmp_path, fake_clock):
+    x, xv = small_digits
+    VAE(time_budget=6, **SMALL).fit(x, X_val=xv, run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="spent its time budget"):
+        resume(tmp_path, x, xv)
+    with pytest.raises(ConfigError, match="larger total --time-budget"):
+        resume(tmp_path, x, xv, time_budget=3)
+    est = resume(tmp_path, x, xv, time_budget=20)
+    assert est.budget_spent_ and 20 <= est.time_used_ <= 24
+    assert 3 < est.n_epochs_ < SMALL["epochs"]
+    sessions = json.loads((tmp_path / "run.json").read_text())["sessions"]
+    assert [s["from_epoch"] for s in sessions] == [0, 2]
+    assert sessions[0]["time_used"] == 0 and 6 <= sessions[1]["time_used"] <= 9
+
+
+def test_cpu_clock_budget_really_stops(small_digits):
+    x, xv = small_digits
+    vae = VAE(time_budget=0.5, budget_clock="cpu", **SMALL).fit(x, X_val=xv)
+    assert vae.budget_spent_ and vae.n_epochs_ < SMALL["epochs"]
+    assert vae.time_used_ >= 0.5
+
+
+def test_run_json_records_code_and_machine(small_digits, tmp_path):
+    x, xv = small_digits
+    VAE(**{**SMALL, "epochs": 1}).fit(x, X_val=xv, run_dir=tmp_path)
+    (session,) = json.loads((tmp_path / "run.json").read_text())["sessions"]
+    assert session["code"]["pyrovae"]
+    assert session["machine"]["torch"] == torch.__version__
+    assert session["machine"]["cpu_count"] >= 1 and session["machine"]["torch_threads"] >= 1
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [(600, 600.0), ("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), ("2", 2.0)]
+)
+def test_duration_parsing(text, seconds):
+    assert coerce("time_budget", text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["ten minutes", "-5m", "0", True, "5 parsecs"])
+def test_bad_duration_is_one_line(bad):
+    with pytest.raises(ConfigError, match="time_budget") as err:
+        coerce("time_budget", bad)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_budget_in_api(small_digits):
+    x, _ = small_digits
+    with pytest.raises(ConfigError, match="time_budget must be a positive"):
+        VAE(time_budget=-1, **SMALL).fit(x)
+    with pytest.raises(ConfigError, match="budget_clock must be one of"):
+        VAE(budget_clock="sundial", **SMALL).fit(x)
