@@ -1,0 +1,255 @@
+"""Negative log-likelihood on static binarized MNIST under fixed CPU-time budgets.
+
+For each configuration (VAE with a standard Normal prior, mixture-of-Gaussians
+prior, VampPrior, IWAE-trained, IAF (flow) guide, hierarchical VAE, and the
+autoencoder baselines) and each budget, one run is trained on the 50,000
+training images until its budget is spent, then the validation split (10,000
+images; the test split is not on this machine) is scored:
+
+* VAEs: ``-log p(x)`` per image, importance-sampled with K = 5000 samples from
+  the guide (:func:`pyrovae.analysis.log_likelihood`), mean and standard error;
+  also the ELBO and its terms.
+* AE / DAE: reconstruction error only, ``-log p(x | x_hat)`` (Bernoulli
+  cross-entropy, nats per image) and the mean squared error per image.
+
+The budget is counted on the training process's CPU clock (all threads): a
+budget of ``M`` minutes on ``C`` cores is ``60 * M * C`` CPU-seconds, so a run is
+not charged for other work on the machine. Wall-clock time is recorded too.
+2,000 training images are held out for early stopping (patience in epochs);
+nothing is selected on the validation split that is reported.
+
+Every run lives in its own folder under ``--runs`` (config, ``run.json`` with
+the code version and machine, checkpoints) and is resumable: running the
+script again continues unfinished runs where they stopped and skips finished
+ones, so a long study can be spread over several sessions. ``result.json`` in
+a run folder holds its scores.
+
+    python benchmarks/bench_nll.py --mnist ../shared/data/binarized_mnist \
+        --budgets 10 60 --runs runs/nll --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import load_binarized_mnist, machine_info, write_outputs  # noqa: E402
+
+from pyrovae.analysis import log_likelihood  # noqa: E402
+from pyrovae.api import ESTIMATORS, resume  # noqa: E402
+from pyrovae.errors import ConfigError  # noqa: E402
+
+#: The configurations: estimator family and its parameters (on top of COMMON).
+CONFIGS: dict[str, dict] = {
+    "vae": {"model": "vae"},
+    "mog": {"model": "vae", "prior": "mog"},
+    "vamp": {"model": "vae", "prior": "vamp"},
+    "iwae": {"model": "vae", "objective": "iwae", "particles": 5},
+    "iaf": {"model": "vae", "guide": "iaf"},
+    "hvae": {"model": "hvae"},
+    "ae": {"model": "ae"},
+    "dae": {"model": "dae"},
+}
+
+#: Shared by every configuration (the same networks and optimiser for all).
+COMMON: dict = {
+    "likelihood": "bernoulli",
+    "hidden": (300, 300),
+    "latent_dim": 40,
+    "batch_size": 100,
+    "learning_rate": 5e-4,
+    "patience": 50,
+    "epochs": 100_000,  # the time budget ends training, or early stopping
+}
+
+#: Training images held out for early stopping (taken from the end of the train split).
+STOP_ROWS = 2000
+
+
+def load(args) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(train, early-stopping, validation) images and a description."""
+    if args.mnist:
+        root = Path(args.mnist)
+        train = load_binarized_mnist(root / "binarized_mnist_train.amat", args.max_rows)
+        val = load_binarized_mnist(root / "binarized_mnist_valid.amat", args.max_rows)
+        name = "static binarized MNIST (train / validation)"
+    else:
+        from pyrovae.data import load_data
+
+        d = load_data("digits")
+        train, val = (d.train > 0.5).float(), (d.val > 0.5).float()
+        name = "digits thresholded at 0.5"
+    stop = min(STOP_ROWS, train.shape[0] // 10)
+    return train[:-stop], train[-stop:], val, name
+
+
+def _params(config: str, args) -> dict:
+    params = {**COMMON, **CONFIGS[config]}
+    params.pop("model")
+    if args.hidden:
+        params["hidden"] = tuple(args.hidden)
+    if args.latent_dim:
+        params["latent_dim"] = args.latent_dim
+    params["seed"] = args.seed
+    params["budget_clock"] = "cpu"
+    return params
+
+
+def _score(est, val: torch.Tensor, args) -> dict:
+    ev = est.evaluate(val)
+    row = {"recon_nats": -ev["recon"], "recon_nats_se": ev["recon_se"]}
+    with torch.no_grad():
+        xhat = est.reconstruct(val)
+    row["mse"] = float(((xhat - val) ** 2).flatten(1).sum(1).mean())
+    if est.module_.has_latent_sites:
+        t0 = time.perf_counter()
+        ll = log_likelihood(est.module_, val, samples=args.samples)
+        row.update(
+            nll=float(-ll.mean()),
+            nll_se=float(ll.std() / math.sqrt(ll.numel())),
+            elbo=ev["elbo"],
+            kl=ev["kl"],
+            eval_seconds=time.perf_counter() - t0,
+        )
+    return row
+
+
+def run_one(config: str, minutes: float, data, args) -> dict:
+    """Train (or continue) one configuration under one budget and score it."""
+    train, stop, val, _ = data
+    folder = Path(args.runs) / f"{config}-{minutes:g}min"
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    budget = 60.0 * minutes * args.cores
+    t0 = time.perf_counter()
+    if (folder / "checkpoint.pt").exists():
+        try:
+            est = resume(folder, train, stop, time_budget=budget)
+        except ConfigError as exc:  # budget already spent: score the saved weights
+            if "time budget" not in str(exc) and "finished" not in str(exc):
+                raise
+            from pyrovae.api import load as load_run
+
+            est = load_run(folder)
+    else:
+        cls = ESTIMATORS.get(CONFIGS[config]["model"])
+        est = cls(**_params(config, args), time_budget=budget)
+        est.fit(train, X_val=stop, run_dir=folder)
+    wall = time.perf_counter() - t0
+    torch.manual_seed(args.seed)
+    result = {
+        "config": config,
+        "budget_minutes": minutes,
+        "budget_cpu_seconds": budget,
+        "cpu_seconds_used": getattr(est, "time_used_", math.nan),
+        "wall_seconds_this_session": wall,
+        "epochs": est.n_epochs_,
+        "best_epoch": est.best_epoch_,
+        "samples": args.samples,
+        "n_val": val.shape[0],
+        **_score(est, val, args),
+    }
+    result_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run(args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load(args)
+    rows = []
+    for minutes in args.budgets:
+        for config in args.configs:
+            row = run_one(config, minutes, data, args)
+            rows.append(row)
+            print(_line(row), flush=True)
+    return {
+        "data": data[3],
+        "n_train": data[0].shape[0],
+        "n_early_stopping": data[1].shape[0],
+        "n_val": data[2].shape[0],
+        "cores": args.cores,
+        "common": {k: list(v) if isinstance(v, tuple) else v for k, v in COMMON.items()},
+        "configs": CONFIGS,
+        "machine": machine_info(args.threads),
+        "results": rows,
+    }
+
+
+def _line(r: dict) -> str:
+    score = (
+        f"-log p(x) {r['nll']:.2f} ± {r['nll_se']:.2f}"
+        if "nll" in r
+        else f"reconstruction {r['recon_nats']:.2f} nats, MSE {r['mse']:.2f}"
+    )
+    return f"{r['config']:>5} {r['budget_minutes']:g} min: {score} ({r['epochs']} epochs)"
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"{result['data']}: {result['n_train']} training images ({result['n_early_stopping']} "
+        f"more held out for early stopping), scored on {result['n_val']} validation images; "
+        f"budgets in minutes of {result['cores']} cores (CPU time of the training process).",
+        "",
+        "| config | budget (min) | −log p(x) (nats) | ± s.e. | −ELBO | KL | recon (nats) "
+        "| MSE | epochs | CPU s | K |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["results"]:
+        nll = "– | – | – | –"
+        if "nll" in r:
+            nll = f"{r['nll']:.2f} | {r['nll_se']:.2f} | {-r['elbo']:.2f} | {r['kl']:.2f}"
+        lines.append(
+            f"| {r['config']} | {r['budget_minutes']:g} | {nll} | {r['recon_nats']:.2f} | "
+            f"{r['mse']:.2f} | {r['epochs']} | {r['cpu_seconds_used']:.0f} | "
+            f"{r['samples'] if 'nll' in r else '–'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mnist", metavar="DIR", help="folder with binarized MNIST .amat files")
+    p.add_argument("--max-rows", type=int, help="read at most this many images per split")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(CONFIGS),
+        choices=list(CONFIGS),
+        help="configurations (default: all)",
+    )
+    p.add_argument(
+        "--budgets", type=float, nargs="+", default=[10, 60], help="minutes (default: 10 60)"
+    )
+    p.add_argument("--cores", type=int, default=2, help="cores a budget minute buys (default 2)")
+    p.add_argument("--samples", type=int, default=5000, help="importance samples K (5000)")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (default 300 300)")
+    p.add_argument("--latent-dim", type=int, help="latent size (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--runs", default="runs/nll", help="folder of the run folders")
+    p.add_argument("--out", metavar="DIR", help="write nll.json and nll.md here")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    result = run(args)
+    table = markdown(result)
+    print(table)
+    write_outputs(args.out, "nll", result, table)
+    return result
+
+
+if __name__ == "__main__":
+    main()

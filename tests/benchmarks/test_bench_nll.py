@@ -1,0 +1,49 @@
+"""Smoke test of the budgeted NLL benchmark on tiny settings (digits, seconds of CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nll.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("bench_nll", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_run_writes_outputs_and_resumes(tmp_path):
+    mod = _module()
+    argv = [
+        "--budgets", "0.01",
+        "--configs", "vae", "ae",
+        "--samples", "20",
+        "--hidden", "16",
+        "--latent-dim", "2",
+        "--runs", str(tmp_path / "runs"),
+        "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = mod.main(argv)
+    vae, ae = result["results"]
+    # 0.01 min on 2 cores = 1.2 CPU-seconds, spent (not exceeded by more than an epoch)
+    assert vae["budget_cpu_seconds"] == 1.2
+    assert 1.2 <= vae["cpu_seconds_used"] < 30
+    assert math.isfinite(vae["nll"]) and vae["nll"] > 0 and vae["nll_se"] > 0
+    # importance sampling tightens the bound: -log p(x) <= -ELBO (up to MC noise)
+    assert vae["nll"] <= -vae["elbo"] + 3 * vae["nll_se"]
+    assert "nll" not in ae and ae["recon_nats"] > 0 and ae["mse"] > 0
+    run = tmp_path / "runs" / "vae-0.01min"
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert sessions[0]["machine"]["cpu_count"] >= 1 and "code" in sessions[0]
+    saved = json.loads((tmp_path / "nll.json").read_text())
+    assert [r["config"] for r in saved["results"]] == ["vae", "ae"]
+    assert "| vae | 0.01 |" in (tmp_path / "nll.md").read_text()
+    # a second invocation reuses finished runs instead of training again
+    (run / "result.json").write_text(json.dumps({**vae, "nll": 123.0}))
+    again = mod.main(argv)
+    assert again["results"][0]["nll"] == 123.0
