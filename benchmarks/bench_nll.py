@@ -12,9 +12,14 @@ images; the test split is not on this machine) is scored:
 * AE / DAE: reconstruction error only, ``-log p(x | x_hat)`` (Bernoulli
   cross-entropy, nats per image) and the mean squared error per image.
 
-The budget is counted on the training process's CPU clock (all threads): a
-budget of ``M`` minutes on ``C`` cores is ``60 * M * C`` CPU-seconds, so a run is
-not charged for other work on the machine. Wall-clock time is recorded too.
+The budget is counted on the training process's CPU clock: a budget of ``M``
+minutes on ``C`` cores is ``60 * M * C`` CPU-seconds, so a run is not charged for
+other work on the machine. Training runs single-threaded by default
+(``--threads 1``): with several threads on a busy machine, OpenMP's spin-waiting
+is charged as CPU time too, which would make the budget depend on the load.
+One thread for ``60 * M * C`` CPU-seconds does the work of ``C`` threads for
+``M`` minutes, slightly favourably (one thread wastes nothing on
+synchronisation). Wall-clock time is recorded too.
 2,000 training images are held out for early stopping (patience in epochs);
 nothing is selected on the validation split that is reported.
 
@@ -236,7 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (default 300 300)")
     p.add_argument("--latent-dim", type=int, help="latent size (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--runs", default="runs/nll", help="folder of the run folders")
     p.add_argument("--out", metavar="DIR", help="write nll.json and nll.md here")
     return p.parse_args(argv)
