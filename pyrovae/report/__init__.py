@@ -1,5 +1,16 @@
-"""Figures written into run folders (matplotlib, Agg backend)."""
+"""Figures written into run folders (matplotlib, Agg backend) and the HTML report of a
+run (:func:`build_report`, ``pyrovae report RUN``)."""
 
+from .figures import lerp, slerp, traversal_codes
+from .html import build_report
 from .images import image_grid, save_image_rows, save_scatter_matrix
 
-__all__ = ["image_grid", "save_image_rows", "save_scatter_matrix"]
+__all__ = [
+    "build_report",
+    "image_grid",
+    "lerp",
+    "save_image_rows",
+    "save_scatter_matrix",
+    "slerp",
+    "traversal_codes",
+]
