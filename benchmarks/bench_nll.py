@@ -23,6 +23,10 @@ synchronisation). Wall-clock time is recorded too.
 2,000 training images are held out for early stopping (patience in epochs);
 nothing is selected on the validation split that is reported.
 
+Several processes may work through the same list at once (for example one
+single-threaded process per core): each claims a run folder with a lock file
+and skips those another live process holds.
+
 Every run lives in its own folder under ``--runs`` (config, ``run.json`` with
 the code version and machine, checkpoints) and is resumable: running the
 script again continues unfinished runs where they stopped and skips finished
@@ -37,7 +41,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -128,16 +134,49 @@ def _score(est, val: torch.Tensor, args) -> dict:
     return row
 
 
-def run_one(config: str, minutes: float, data, args) -> dict:
-    """Train (or continue) one configuration under one budget and score it."""
-    train, stop, val, _ = data
+def _lock(folder: Path) -> bool:
+    """Claim ``folder`` for this process (several benchmark processes may share the
+    work, one configuration each); a lock whose process has died is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False  # its owner is alive
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return _lock(folder)
+        except PermissionError:
+            return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(os.getpid()))
+    return True
+
+
+def run_one(config: str, minutes: float, data, args) -> dict | None:
+    """Train (or continue) one configuration under one budget and score it (None if
+    another process is working on it)."""
     folder = Path(args.runs) / f"{config}-{minutes:g}min"
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
+    if not _lock(folder):
+        logging.getLogger(__name__).info("%s is being run by another process", folder)
+        return None
+    try:
+        return _train_and_score(config, minutes, data, args, folder)
+    finally:
+        (folder / "lock").unlink(missing_ok=True)
+
+
+def _train_and_score(config: str, minutes: float, data, args, folder: Path) -> dict:
+    train, stop, val, _ = data
+    result_file = folder / "result.json"
     budget = 60.0 * minutes * args.cores
     t0 = time.perf_counter()
-    if (folder / "checkpoint.pt").exists():
+    if any((folder / f).exists() for f in ("checkpoint.pt", "checkpoint.prev.pt")):
         try:
             est = resume(folder, train, stop, time_budget=budget)
         except ConfigError as exc:  # budget already spent: score the saved weights
@@ -176,6 +215,9 @@ def run(args) -> dict:
     for minutes in args.budgets:
         for config in args.configs:
             row = run_one(config, minutes, data, args)
+            if row is None:
+                print(f"{config} {minutes:g} min: in progress in another process", flush=True)
+                continue
             rows.append(row)
             print(_line(row), flush=True)
     return {

@@ -47,3 +47,16 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
     (run / "result.json").write_text(json.dumps({**vae, "nll": 123.0}))
     again = mod.main(argv)
     assert again["results"][0]["nll"] == 123.0
+
+
+def test_a_run_held_by_a_live_process_is_skipped(tmp_path):
+    import os
+
+    mod = _module()
+    folder = tmp_path / "runs" / "vae-0.01min"
+    folder.mkdir(parents=True)
+    (folder / "lock").write_text(str(os.getppid()))  # alive: the test runner's parent
+    argv = ["--budgets", "0.01", "--configs", "vae", "--runs", str(tmp_path / "runs")]
+    assert mod.main(argv)["results"] == []
+    (folder / "lock").write_text("999999999")  # no such process: the lock is stale
+    assert mod._lock(folder) and (folder / "lock").read_text() == str(os.getpid())
