@@ -28,7 +28,8 @@ from pyro.distributions import Distribution
 
 from . import __version__
 from .data.datasets import suggest_likelihood
-from .data.validation import as_data_tensor
+from .data.stream import is_stream
+from .data.validation import as_data_tensor, check_support
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from .models import ModuleSpec, build_module
 from .objectives import OBJECTIVES, BetaSchedule, make_schedule
@@ -76,14 +77,35 @@ class Estimator:
     seed : int
         Seed of initialisation, minibatches and sampling.
     device : str
-        Torch device.
+        Torch device, or ``"auto"`` (CUDA if available, else MPS, else CPU); the one
+        used is ``device_`` after fitting.
     time_budget : float, optional
         Stop training once this many seconds have been spent (checked after every
         step; all sessions of a resumed run together).
     budget_clock : {"wall", "cpu"}
         Clock of ``time_budget``: wall-clock time or the process's CPU time.
+    amp : bool
+        Mixed precision on CUDA (the networks in bfloat16 autocast, the loss in
+        float32); an error on an explicit CPU/MPS device, ignored with a warning when
+        ``device="auto"`` finds no GPU. See :mod:`pyrovae.training.precision`.
+    checkpoint_every : int
+        With a run folder, also checkpoint every this many steps (0: each epoch only).
+    on_divergence : {"stop", "rollback"}
+        When the loss or a gradient becomes NaN/inf (the step is skipped): raise, or
+        roll back to the last checkpoint with the learning rate times
+        ``rollback_lr_factor``, at most ``divergence_retries`` times.
+    divergence_retries : int
+        Rollbacks allowed per run.
+    rollback_lr_factor : float
+        Learning-rate factor per rollback, in (0, 1).
     progress : bool
         Show a progress bar while fitting.
+
+    Notes
+    -----
+    Inside an initialised ``torch.distributed`` process group with more than one
+    rank (torchrun), ``fit`` trains data-parallel; see
+    :mod:`pyrovae.training.distributed`.
     """
 
     family = "base"
@@ -105,6 +127,11 @@ class Estimator:
         device: str = "cpu",
         time_budget: float | None = None,
         budget_clock: str = "wall",
+        amp: bool = False,
+        checkpoint_every: int = 0,
+        on_divergence: str = "stop",
+        divergence_retries: int = 3,
+        rollback_lr_factor: float = 0.5,
         progress: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
@@ -121,6 +148,11 @@ class Estimator:
         self.device = device
         self.time_budget = time_budget
         self.budget_clock = budget_clock
+        self.amp = amp
+        self.checkpoint_every = checkpoint_every
+        self.on_divergence = on_divergence
+        self.divergence_retries = divergence_retries
+        self.rollback_lr_factor = rollback_lr_factor
         self.progress = progress
 
     # -- scikit-learn protocol ---------------------------------------------
@@ -188,9 +220,25 @@ class Estimator:
         ):
             raise ConfigError(f"patience must be an integer >= 0; got {self.patience!r}")
         from .config import check_device
-        from .training.trainer import CLOCKS
+        from .training.trainer import CLOCKS, DIVERGENCE_POLICIES
 
         check_device(self.device)
+        if self.amp and self.device != "auto" and torch.device(self.device).type != "cuda":
+            raise ConfigError(
+                f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"
+            )
+        for name in ("checkpoint_every", "divergence_retries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0; got {value!r}")
+        if self.on_divergence not in DIVERGENCE_POLICIES:
+            raise ConfigError(
+                f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}; "
+                f"got {self.on_divergence!r}"
+            )
+        f = self.rollback_lr_factor
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+            raise ConfigError(f"rollback_lr_factor must be in (0, 1); got {f!r}")
         tb = self.time_budget
         if tb is not None and (
             isinstance(tb, bool) or not isinstance(tb, (int, float)) or not 0 < tb < math.inf
@@ -212,7 +260,8 @@ class Estimator:
             likelihood_options=dict(self.likelihood_options or {}),
             **self._spec_kwargs(),
         )
-        self.module_ = build_module(self.family, spec).to(self.device)
+        self.device_ = _place(self.device)
+        self.module_ = build_module(self.family, spec).to(self.device_)
         self.likelihood_ = (
             likelihood if isinstance(likelihood, str) else _component_record(likelihood)
         )
@@ -220,8 +269,14 @@ class Estimator:
         self.n_features_in_ = math.prod(self.data_shape_)
 
     def _make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+        from .training import distributed
+        from .training.precision import amp_allowed
+
         optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
         self._data_info = dict(data_info or {})
+        amp = bool(self.amp) and amp_allowed(self.device_)
+        if self.amp and not amp:
+            logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
         return Trainer(
             self.module_,
             self._objective(),
@@ -237,20 +292,31 @@ class Estimator:
             transform=transform,
             time_budget=self.time_budget,
             budget_clock=self.budget_clock,
+            amp=amp,
+            checkpoint_every=self.checkpoint_every,
+            on_divergence=self.on_divergence,
+            divergence_retries=self.divergence_retries,
+            rollback_lr_factor=self.rollback_lr_factor,
+            distributed=distributed.current(),
         )
 
     # -- fitting -------------------------------------------------------------------
-    def _as_input(self, x, name: str = "x") -> torch.Tensor:
+    def _as_input(self, x, name: str = "x", stream: bool = False) -> torch.Tensor:
+        """``x`` validated, in the model's row shape, on the device. A data set read on
+        demand (:class:`~pyrovae.data.stream.MemmapArray`) stays one where ``stream``
+        (the caller reads it in minibatches), and is read into memory otherwise."""
         t = as_data_tensor(x, name=name)
+        if is_stream(t) and not stream:
+            t = t.to_tensor()
         shape = getattr(self, "data_shape_", None)
         if shape is not None and tuple(t.shape[1:]) != shape:
             if math.prod(t.shape[1:]) == math.prod(shape):
-                t = t.reshape(t.shape[0], *shape)
+                t = t.reshape_rows(shape) if is_stream(t) else t.reshape(t.shape[0], *shape)
             else:
                 raise DataError(
                     f"{name} has rows of shape {tuple(t.shape[1:])}; the model expects {shape}"
                 )
-        return t.to(self.device)
+        return t.to(self.device_)
 
     def fit(
         self,
@@ -266,11 +332,13 @@ class Estimator:
 
         Parameters
         ----------
-        X : array-like
+        X : array-like or MemmapArray
             Training data; validated (finite, numeric, non-empty, inside the
-            likelihood's support) before anything is trained.
-        y : ignored
-            Present for scikit-learn compatibility.
+            likelihood's support) before anything is trained. A
+            :class:`pyrovae.data.MemmapArray` is read in minibatches, never whole.
+        y : array-like, optional
+            Labels: not used for training (present for scikit-learn compatibility),
+            but they must have one entry per row of ``X``.
         X_val : array-like, optional
             Validation data for early stopping and the validation metrics.
         run_dir : path, optional
@@ -286,6 +354,8 @@ class Estimator:
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         x = as_data_tensor(X, name="X")
+        if y is not None and len(y) != x.shape[0]:
+            raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
         x_val = as_data_tensor(X_val, name="X_val") if _has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
@@ -294,10 +364,10 @@ class Estimator:
         likelihood = self.likelihood if self.likelihood is not None else suggest_likelihood(x)
         pyro.set_rng_seed(self.seed)
         self._build(tuple(x.shape[1:]), likelihood)
-        self.module_.likelihood.validate(x)
+        check_support(self.module_.likelihood, x)
         if x_val is not None:
-            self.module_.likelihood.validate(x_val)
-        x, x_val = x.to(self.device), (x_val.to(self.device) if x_val is not None else None)
+            check_support(self.module_.likelihood, x_val)
+        x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
         self._dry_run(x)
         trainer = self._make_trainer(run_dir, data_info, train_transform)
         return self._run(trainer, x, x_val)
@@ -308,7 +378,8 @@ class Estimator:
         objective = self._objective()
         self.module_.beta = 1.0
         try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
+            devices = [self.device_] if self.device_.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
                 with pyro.validation_enabled(False):
                     objective(self.module_.model, self.module_.guide, x[:2])
         except PyrovaeError:
@@ -357,7 +428,7 @@ class Estimator:
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z]."""
         self._check_fitted()
         self.module_.eval()
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
         if z.shape[-1] != self.module_.latent_dim:
             raise DataError(
                 f"z has last dimension {z.shape[-1]}; the model's latent_dim is "
@@ -391,8 +462,8 @@ class Estimator:
             standard errors ``*_se`` over data points, and ``n``.
         """
         self._check_fitted()
-        x = self._as_input(x)
-        self.module_.likelihood.validate(x)
+        x = self._as_input(x, stream=True)
+        check_support(self.module_.likelihood, x)
         recon, kl = self._terms(x, particles)
         out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
         n = x.shape[0]
@@ -443,7 +514,7 @@ class Estimator:
         payload["module"] = self.module_.state_dict()
         trainer = getattr(self, "_trainer", None)
         if trainer is not None:
-            payload["trainer"] = trainer.state_dict()
+            payload["trainer"] = trainer.state_dict(gather=False)  # not a collective
         save_checkpoint(path, payload)
 
     @classmethod
@@ -512,6 +583,15 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
     unknown = set(params) - set(cls._param_names())
     if unknown:
         raise CheckpointError(f"checkpoint has unknown parameters: {', '.join(sorted(unknown))}")
+    try:
+        from .config import check_device
+
+        check_device(params.get("device", "cpu"))
+    except ConfigError:  # trained on a device this machine lacks
+        logger.warning(
+            "the run was trained on %s, not available here: using device auto", params["device"]
+        )
+        params["device"] = "auto"
     est = cls(**params)
     likelihood = _restore_component("likelihood", ckpt.get("likelihood"), components)
     est._build(data_shape, likelihood)
@@ -522,9 +602,9 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
     try:
         est.module_.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
         raise CheckpointError(
-            f"checkpoint weights do not fit the configured model: {first}"
+            "the checkpoint's weights do not fit the model its configuration describes: "
+            + _state_mismatch(est.module_.state_dict(), state, exc)
         ) from None
     est.history_ = list(trainer_state.get("history", []))
     est.n_epochs_ = int(trainer_state.get("epoch", 0))
@@ -532,6 +612,27 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
     est.time_used_ = float(trainer_state.get("time_used", 0.0))
     est.module_.eval()
     return est
+
+
+def _state_mismatch(own: dict, state: dict, exc: Exception) -> str:
+    """One line naming how a state_dict differs from the model's."""
+    shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    differ = [k for k in own if k in shapes and shapes[k] != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if differ:
+        k = differ[0]
+        more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
+        return (
+            f"{k} has shape {list(shapes[k])} in the checkpoint but {list(own[k].shape)} "
+            f"in the model{more}"
+        )
+    if missing:
+        return f"the checkpoint lacks {len(missing)} of the model's tensors, e.g. {missing[0]}"
+    if extra:
+        return f"the checkpoint has {len(extra)} tensors the model lacks, e.g. {extra[0]}"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
 
 
 def load(path: str | Path, **components: Any) -> Estimator:
@@ -547,8 +648,12 @@ def resume(
     progress: bool | None = None,
     train_transform=None,
     time_budget: float | None = None,
+    **overrides: Any,
 ) -> Estimator:
     """Continue training a run from its ``checkpoint.pt`` (same data, same RNG streams).
+
+    A ``checkpoint.pt`` that cannot be read is set aside as ``checkpoint.corrupt.pt``
+    and the run continues from ``checkpoint.prev.pt`` (with a logged warning).
 
     Parameters
     ----------
@@ -566,9 +671,30 @@ def resume(
     time_budget : float, optional
         New total time budget in seconds (all sessions together) for a run that
         was stopped by its budget; it must exceed the time already used.
+    **overrides
+        New values of settings that do not change the model or the data
+        (:data:`RESUME_OVERRIDES`: device, amp, checkpoint_every, on_divergence,
+        divergence_retries, rollback_lr_factor).
     """
+    from .training import distributed
+    from .training.checkpoint import load_resumable
+
+    bad = set(overrides) - set(RESUME_OVERRIDES)
+    if bad:
+        raise ConfigError(
+            f"resume cannot change {', '.join(sorted(bad))}; only "
+            f"{', '.join(RESUME_OVERRIDES)} (and the epoch and time budgets)"
+        )
     run_dir = Path(run_dir)
-    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    ckpt, used_path = load_resumable(run_dir)
+    if used_path.name != "checkpoint.pt":  # set the unreadable one aside
+        ctx = distributed.current()
+        distributed.barrier(ctx)  # every rank has read the previous one
+        corrupt = run_dir / "checkpoint.pt"
+        if corrupt.exists() and (ctx is None or ctx.is_main):
+            corrupt.replace(run_dir / "checkpoint.corrupt.pt")
+    if overrides:
+        ckpt = {**ckpt, "params": {**ckpt.get("params", {}), **overrides}}
     est = from_checkpoint(ckpt, weights="last")
     if "trainer" not in ckpt:
         raise CheckpointError(f"{str(run_dir)!r} holds no training state to resume")
@@ -602,14 +728,38 @@ def resume(
     if progress is not None:
         est.progress = bool(progress)
     est.module_.train()
-    x = est._as_input(x_train, "X")
-    xv = est._as_input(x_val, "X_val") if _has_rows(x_val) else None
+    x = est._as_input(x_train, "X", stream=True)
+    xv = est._as_input(x_val, "X_val", stream=True) if _has_rows(x_val) else None
     trainer = est._make_trainer(run_dir, ckpt.get("data", {}), train_transform)
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
         trainer.stopped_early = False
         trainer.stopper.bad_epochs = 0
     return est._run(trainer, x, xv)
+
+
+#: Estimator settings that :func:`resume` may change.
+RESUME_OVERRIDES = (
+    "device",
+    "amp",
+    "checkpoint_every",
+    "on_divergence",
+    "divergence_retries",
+    "rollback_lr_factor",
+)
+
+
+def _place(device: str) -> torch.device:
+    """The device to use for ``device`` ("auto" resolved); under a process group with
+    CUDA, the rank's own GPU."""
+    from .config import resolve_device
+    from .training import distributed
+
+    dev = torch.device(resolve_device(device))
+    ctx = distributed.current()
+    if ctx is not None and dev.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return dev
 
 
 def _has_rows(x) -> bool:

@@ -288,6 +288,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser(
+        "compare",
+        help="compare runs (AE, DAE, VAE, beta-VAE, ...) trained on the same data",
+        description="Score runs trained on the same data on one set of metrics: "
+        "reconstruction error, held-out log p(x), rate and distortion, sample quality "
+        "(label classifier, nearest-neighbour distances), latent smoothness, prior filling "
+        "(MMD), out-of-distribution AUROC and, on shapes, MIG and the beta-VAE score. "
+        "Writes comparison.json, comparison.md, rate_distortion.png and grids.png into "
+        "--output and prints the tables (see docs/comparison.md).",
+    )
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run folders (or checkpoints)")
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        default=".",
+        help="folder for the comparison files (default: .)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=500,
+        metavar="K",
+        help="importance samples per data point for log p(x) and OOD scores (default: 500)",
+    )
+    p.add_argument("--n", type=int, default=500, help="held-out data points scored (default: 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run",
+        description="Write one HTML file with the run's configuration and summary numbers, "
+        "training curves, reconstructions with uncertainty maps, prior samples, latent "
+        "traversals, linear and spherical interpolations, the latent space, KL per latent "
+        "dimension and the posterior analysis of `pyrovae analyze` where it ran; figures "
+        "are embedded, so the file stands alone.",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--output", metavar="FILE", help="HTML file to write (default: RUN/report.html)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=500,
+        help="held-out data points for the latent view and the numbers (default: 500)",
+    )
+    p.add_argument("--data", metavar="NAME|PATH", help="show this data instead of the run's")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
         "components",
         help="list the registered components",
         description="List every registered prior, likelihood, guide, network, objective, "
@@ -332,6 +381,8 @@ def _load_run_data(info: dict[str, Any], spec: str | None = None):
         download=info.get("download", True),
         binarize=info.get("binarize", "none"),
         columns=info.get("columns") or None,
+        # a streamed run streams its own data, and other data given as a .npy file
+        stream=bool(info.get("stream")) and Path(spec or info["data"]).suffix == ".npy",
     )
     if state and state.get("shift") is not None:
         scaler = Scaler.from_state(state)
@@ -371,38 +422,113 @@ def _write_figures(est, data, run: Path) -> list[Path]:
             ["samples from the prior", "", "", ""],
         )
         return [a, b]
+    from .data.stream import is_stream
+
+    def rows(x):  # a streamed split: the first rows only, read into memory
+        return x[:2000] if is_stream(x) else x
+
     inv = data.scaler.inverse
-    xs = data.test if data.test.shape[0] else data.train
+    xs = rows(data.test if data.test.shape[0] else data.train)
     a = save_scatter_matrix(
         run / "reconstructions.png", {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
     )
-    b = save_scatter_matrix(run / "samples.png", {"data": inv(data.train), "samples": inv(samples)})
+    b = save_scatter_matrix(
+        run / "samples.png", {"data": inv(rows(data.train)), "samples": inv(samples)}
+    )
     return [a, b]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import ESTIMATORS, estimator_params, resume
-    from .config import OPTIONS_BY_NAME
-    from .training.checkpoint import atomic_write_text
+    from .config import OPTIONS_BY_NAME, resolve_device
+    from .training import distributed
 
     explicit = {k: v for k, v in vars(args).items() if k in OPTIONS_BY_NAME}
+    nproc, device = _launch_settings(args, explicit)
+    if distributed.env_world_size() > 1:  # under torchrun, or a process of --nproc
+        ctx = distributed.init_from_env(resolve_device(device))
+    elif nproc > 1:
+        return distributed.launch(nproc, _train_rank, args)
+    else:
+        ctx = None
+    if ctx is not None and not ctx.is_main:  # rank 0 speaks for all
+        log.setLevel(logging.WARNING)
+        args.no_progress = True
+    try:
+        return _train(args, explicit, ctx)
+    except PyrovaeError:
+        if ctx is not None and not ctx.is_main:
+            raise SystemExit(2) from None
+        raise
+    finally:
+        if ctx is not None:
+            distributed.shutdown()
+
+
+def _launch_settings(args: argparse.Namespace, explicit: dict[str, Any]) -> tuple[int, str]:
+    """``nproc`` and ``device`` of a training command: from the flags, else the
+    --config file, else (with --resume) the run's config.toml, else the defaults."""
+    layers = [explicit]
+    if args.resume and (Path(args.resume) / "config.toml").is_file():
+        layers.insert(0, load_toml(Path(args.resume) / "config.toml"))
+    elif args.config:
+        layers.insert(0, load_toml(args.config))
+    cfg = resolve(
+        *[{k: v for k, v in layer.items() if k in ("nproc", "device")} for layer in layers]
+    )
+    if cfg["nproc"] < 1:
+        raise ConfigError(f"nproc must be a positive integer; got {cfg['nproc']}")
+    return cfg["nproc"], cfg["device"]
+
+
+def _train_rank(args: argparse.Namespace) -> int:
+    """One process of ``pyrovae train --nproc N`` (started by
+    :func:`pyrovae.training.distributed.launch`)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return cmd_train(args)
+    except PyrovaeError as exc:
+        print(f"pyrovae: error: {exc}", file=sys.stderr)
+        return 2
+
+
+#: Options that ``--resume`` may change (besides --epochs and --time-budget).
+RESUME_OPTIONS = (
+    "nproc",
+    "device",
+    "amp",
+    "checkpoint_every",
+    "on_divergence",
+    "divergence_retries",
+    "rollback_lr_factor",
+)
+
+
+def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
+    from .api import ESTIMATORS, estimator_params, resume
+    from .training import distributed
+    from .training.checkpoint import atomic_write_text
+
+    main = ctx is None or ctx.is_main
     if args.resume:
         run = Path(args.resume)
-        if not (run / "checkpoint.pt").exists():
-            raise CheckpointError(f"no checkpoint to resume in {str(run)!r}")
-        from .training import load_checkpoint
+        from .training.checkpoint import load_resumable, previous_path
 
-        ckpt = load_checkpoint(run / "checkpoint.pt")
-        extra = set(explicit) - {"epochs", "time_budget"}
+        latest = run / "checkpoint.pt"
+        if not (latest.exists() or previous_path(latest).exists()):
+            raise CheckpointError(f"no checkpoint to resume in {str(run)!r}")
+        ckpt, _ = load_resumable(run)
+        extra = set(explicit) - {"epochs", "time_budget", *RESUME_OPTIONS}
         if args.config or args.output:
             raise ConfigError(
                 "--resume continues the run in its own folder as configured; "
                 "it takes no --config or --output"
             )
         if extra:
+            allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_OPTIONS)
             raise ConfigError(
-                f"--resume continues a run as configured; only --epochs and --time-budget "
-                f"may change "
+                f"--resume continues a run as configured; only --epochs, --time-budget, "
+                f"{allowed} may change "
                 f"(got {', '.join('--' + k.replace('_', '-') for k in sorted(extra))})"
             )
         epochs = coerce("epochs", explicit["epochs"]) if "epochs" in explicit else None
@@ -410,6 +536,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         budget = coerce("time_budget", budget) if budget is not None else None
         if epochs is not None and epochs <= 0:
             raise ConfigError(f"epochs must be a positive integer; got {epochs}")
+        overrides = {
+            k: coerce(k, v) for k, v in explicit.items() if k in RESUME_OPTIONS and k != "nproc"
+        }
         data = _load_run_data(ckpt.get("data", {}))
         t0 = time.perf_counter()
         est = resume(
@@ -420,12 +549,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             train_transform=data.train_transform,
             time_budget=budget,
+            **overrides,
         )
-        return _finish_train(est, data, run, time.perf_counter() - t0)
+        return _finish_train(est, data, run, time.perf_counter() - t0) if main else 0
 
     file_cfg = load_toml(args.config) if args.config else {}
     cfg = resolve(file_cfg, explicit)
     run = Path(args.output) if args.output else _default_output(cfg)
+    if ctx is not None and not args.output:  # one name for all ranks: rank 0's
+        run = Path(distributed.broadcast_object(ctx, str(run)))
     if run.exists() and not run.is_dir():
         raise ConfigError(f"--output {str(run)!r} is a file, not a run folder")
     if run.exists() and any((run / f).exists() for f in RUN_FILES) and not args.force:
@@ -445,19 +577,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         download=cfg["download"],
         binarize=cfg["binarize"],
         columns=cfg["columns"] or None,
+        stream=cfg["stream"],
     )
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
     est._check_params()
     _check_model(est, data)
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run / "config.toml", to_toml(cfg))
-    print(
-        f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
-        f"{data.val.shape[0]} validation rows) into {run}",
-        file=sys.stderr,
-    )
+    distributed.barrier(ctx)  # every rank has checked the folder before rank 0 writes
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / "config.toml", to_toml(cfg))
+        where = f" ({ctx.world_size} processes)" if ctx is not None else ""
+        print(
+            f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
+            f"{data.val.shape[0]} validation rows) into {run}{where}",
+            file=sys.stderr,
+        )
     t0 = time.perf_counter()
     est.fit(
         data.train,
@@ -466,7 +602,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_info=_data_info(cfg, data),
         train_transform=data.train_transform,
     )
-    return _finish_train(est, data, run, time.perf_counter() - t0)
+    return _finish_train(est, data, run, time.perf_counter() - t0) if main else 0
 
 
 def _nonempty(x):
@@ -477,10 +613,12 @@ def _nonempty(x):
 def _check_model(est, data) -> None:
     """Build the model once and check the data's support, so that a bad component,
     option or likelihood fails before the run folder is created."""
+    from .data.validation import check_support
+
     est._build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
-            est.module_.likelihood.validate(split)
+            check_support(est.module_.likelihood, split)
     est._dry_run(data.train)
 
 
@@ -696,6 +834,46 @@ def cmd_select(args: argparse.Namespace) -> int:
     atomic_write_text(out / "selection.json", _json(result) + "\n")
     plot_selection(result, out / "selection.png", xlabel="run")
     print(_json(result))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .analysis.comparison import check_same_data, compare_runs
+    from .api import load
+    from .report.compare import format_tables, write_comparison
+
+    for name in ("samples", "n"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
+    ests = [load(run) for run in args.runs]
+    check_same_data([(run, est._data_info) for run, est in zip(args.runs, ests, strict=True)])
+    data = _load_run_data(ests[0]._data_info)
+    result = compare_runs(
+        ests, data, names=args.runs, n=args.n, samples=args.samples, seed=args.seed
+    )
+    x = data.test if data.test.shape[0] else data.val
+    files = write_comparison(result, args.output, ests, x if data.is_image else None)
+    print(format_tables(result), end="")
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be >= 1; got {args.n}")
+    t0 = time.perf_counter()
+    path = build_report(args.run, args.output, n=args.n, data=args.data, seed=args.seed)
+    print(
+        _json(
+            {
+                "report": str(path),
+                "bytes": path.stat().st_size,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+    )
     return 0
 
 

@@ -53,10 +53,12 @@ def _str(value) -> str:
 
 
 def check_device(value) -> str:
-    """A torch device string that exists on this machine."""
+    """A torch device string that exists on this machine, or ``"auto"``."""
     import torch
 
     value = _str(value)
+    if value == "auto":
+        return value
     try:
         dev = torch.device(value)
     except (RuntimeError, ValueError):
@@ -70,6 +72,37 @@ def check_device(value) -> str:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {value!r} requested but MPS is not available; use cpu")
     return value
+
+
+def resolve_device(value: str) -> str:
+    """``"auto"`` -> ``"cuda"`` if CUDA is available, else ``"mps"`` if MPS is, else
+    ``"cpu"``; any other (checked) device string is returned as it is."""
+    import torch
+
+    value = check_device(value)
+    if value != "auto":
+        return value
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _divergence(value) -> str:
+    value = _str(value)
+    if value not in ("stop", "rollback"):
+        raise ConfigError(f"expected stop or rollback; got {value!r}")
+    return value
+
+
+def _factor(value) -> float:
+    """A number in (0, 1)."""
+    out = _float(value)
+    if not 0 < out < 1:
+        raise ConfigError(f"expected a number between 0 and 1 (exclusive); got {value!r}")
+    return out
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -218,6 +251,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="COL[,COL...]",
     ),
     _O(
+        "stream",
+        False,
+        "read a .npy data file in minibatches as training needs them instead of loading "
+        "it (memory does not grow with its size; files larger than half the memory "
+        "available are always streamed)",
+        "data",
+        _bool,
+    ),
+    _O(
         "binarize",
         "none",
         "binarize grey levels in [0, 1]: static (threshold 0.5) or dynamic (a fresh "
@@ -348,7 +390,62 @@ OPTIONS: tuple[Option, ...] = (
         _int,
     ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
-    _O("device", "cpu", "torch device (cpu, cuda, cuda:1, mps)", "training", check_device),
+    _O(
+        "device",
+        "cpu",
+        "torch device: auto (cuda if available, else mps, else cpu), cpu, cuda, cuda:1, mps",
+        "training",
+        check_device,
+    ),
+    _O(
+        "amp",
+        False,
+        "mixed precision on CUDA: the encoder and decoder networks in bfloat16 autocast, "
+        "log-densities and the loss in float32 (an error with --device cpu/mps; ignored "
+        "with a warning when --device auto finds no GPU)",
+        "training",
+        _bool,
+    ),
+    _O(
+        "nproc",
+        1,
+        "train data-parallel in this many processes on this machine (DistributedDataParallel; "
+        "gloo on CPU, nccl with one GPU per process); under torchrun the launcher's "
+        "processes are used instead",
+        "training",
+        _int,
+    ),
+    _O(
+        "checkpoint_every",
+        0,
+        "also write the checkpoint every this many optimizer steps inside an epoch "
+        "(0: at the end of each epoch only)",
+        "training",
+        _int,
+        metavar="STEPS",
+    ),
+    _O(
+        "on_divergence",
+        "stop",
+        "when the loss or a gradient becomes NaN/inf (the step is always skipped): stop "
+        "with an error, or rollback to the last checkpoint with a lower learning rate",
+        "training",
+        _divergence,
+    ),
+    _O(
+        "divergence_retries",
+        3,
+        "rollbacks allowed per run with --on-divergence rollback",
+        "training",
+        _int,
+    ),
+    _O(
+        "rollback_lr_factor",
+        0.5,
+        "the learning rate is multiplied by this at each rollback",
+        "training",
+        _factor,
+    ),
     _O(
         "time_budget",
         None,

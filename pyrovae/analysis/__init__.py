@@ -2,6 +2,8 @@
 export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
 
 from .calibration import plot_rank_histograms, sbc
+from .comparison import compare_runs
+from .disentanglement import beta_vae_score, mig
 from .export import posterior_groups, to_arviz
 from .gaps import inference_gaps
 from .loglik import elbo_decomposition, log_likelihood
@@ -10,6 +12,9 @@ from .psis import pareto_khat
 from .selection import compare, latent_dim_curve, plot_selection
 
 __all__ = [
+    "beta_vae_score",
+    "compare_runs",
+    "mig",
     "compare",
     "latent_dim_curve",
     "plot_selection",

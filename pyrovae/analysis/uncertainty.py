@@ -72,6 +72,9 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
         mu = np.c_[mu, np.zeros(len(mu))]
         sd = np.c_[sd, np.zeros(len(sd))]
     fig, ax = plt.subplots(figsize=(5, 4.5))
+    from ..data.validation import class_labels
+
+    labels = class_labels(labels)
     colors = labels.cpu().numpy() if labels is not None else "C0"
     sc = ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap="tab10", s=8, zorder=3)
     cmap = plt.get_cmap("tab10")

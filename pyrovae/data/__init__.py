@@ -3,7 +3,9 @@
 :func:`load_data` turns a data spec (a registered dataset name such as
 ``"digits"`` or ``"mnist"``, or a path to ``.npy`` / ``.npz`` / ``.csv``) into
 a :class:`DataSplits` of float tensors ``(N, *data_shape)``. Registry of named
-datasets: :data:`DATASETS`; of scalers: :data:`SCALERS`.
+datasets: :data:`DATASETS`; of scalers: :data:`SCALERS`. :class:`MemmapArray`
+streams a ``.npy`` file larger than memory (``load_data(..., stream=True)``, or
+``VAE().fit(MemmapArray(path))``).
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from ..registry import Registry
 DATASETS: Registry = Registry("dataset")
 SCALERS: Registry = Registry("scaling")
 
-from . import binarize, binarized  # noqa: E402,F401  (registries)
+from . import binarize, binarized, shapes  # noqa: E402,F401  (registries)
 from .batches import TensorBatches  # noqa: E402
 from .datasets import DataSplits, RawData, load_data  # noqa: E402
 from .scaling import Scaler  # noqa: E402
+from .stream import MemmapArray  # noqa: E402
 from .validation import as_data_tensor  # noqa: E402
 
 __all__ = [
     "DATASETS",
     "SCALERS",
     "DataSplits",
+    "MemmapArray",
     "RawData",
     "Scaler",
     "TensorBatches",

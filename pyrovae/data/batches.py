@@ -1,8 +1,11 @@
-"""Minibatches from an in-memory tensor.
+"""Minibatches from an in-memory tensor (or a data set read on demand).
 
 A ``torch.utils.data.DataLoader`` over a ``TensorDataset`` indexes and collates
 one row at a time; slicing a shuffled index of the whole tensor gives the same
-minibatches at a fraction of the cost, which matters for small VAEs.
+minibatches at a fraction of the cost, which matters for small VAEs. ``x`` only
+needs ``x.shape[0]`` and ``x[index_tensor]`` / ``x[slice]``, so a
+:class:`~pyrovae.data.stream.MemmapArray` is batched the same way, each minibatch
+read from its file when it is needed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ class TensorBatches:
 
     Parameters
     ----------
-    x : Tensor
+    x : Tensor or MemmapArray
         Data ``(N, *data_shape)``.
     batch_size : int
         Rows per batch (the last batch may be smaller unless ``drop_last``).

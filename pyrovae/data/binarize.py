@@ -6,6 +6,10 @@
   literature): a fresh Bernoulli draw x ~ Bernoulli(grey level) of every training
   batch at every epoch, from the trainer's seeded shuffling stream (so resumed runs
   draw the same); validation and test data are drawn once, with the split seed.
+
+Data read on demand (``--stream``) can be binarized statically (thresholded as each
+batch is read); dynamic binarization draws the held-out splits once, in memory, and is
+not available for them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 
 from ..errors import DataError
 from ..registry import Registry
+from .stream import is_stream
 
 BINARIZATIONS: Registry = Registry("binarization")
 
@@ -24,11 +29,15 @@ def draw_bernoulli(x: torch.Tensor, generator: torch.Generator | None = None) ->
 
 
 def _check_unit(x: torch.Tensor, how: str) -> None:
-    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
-        raise DataError(
-            f"{how} binarization needs data in [0, 1]; got values in "
-            f"[{float(x.min()):g}, {float(x.max()):g}]"
-        )
+    if not x.numel():
+        return
+    lo, hi = x.extrema() if is_stream(x) else (float(x.min()), float(x.max()))
+    if lo < 0 or hi > 1:
+        raise DataError(f"{how} binarization needs data in [0, 1]; got values in [{lo:g}, {hi:g}]")
+
+
+def _threshold(x: torch.Tensor) -> torch.Tensor:
+    return x.map(_threshold) if is_stream(x) else (x > 0.5).float()
 
 
 @BINARIZATIONS.register("none")
@@ -42,12 +51,17 @@ def static_binarization(train, val, test, generator):
     """Threshold every split once at 0.5."""
     for t in (train, val, test):
         _check_unit(t, "static")
-    return (train > 0.5).float(), (val > 0.5).float(), (test > 0.5).float(), None
+    return _threshold(train), _threshold(val), _threshold(test), None
 
 
 @BINARIZATIONS.register("dynamic")
 def dynamic_binarization(train, val, test, generator):
     """Fresh Bernoulli draws of the training data every epoch; held-out data drawn once."""
+    if is_stream(train):
+        raise DataError(
+            "dynamic binarization draws the held-out data once in memory; with --stream "
+            "use --binarize static"
+        )
     for t in (train, val, test):
         _check_unit(t, "dynamic")
     return train, draw_bernoulli(val, generator), draw_bernoulli(test, generator), draw_bernoulli

@@ -10,10 +10,17 @@ Named datasets (registry :data:`~pyrovae.data.DATASETS`):
 Any other spec is a path to the user's own array: ``.npy``, ``.npz`` (array
 ``x``, or the only array; labels ``y`` if present) or ``.csv`` (numeric, an
 optional header row).
+
+A ``.npy`` file is *streamed* (read in minibatches as training needs them, never
+loaded whole; see :mod:`pyrovae.data.stream`) when ``stream=True``, and always when
+its data are larger than :data:`AUTO_STREAM_FRACTION` of the memory available. The
+train / validation / test splits of a streamed file are views (row numbers), the
+scaling is fitted and the data are validated chunk by chunk.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -25,16 +32,23 @@ import torch
 from ..errors import DataError
 from . import DATASETS
 from .scaling import Scaler
-from .validation import as_data_tensor
+from .stream import MemmapArray, is_stream
+from .validation import all_values, as_data_tensor
+
+logger = logging.getLogger(__name__)
 
 FILE_SUFFIXES = (".npy", ".npz", ".csv")
+
+#: A ``.npy`` file whose data are larger than this fraction of the memory available
+#: is streamed even without ``stream=True``.
+AUTO_STREAM_FRACTION = 0.5
 
 
 @dataclass
 class RawData:
     """A dataset as loaded, before splitting and scaling."""
 
-    x: torch.Tensor
+    x: torch.Tensor  # or a MemmapArray (a streamed file)
     y: torch.Tensor | None = None
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
@@ -49,8 +63,8 @@ class DataSplits:
 
     Attributes
     ----------
-    train, val, test : Tensor
-        ``(N, *data_shape)`` float32.
+    train, val, test : Tensor or MemmapArray
+        ``(N, *data_shape)`` float32 (views of one file when the data are streamed).
     y_train, y_val, y_test : Tensor or None
         Labels where the dataset has them.
     name : str
@@ -215,6 +229,7 @@ def _read_file(path: Path, columns=None) -> tuple[np.ndarray, np.ndarray | None]
         if suffix in _MAGIC:
             _check_magic(path, suffix)
         if suffix == ".npy":
+            MemmapArray(path)  # the header: dtype, shape and size checked, one line each
             return np.load(path, allow_pickle=False), None
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
@@ -246,14 +261,65 @@ def looks_like_images(x: torch.Tensor) -> bool:
 def suggest_likelihood(x: torch.Tensor) -> str:
     """The default likelihood for data ``x`` (N, ...): Bernoulli for binary data and
     for images with values in [0, 1], Gaussian otherwise. One rule for the CLI and
-    the Python API."""
-    binary = bool(((x == 0) | (x == 1)).all())
+    the Python API (a stream is read in chunks)."""
+    binary = all_values(x, lambda t: (t == 0) | (t == 1))
     return "bernoulli" if binary or (looks_like_images(x) and _in_unit(x)) else "gaussian"
 
 
-def load_file(path: str | Path, columns=None) -> RawData:
+def _available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 2**63
+
+
+def should_stream(path: Path, stream: bool) -> bool:
+    """Whether to stream ``path``: asked for, or a ``.npy`` file too large to load."""
+    if path.suffix.lower() != ".npy":
+        if stream:
+            raise DataError(
+                f"--stream reads .npy files; save {path.name!r} with numpy.save to stream it"
+            )
+        return False
+    if stream:
+        return True
+    size = path.stat().st_size
+    if size > AUTO_STREAM_FRACTION * _available_memory():
+        logger.info(
+            "streaming %s: %.0f MB is more than half the memory available", path, size / 1e6
+        )
+        return True
+    return False
+
+
+def _load_stream(path: Path, columns=None) -> RawData:
+    x = MemmapArray(path)
+    if columns:
+        if x.dim() != 2:
+            raise DataError(
+                f"columns can only be chosen from 2-D data; {path.name!r} has shape "
+                f"{tuple(x.shape)}"
+            )
+        x = x.columns(_column_indices(columns, None, path))
+    x = as_data_tensor(x, name=f"data file {path.name!r}")
+    is_image = looks_like_images(x)
+    if x.dim() == 3:
+        x = x.reshape_rows((1, *x.shape[1:]))
+    return RawData(x=x, is_image=is_image, likelihood=suggest_likelihood(x))
+
+
+def load_file(path: str | Path, columns=None, stream: bool = False) -> RawData:
     """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array, optionally only some columns
-    (CSV header names or 0-based indices; indices only for 2-D arrays)."""
+    (CSV header names or 0-based indices; indices only for 2-D arrays); ``stream``:
+    read a ``.npy`` file on demand (see the module docstring)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")
@@ -262,6 +328,8 @@ def load_file(path: str | Path, columns=None) -> RawData:
             f"cannot read data file {str(path)!r}: unsupported type "
             f"{path.suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}"
         )
+    if should_stream(path, stream):
+        return _load_stream(path, columns)
     arr, y = _read_file(path, columns)
     if columns and path.suffix.lower() != ".csv":
         if np.ndim(arr) != 2:
@@ -294,13 +362,15 @@ def load_file(path: str | Path, columns=None) -> RawData:
     )
 
 
-def load_raw(spec: str, root=None, download: bool = True, columns=None) -> RawData:
+def load_raw(
+    spec: str, root=None, download: bool = True, columns=None, stream: bool = False
+) -> RawData:
     """A named dataset or a file, unsplit and unscaled."""
     spec = str(spec)
     if spec in DATASETS:
         return DATASETS.get(spec)(root=root, download=download)
     if Path(spec).suffix.lower() in FILE_SUFFIXES or os.sep in spec or Path(spec).exists():
-        return load_file(spec, columns)
+        return load_file(spec, columns, stream=stream)
     try:
         DATASETS.get(spec)
     except DataError:
@@ -326,6 +396,7 @@ def load_data(
     download: bool = True,
     binarize: str = "none",
     columns=None,
+    stream: bool = False,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -349,27 +420,34 @@ def load_data(
         Name in :data:`~pyrovae.data.binarize.BINARIZATIONS` ("none", "static", "dynamic").
     columns : list, optional
         Columns of a data file to use: CSV header names or 0-based indices.
+    stream : bool
+        Read a ``.npy`` file on demand in minibatches instead of loading it (files
+        larger than half the memory available are always streamed); the splits are
+        then :class:`~pyrovae.data.stream.MemmapArray` views.
     """
     if columns and spec in DATASETS:
         raise DataError(f"columns apply to data files, not to the dataset {spec!r}")
-    raw = load_raw(spec, root=root, download=download, columns=columns)
+    if stream and spec in DATASETS:
+        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+    raw = load_raw(spec, root=root, download=download, columns=columns, stream=stream)
     gen = torch.Generator().manual_seed(int(split_seed))
     x, y = raw.x, raw.y
-    perm = torch.randperm(x.shape[0], generator=gen)
-    x = x[perm]
-    y = y[perm] if y is not None else None
+    _check_labels(x, y, spec, "")
+    _check_labels(raw.x_test, raw.y_test, spec, "test ")
+    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
     if raw.x_test is not None:
         x_test, y_test = raw.x_test, raw.y_test
     else:
         n_test = _split_sizes(x.shape[0], test_fraction, "test")
-        x_test, y_test = x[:n_test], (y[:n_test] if y is not None else None)
-        x, y = x[n_test:], (y[n_test:] if y is not None else None)
+        x_test, y_test = _take(x, idx[:n_test]), (y[idx[:n_test]] if y is not None else None)
+        idx = idx[n_test:]
     if raw.x_val is not None:  # an official validation split
         x_val, y_val = raw.x_val, None
     else:
-        n_val = _split_sizes(x.shape[0], val_fraction, "validation")
-        x_val, y_val = x[:n_val], (y[:n_val] if y is not None else None)
-        x, y = x[n_val:], (y[n_val:] if y is not None else None)
+        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
+        x_val, y_val = _take(x, idx[:n_val]), (y[idx[:n_val]] if y is not None else None)
+        idx = idx[n_val:]
+    x, y = _take(x, idx), (y[idx] if y is not None else None)
     if x.shape[0] == 0:
         raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
     scaler = Scaler(scale).fit(x)
@@ -396,4 +474,16 @@ def load_data(
 
 
 def _in_unit(x: torch.Tensor) -> bool:
-    return bool(((x >= 0) & (x <= 1)).all())
+    return all_values(x, lambda t: (t >= 0) & (t <= 1))
+
+
+def _take(x, idx: torch.Tensor):
+    """Rows ``idx`` of ``x``: a copy of an in-memory tensor, a view of a stream."""
+    return x.take(idx) if is_stream(x) else x[idx]
+
+
+def _check_labels(x, y, spec: str, which: str) -> None:
+    if x is not None and y is not None and len(y) != len(x):
+        raise DataError(
+            f"the {which}labels of data {spec!r} have {len(y)} rows but the data has {len(x)}"
+        )

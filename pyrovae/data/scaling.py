@@ -3,6 +3,10 @@
 * none: x' = x.
 * standardize: x' = (x - mean) / sd, per feature (sd = 1 where a feature is constant).
 * minmax: x' = (x - min) / (max - min), per feature, into [0, 1].
+
+A data set read on demand (:class:`~pyrovae.data.stream.MemmapArray`) is fitted in
+chunks (:func:`~pyrovae.data.stream.feature_moments`,
+:func:`~pyrovae.data.stream.feature_range`) and transformed lazily, batch by batch.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import SCALERS
+from .stream import feature_moments, feature_range, is_stream
 
 
 class Scaler:
@@ -34,11 +39,15 @@ class Scaler:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         if self.shift is None:
             return x
+        if is_stream(x):
+            return x.map(self.transform)
         return (x - self.shift) / self.scale
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         if self.shift is None:
             return x
+        if is_stream(x):
+            return x.map(self.inverse)
         return x * self.scale + self.shift
 
     def state_dict(self) -> dict:
@@ -60,13 +69,13 @@ def _none(x: torch.Tensor):
 @SCALERS.register("standardize")
 def _standardize(x: torch.Tensor):
     """Per feature: subtract the training mean, divide by the training sd."""
-    sd = x.std(0, unbiased=False)
-    return x.mean(0), torch.where(sd > 0, sd, torch.ones_like(sd))
+    mean, sd = feature_moments(x)
+    return mean, torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
 @SCALERS.register("minmax")
 def _minmax(x: torch.Tensor):
     """Per feature: map the training range onto [0, 1]."""
-    lo, hi = x.min(0).values, x.max(0).values
+    lo, hi = feature_range(x)
     rng = hi - lo
     return lo, torch.where(rng > 0, rng, torch.ones_like(rng))

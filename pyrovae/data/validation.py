@@ -1,4 +1,9 @@
-"""Validation of user data: one clear line per problem."""
+"""Validation of user data: one clear line per problem.
+
+In-memory data are checked at once; a data set read on demand
+(:class:`~pyrovae.data.stream.MemmapArray`) is checked chunk by chunk, with the
+same messages.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,26 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .stream import is_stream
+
+
+def _check_shape(shape, name: str, min_dims: int) -> None:
+    if len(shape) < min_dims:
+        raise DataError(
+            f"{name} must have at least {min_dims} dimensions (N, features...); "
+            f"got shape {tuple(shape)}"
+        )
+    if shape[0] == 0:
+        raise DataError(f"{name} is empty (0 rows)")
+    if 0 in tuple(shape):
+        raise DataError(f"{name} has no features (shape {tuple(shape)})")
 
 
 def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
     """Convert array-like ``data`` to a float32 tensor ``(N, *data_shape)``, validating it.
+
+    A :class:`~pyrovae.data.stream.MemmapArray` is validated in chunks and returned
+    as it is (it is read on demand, never all at once).
 
     Raises
     ------
@@ -17,6 +38,9 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
         On non-numeric dtype, fewer than ``min_dims`` dimensions, no rows, no
         features, or NaN / Inf values.
     """
+    if is_stream(data):
+        _check_shape(data.shape, name, min_dims)
+        return data.check_finite(name)
     if isinstance(data, torch.Tensor):
         t = data.detach()
     else:
@@ -31,20 +55,67 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
             raise DataError(f"{name} must be numeric; got dtype {arr.dtype}")
         t = torch.from_numpy(np.require(arr, requirements="CW"))  # 0-d stays 0-d
     if t.is_complex():
-        raise DataError(f"{name} must be real-valued; got dtype {t.dtype}")
-    if t.dim() < min_dims:
-        raise DataError(
-            f"{name} must have at least {min_dims} dimensions (N, features...); "
-            f"got shape {tuple(t.shape)}"
-        )
-    if t.shape[0] == 0:
-        raise DataError(f"{name} is empty (0 rows)")
-    if t.numel() == 0:
-        raise DataError(f"{name} has no features (shape {tuple(t.shape)})")
+        dtype = str(t.dtype).removeprefix("torch.")
+        raise DataError(f"{name} must be real-valued; got dtype {dtype}")
+    _check_shape(t.shape, name, min_dims)
     t = t.to(torch.float32)
-    finite = torch.isfinite(t)
-    if not bool(finite.all()):
+    # row chunks: torch.isfinite on the whole tensor would allocate an |x| temporary
+    # as large as the data set
+    if not all(bool(torch.isfinite(c).all()) for c in row_chunks(t)):
+        finite = torch.isfinite(t)
         bad = (~finite).nonzero()[0].tolist()
         n_bad = int((~finite).sum())
         raise DataError(f"{name} contains {n_bad} NaN or Inf value(s), first at index {tuple(bad)}")
     return t
+
+
+def row_chunks(t: torch.Tensor, elements: int = 2**20):
+    """``t`` split along its first dimension into views of about ``elements`` values."""
+    if t.dim() == 0 or t.shape[0] == 0:
+        return (t,)
+    rows = max(1, elements // max(1, t[0].numel()))
+    return t.split(rows)
+
+
+def all_values(x, predicate) -> bool:
+    """Whether the boolean tensor ``predicate(x)`` is true everywhere (chunk by chunk
+    for a stream)."""
+    return x.all(predicate) if is_stream(x) else bool(predicate(x).all())
+
+
+def check_support(likelihood, x) -> None:
+    """``likelihood.validate(x)``: raise :class:`DataError` naming the problem if ``x``
+    lies outside the likelihood's support; a stream is checked chunk by chunk."""
+    if not is_stream(x):
+        likelihood.validate(x)
+        return
+    from ..likelihoods.base import Likelihood
+
+    if type(likelihood).validate is not Likelihood.validate or not hasattr(
+        likelihood, "in_support"
+    ):  # a likelihood with its own check: run it on every chunk
+        for t in x.chunks():
+            likelihood.validate(t)
+        return
+    n_bad, example, lo, hi = 0, None, np.inf, -np.inf
+    for t in x.chunks():
+        ok = likelihood.in_support(t)
+        lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+        if not bool(ok.all()):
+            bad = t[~ok]
+            n_bad += bad.numel()
+            example = float(bad.flatten()[0]) if example is None else example
+    if n_bad:
+        raise DataError(
+            f"the {likelihood.registry_name} likelihood needs {likelihood.support}, but "
+            f"{n_bad} value(s) lie outside it (e.g. {example:g}; data range [{lo:g}, {hi:g}]); "
+            "choose another likelihood or rescale the data"
+        )
+
+
+def class_labels(labels):
+    """One label per row for colouring and class comparisons: the first column of
+    multi-factor labels ``(N, F)`` (for ``shapes``, the shape), ``labels`` otherwise."""
+    if labels is not None and getattr(labels, "ndim", 1) > 1:
+        return labels[:, 0]
+    return labels

@@ -486,7 +486,7 @@ def _section_traversals(ctx: _Context) -> Section:
     values = _traversal_values(ctx, dims)
     z0 = ctx.mu[0]
     codes = figures.traversal_codes(z0, dims, values)
-    decoded = ctx.decode_mean(codes.to(ctx.est.device))
+    decoded = ctx.decode_mean(codes.to(ctx.est.device_))
     order = (
         "by KL per dimension"
         if (ctx.decomposition or {}).get("kl_per_dim")
@@ -533,7 +533,7 @@ def _section_interpolations(ctx: _Context) -> Section:
         za, zb = ctx.mu[a].double(), ctx.mu[b].double()
         lin = figures.lerp(za, zb, torch.from_numpy(t)).float()
         sph = figures.slerp(za, zb, torch.from_numpy(t)).float()
-        both = torch.cat([lin, sph]).to(ctx.est.device)
+        both = torch.cat([lin, sph]).to(ctx.est.device_)
         decoded = ctx.decode_mean(both)
         what = f"{ctx.split} points {a} and {b}"
         if ctx.labels is not None:
@@ -755,6 +755,8 @@ def build_report(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+    from ..data.validation import class_labels
+
     est = load(run)
     splits = _load_data(est, data)
     split = _pick_split(splits)
@@ -766,7 +768,7 @@ def build_report(
         data=splits,
         split=split,
         x=x,
-        labels=labels[:n].cpu().numpy() if labels is not None else None,
+        labels=class_labels(labels[:n].cpu().numpy()) if labels is not None else None,
         config=read_config(run, est),
         history=read_metrics(run / "metrics.csv") or list(est.history_),
         n_show=min(show, int(x.shape[0])),

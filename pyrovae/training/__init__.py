@@ -1,17 +1,21 @@
-"""Training: the SVI step, the trainer loop, checkpoints and early stopping."""
+"""Training: the SVI step, the trainer loop, checkpoints, early stopping, divergence
+handling, mixed precision and data-parallel training."""
 
 from .callbacks import EarlyStopping
-from .checkpoint import load_checkpoint, save_checkpoint
-from .step import eval_step, train_step
-from .trainer import METRIC_COLUMNS, Trainer, TrainingError
+from .checkpoint import load_checkpoint, load_resumable, save_checkpoint
+from .step import eval_step, step_is_finite, train_step
+from .trainer import DIVERGENCE_POLICIES, METRIC_COLUMNS, Trainer, TrainingError
 
 __all__ = [
+    "DIVERGENCE_POLICIES",
     "METRIC_COLUMNS",
     "EarlyStopping",
     "Trainer",
     "TrainingError",
     "eval_step",
     "load_checkpoint",
+    "load_resumable",
     "save_checkpoint",
+    "step_is_finite",
     "train_step",
 ]
