@@ -162,6 +162,8 @@ def run_one(config: str, minutes: float, data, args) -> dict | None:
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
+    if args.report_only:
+        return None
     if not _lock(folder):
         logging.getLogger(__name__).info("%s is being run by another process", folder)
         return None
@@ -210,13 +212,14 @@ def _train_and_score(config: str, minutes: float, data, args, folder: Path) -> d
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load(args)
+    data = load(args) if not args.report_only else _sizes(args)
     rows = []
     for minutes in args.budgets:
         for config in args.configs:
             row = run_one(config, minutes, data, args)
             if row is None:
-                print(f"{config} {minutes:g} min: in progress in another process", flush=True)
+                status = "not finished" if args.report_only else "in another process"
+                print(f"{config} {minutes:g} min: {status}", flush=True)
                 continue
             rows.append(row)
             print(_line(row), flush=True)
@@ -231,6 +234,13 @@ def run(args) -> dict:
         "machine": machine_info(args.threads),
         "results": rows,
     }
+
+
+def _sizes(args):
+    """Stand-ins for the data when only tabulating: (train, stop, val) row counts."""
+    n = (48_000, 2_000, 10_000) if args.mnist else (0, 0, 0)
+    name = "static binarized MNIST (train / validation)" if args.mnist else "digits"
+    return (*(torch.empty(k, 0) for k in n), name)
 
 
 def _line(r: dict) -> str:
@@ -286,6 +296,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--runs", default="runs/nll", help="folder of the run folders")
     p.add_argument("--out", metavar="DIR", help="write nll.json and nll.md here")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="tabulate the finished runs; train nothing",
+    )
     return p.parse_args(argv)
 
 

@@ -60,3 +60,21 @@ def test_a_run_held_by_a_live_process_is_skipped(tmp_path):
     assert mod.main(argv)["results"] == []
     (folder / "lock").write_text("999999999")  # no such process: the lock is stale
     assert mod._lock(folder) and (folder / "lock").read_text() == str(os.getpid())
+
+
+def test_report_only_tabulates_finished_runs_and_trains_nothing(tmp_path):
+    mod = _module()
+    runs = tmp_path / "runs"
+    done = runs / "vae-10min"
+    done.mkdir(parents=True)
+    row = {
+        "config": "vae", "budget_minutes": 10, "nll": 90.0, "nll_se": 0.3, "elbo": -95.0,
+        "kl": 25.0, "recon_nats": 70.0, "mse": 9.0, "epochs": 100, "cpu_seconds_used": 1200.0,
+        "samples": 5000,
+    }  # fmt: skip
+    (done / "result.json").write_text(json.dumps(row))
+    argv = ["--budgets", "10", "--configs", "vae", "mog", "--runs", str(runs), "--report-only"]
+    result = mod.main([*argv, "--out", str(tmp_path)])
+    assert [r["config"] for r in result["results"]] == ["vae"]
+    assert not (runs / "mog-10min").exists()
+    assert "| vae | 10 | 90.00 | 0.30 | 95.00 |" in (tmp_path / "nll.md").read_text()
