@@ -115,7 +115,31 @@ def _params(config: str, args) -> dict:
     return params
 
 
-def _score(est, val: torch.Tensor, args) -> dict:
+#: Images per block of the log-likelihood evaluation (saved after each block).
+EVAL_BLOCK = 500
+
+
+def resumable_log_likelihood(module, x: torch.Tensor, samples: int, path: Path, seed: int):
+    """Per-image log p(x) computed in blocks of :data:`EVAL_BLOCK` images, each block
+    seeded on its own and appended to ``path`` (``.npy``, written atomically) as it
+    finishes, so an evaluation cut short continues where it stopped with the same
+    result as an uninterrupted one."""
+    import numpy as np
+
+    done = np.load(path) if path.exists() else np.zeros(0, dtype=np.float64)
+    for start in range(len(done), x.shape[0], EVAL_BLOCK):
+        if start % EVAL_BLOCK:
+            raise ValueError(f"{path} holds {len(done)} values, not whole blocks")
+        torch.manual_seed(seed + start // EVAL_BLOCK)
+        ll = log_likelihood(module, x[start : start + EVAL_BLOCK], samples=samples)
+        done = np.concatenate([done, ll.double().cpu().numpy()])
+        tmp = path.with_name(path.name + ".tmp.npy")
+        np.save(tmp, done)
+        os.replace(tmp, path)
+    return torch.from_numpy(done[: x.shape[0]])
+
+
+def _score(est, val: torch.Tensor, args, folder: Path | None = None) -> dict:
     ev = est.evaluate(val)
     row = {"recon_nats": -ev["recon"], "recon_nats_se": ev["recon_se"]}
     with torch.no_grad():
@@ -123,7 +147,11 @@ def _score(est, val: torch.Tensor, args) -> dict:
     row["mse"] = float(((xhat - val) ** 2).flatten(1).sum(1).mean())
     if est.module_.has_latent_sites:
         t0 = time.perf_counter()
-        ll = log_likelihood(est.module_, val, samples=args.samples)
+        if folder is None:
+            ll = log_likelihood(est.module_, val, samples=args.samples)
+        else:
+            path = folder / f"loglik_val_K{args.samples}.npy"
+            ll = resumable_log_likelihood(est.module_, val, args.samples, path, args.seed)
         row.update(
             nll=float(-ll.mean()),
             nll_se=float(ll.std() / math.sqrt(ll.numel())),
@@ -203,7 +231,7 @@ def _train_and_score(config: str, minutes: float, data, args, folder: Path) -> d
         "best_epoch": est.best_epoch_,
         "samples": args.samples,
         "n_val": val.shape[0],
-        **_score(est, val, args),
+        **_score(est, val, args, folder),
     }
     result_file.write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -78,3 +78,21 @@ def test_report_only_tabulates_finished_runs_and_trains_nothing(tmp_path):
     assert [r["config"] for r in result["results"]] == ["vae"]
     assert not (runs / "mog-10min").exists()
     assert "| vae | 10 | 90.00 | 0.30 | 95.00 |" in (tmp_path / "nll.md").read_text()
+
+
+def test_log_likelihood_resumes_block_by_block(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from pyrovae.api import VAE
+
+    mod = _module()
+    monkeypatch.setattr(mod, "EVAL_BLOCK", 7)
+    x = (torch.rand(20, 12, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    vae = VAE(hidden=(8,), latent_dim=2, epochs=2, likelihood="bernoulli").fit(x)
+    whole = mod.resumable_log_likelihood(vae.module_, x, 30, tmp_path / "a.npy", seed=3)
+    # an evaluation cut short after the first block continues to the same values
+    np.save(tmp_path / "b.npy", np.load(tmp_path / "a.npy")[:7])
+    resumed = mod.resumable_log_likelihood(vae.module_, x, 30, tmp_path / "b.npy", seed=3)
+    assert whole.shape == (20,) and torch.equal(whole, resumed)
+    assert np.load(tmp_path / "b.npy").shape == (20,)
