@@ -25,7 +25,7 @@ epoch (the shuffling stream's state at the start of the epoch, the number of
 batches done and the partial sums are stored, so resuming from it replays the
 epoch's permutation and continues bit for bit).
 
-Divergence: after each backward pass the loss and the gradients' norm are checked
+Divergence: after each backward pass the loss and the sum of the gradients are checked
 (:func:`~pyrovae.training.step.step_is_finite`); on a NaN or infinity the optimizer
 step is skipped, so the weights never see it, and then, by ``on_divergence``:
 ``"stop"`` (default) raises :class:`TrainingError` with one line (the last good
