@@ -7,7 +7,7 @@ parameters of shape ``(..., out_channels, *data_shape)``; the likelihood turns
 those into p(x|z). Bodies know nothing about Pyro.
 
 Registries: :data:`ENCODERS` and :data:`DECODERS`, keyed by architecture
-name (``"mlp"``, ``"conv"``).
+name (``"mlp"``, ``"gated"``, ``"conv"``, ``"linear"``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ DECODERS: Registry = Registry("decoder")
 
 from .conv import ConvDecoder, ConvEncoder  # noqa: E402
 from .linear import LinearDecoder, LinearEncoder  # noqa: E402
-from .mlp import MLPDecoder, MLPEncoder  # noqa: E402
+from .mlp import GatedMLPDecoder, GatedMLPEncoder, MLPDecoder, MLPEncoder  # noqa: E402
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,6 +28,8 @@ __all__ = [
     "ENCODERS",
     "ConvDecoder",
     "ConvEncoder",
+    "GatedMLPDecoder",
+    "GatedMLPEncoder",
     "LinearDecoder",
     "LinearEncoder",
     "MLPDecoder",

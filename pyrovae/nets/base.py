@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -42,11 +43,39 @@ def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
     return hidden
 
 
-def mlp(sizes: Sequence[int], activation: str, final_activation: bool) -> nn.Sequential:
-    """A stack of Linear layers with activations between (and optionally after)."""
+class GatedLinear(nn.Module):
+    """Gated linear unit (Dauphin et al. 2017): ``h = (W x + b) * sigmoid(V x + c)``.
+
+    The two affine maps are one ``Linear(in_features, 2 * out_features)`` whose output
+    is split in halves (one matrix product instead of two), which is
+    ``torch.nn.functional.glu`` of it. Tomczak & Welling (2018) use these layers
+    ("GatedDense") in the MLP encoders and decoders of their VampPrior experiments.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 2 * out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.glu(self.linear(x), dim=-1)
+
+
+def mlp(
+    sizes: Sequence[int], activation: str, final_activation: bool, gated: bool = False
+) -> nn.Sequential:
+    """A stack of Linear layers with activations between (and optionally after).
+
+    With ``gated=True`` every hidden layer (each layer followed by an activation) is a
+    :class:`GatedLinear` instead, and ``activation`` is not used: the gate is the
+    non-linearity. A last layer without activation stays a plain ``Linear``.
+    """
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        hidden_layer = final_activation or i < len(sizes) - 2
+        if gated and hidden_layer:
+            layers.append(GatedLinear(a, b))
+            continue
         layers.append(nn.Linear(a, b))
-        if final_activation or i < len(sizes) - 2:
+        if hidden_layer:
             layers.append(make_activation(activation))
     return nn.Sequential(*layers)

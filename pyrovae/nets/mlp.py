@@ -1,4 +1,18 @@
-"""Multilayer-perceptron encoder and decoder bodies (Kingma & Welling 2014, App. C)."""
+"""Multilayer-perceptron encoder and decoder bodies.
+
+``"mlp"``: Linear + activation layers (Kingma & Welling 2014, App. C).
+``"gated"``: the same widths with gated linear units, ``h = (W x + b) * sigmoid(V x + c)``
+(Dauphin et al. 2017), the "GatedDense" MLPs of Tomczak & Welling (2018, VampPrior),
+whose MNIST results use them; ``activation`` is ignored there (the gate is the
+non-linearity).
+
+References
+----------
+Kingma, D. P. & Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
+Dauphin, Y. N., Fan, A., Auli, M. & Grangier, D. (2017). Language modeling with gated
+convolutional networks. ICML.
+Tomczak, J. M. & Welling, M. (2018). VAE with a VampPrior. AISTATS.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +39,9 @@ class MLPEncoder(nn.Module):
         Name in :data:`~pyrovae.nets.ACTIVATIONS`.
     """
 
+    #: gated linear units instead of Linear + activation (see :class:`GatedMLPEncoder`)
+    gated = False
+
     def __init__(
         self, data_shape: Sequence[int], hidden: Sequence[int] = (400,), activation: str = "relu"
     ) -> None:
@@ -32,7 +49,8 @@ class MLPEncoder(nn.Module):
         hidden = check_hidden(hidden)
         self.data_shape = tuple(data_shape)
         self.out_features = hidden[-1]
-        self.net = mlp((numel(self.data_shape), *hidden), activation, final_activation=True)
+        sizes = (numel(self.data_shape), *hidden)
+        self.net = mlp(sizes, activation, final_activation=True, gated=self.gated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.reshape(x.shape[0], -1))
@@ -57,6 +75,8 @@ class MLPDecoder(nn.Module):
         Name in :data:`~pyrovae.nets.ACTIVATIONS`.
     """
 
+    gated = False
+
     def __init__(
         self,
         latent_dim: int,
@@ -70,8 +90,24 @@ class MLPDecoder(nn.Module):
         self.data_shape = tuple(data_shape)
         self.out_channels = int(out_channels)
         sizes = (latent_dim, *reversed(hidden), self.out_channels * numel(self.data_shape))
-        self.net = mlp(sizes, activation, final_activation=False)
+        self.net = mlp(sizes, activation, final_activation=False, gated=self.gated)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z)
         return out.reshape(*z.shape[:-1], self.out_channels, *self.data_shape)
+
+
+@ENCODERS.register("gated")
+class GatedMLPEncoder(MLPEncoder):
+    """:class:`MLPEncoder` whose layers are gated linear units
+    (:class:`~pyrovae.nets.base.GatedLinear`); ``activation`` is ignored."""
+
+    gated = True
+
+
+@DECODERS.register("gated")
+class GatedMLPDecoder(MLPDecoder):
+    """:class:`MLPDecoder` whose hidden layers are gated linear units; the output layer
+    is a plain Linear map to the likelihood parameters. ``activation`` is ignored."""
+
+    gated = True

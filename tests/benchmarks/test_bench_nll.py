@@ -96,3 +96,48 @@ def test_log_likelihood_resumes_block_by_block(tmp_path, monkeypatch):
     resumed = mod.resumable_log_likelihood(vae.module_, x, 30, tmp_path / "b.npy", seed=3)
     assert whole.shape == (20,) and torch.equal(whole, resumed)
     assert np.load(tmp_path / "b.npy").shape == (20,)
+
+
+def _row(config, minutes, **kw):
+    row = {
+        "config": config, "budget_minutes": minutes, "budget_cpu_seconds": 120.0 * minutes,
+        "nll": 90.0, "nll_se": 0.3, "elbo": -95.0, "kl": 25.0, "recon_nats": 70.0, "mse": 9.0,
+        "epochs": 160, "best_epoch": 110, "cpu_seconds_used": 700.0, "samples": 5000,
+    }  # fmt: skip
+    return {**row, **kw}
+
+
+def test_an_early_stopped_run_stands_for_larger_budgets(tmp_path):
+    mod = _module()
+    runs = tmp_path / "runs"
+    for config, row in [
+        ("vae", _row("vae", 10)),  # early stopping (50 epochs past the best) at 700 of 1200 s
+        ("mog", _row("mog", 10, cpu_seconds_used=1200.0)),  # the budget ended it
+        ("vamp", _row("vamp", 10, best_epoch=150)),  # stopped for another reason
+    ]:
+        (runs / f"{config}-10min").mkdir(parents=True)
+        (runs / f"{config}-10min" / "result.json").write_text(json.dumps(row))
+    argv = ["--budgets", "10", "60", "--configs", "vae", "mog", "vamp", "--runs", str(runs)]
+    result = mod.main([*argv, "--report-only", "--out", str(tmp_path)])
+    rows = {(r["config"], r["budget_minutes"]): r for r in result["results"]}
+    assert set(rows) == {("vae", 10), ("mog", 10), ("vamp", 10), ("vae", 60)}
+    assert rows["vae", 60]["same_run_as"] == "vae-10min"
+    assert rows["vae", 60]["nll"] == 90.0 and rows["vae", 60]["budget_cpu_seconds"] == 7200.0
+    table = (tmp_path / "nll.md").read_text()
+    assert "| vae | 60 | 90.00 |" in table and "160 ‡" in table and "‡ early stopping" in table
+    assert not (runs / "vae-60min").exists()
+
+
+def test_a_larger_budget_continues_the_smaller_run(tmp_path):
+    mod = _module()
+    runs = tmp_path / "runs"
+    common = ["--configs", "vae", "--samples", "5", "--hidden", "8", "--latent-dim", "2"]
+    short = mod.main(["--budgets", "0.01", *common, "--runs", str(runs)])["results"][0]
+    longer = mod.main(["--budgets", "0.03", *common, "--runs", str(runs)])["results"][0]
+    assert "same_run_as" not in longer
+    assert longer["cpu_seconds_used"] >= 3.6 > short["cpu_seconds_used"]
+    assert longer["epochs"] > short["epochs"]
+    first = (runs / "vae-0.01min" / "metrics.csv").read_text()
+    assert (runs / "vae-0.03min" / "metrics.csv").read_text().startswith(first)
+    sessions = json.loads((runs / "vae-0.03min" / "run.json").read_text())["sessions"]
+    assert len(sessions) == 2  # the smaller run's session, then the continuation

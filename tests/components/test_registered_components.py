@@ -228,3 +228,17 @@ def test_guide_density_normalizes_and_matches_samples(name):
         grid_mean = (dens[:, None] * grid.reshape(-1, 2)).sum(0) / dens.sum()
         se = z.std(0) / math.sqrt(z.shape[0])
         assert ((z.mean(0) - grid_mean).abs() < 5 * se + 0.01).all()
+
+
+def test_gated_layers_compute_a_gated_linear_unit():
+    from pyrovae.nets.base import GatedLinear
+
+    layer = GatedLinear(5, 3)
+    x = torch.randn(4, 5)
+    w, b = layer.linear.weight, layer.linear.bias
+    expected = (x @ w[:3].T + b[:3]) * torch.sigmoid(x @ w[3:].T + b[3:])
+    torch.testing.assert_close(layer(x), expected, rtol=1e-6, atol=1e-6)
+    enc = ENCODERS.get("gated")((1, 8, 8), hidden=(16, 12))
+    dec = DECODERS.get("gated")(LATENT, (1, 8, 8), 1, hidden=(16, 12))
+    assert [type(m).__name__ for m in enc.net] == ["GatedLinear", "GatedLinear"]
+    assert [type(m).__name__ for m in dec.net] == ["GatedLinear", "GatedLinear", "Linear"]
