@@ -269,10 +269,10 @@ class Estimator:
         self.n_features_in_ = math.prod(self.data_shape_)
 
     def _make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
-        from .training import distributed
+        from .training import distributed, make_adam
         from .training.precision import amp_allowed
 
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
         self._data_info = dict(data_info or {})
         amp = bool(self.amp) and amp_allowed(self.device_)
         if self.amp and not amp:

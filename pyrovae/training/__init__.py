@@ -3,7 +3,7 @@ handling, mixed precision and data-parallel training."""
 
 from .callbacks import EarlyStopping
 from .checkpoint import load_checkpoint, load_resumable, save_checkpoint
-from .step import eval_step, step_is_finite, train_step
+from .step import eval_step, make_adam, step_is_finite, train_step
 from .trainer import DIVERGENCE_POLICIES, METRIC_COLUMNS, Trainer, TrainingError
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "eval_step",
     "load_checkpoint",
     "load_resumable",
+    "make_adam",
     "save_checkpoint",
     "step_is_finite",
     "train_step",
