@@ -97,10 +97,12 @@ def machine_info(threads: int | None = None) -> dict:
     """
     import pyro
 
+    from pyrovae.training.provenance import cpu_model
+
     info = {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": _cpu_model() or platform.processor(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
@@ -113,18 +115,6 @@ def machine_info(threads: int | None = None) -> dict:
     except OSError:  # pragma: no cover - not on every platform
         pass
     return info
-
-
-def _cpu_model() -> str | None:
-    """CPU model name from ``/proc/cpuinfo`` (Linux), else ``None``."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
 
 
 def parse_int_list(text: str) -> list[int]:

@@ -49,7 +49,8 @@ def code_version() -> dict[str, Any]:
     return out
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """CPU model name from ``/proc/cpuinfo`` (Linux), else what ``platform`` reports."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -66,7 +67,7 @@ def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "hostname": platform.node(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
