@@ -270,6 +270,11 @@ class Trainer:
         self._resume_partial: dict | None = None  # mid-epoch state to resume from
         self._progress_state: dict | None = None  # mid-epoch state to checkpoint
         self._rng_restored = False
+        # Set when fit() returns: the last training weights and random-number state,
+        # which checkpoints written after fit (with the best weights loaded) keep,
+        # so that a resumed run continues from where training stopped.
+        self._last_module: dict | None = None
+        self._last_rng: dict | None = None
         self._snapshot: dict | None = None
         self._ddp = None
 
@@ -335,7 +340,7 @@ class Trainer:
             self.optimizer.step()
         return terms, n_local, finite
 
-    def _train_epoch(self, x) -> dict[str, float]:
+    def _train_epoch(self, x) -> dict[str, float] | None:
         self.module.train()
         ctx = self.dist
         batches = TensorBatches(x, self.batch_size, shuffle=True, generator=self.generator)
@@ -380,20 +385,39 @@ class Trainer:
                 logger.info(
                     "time budget of %.0f s spent in epoch %d", self.time_budget, self.epoch + 1
                 )
+                if i + 1 < n_batches:
+                    # Stop inside the epoch: save the position (a mid-epoch checkpoint)
+                    # so that a resume with a larger budget continues this epoch where
+                    # it stopped and trains exactly what an uninterrupted run would;
+                    # the unfinished epoch is neither validated nor counted. Later
+                    # checkpoints of this session keep the position too.
+                    self._progress_state = {"batch": i + 1, "shuffle_start": start, "sums": sums}
+                    try:
+                        self._resume_partial = self.state_dict()["partial_epoch"]
+                    finally:
+                        self._progress_state = None
+                    if self.run_dir is not None:
+                        self.save(self.run_dir / "checkpoint.pt")
+                    return None
                 break
             if (
                 self.checkpoint_every > 0
                 and self.step % self.checkpoint_every == 0
                 and i + 1 < n_batches
             ):
-                self._progress_state = {"batch": i + 1, "shuffle_start": start, "sums": sums}
-                try:
-                    if self.run_dir is not None:
-                        self.save(self.run_dir / "checkpoint.pt")
-                    self._take_snapshot()
-                finally:
-                    self._progress_state = None
+                self._save_progress(i + 1, start, sums)
+                self._take_snapshot()
         return sums.means(self.module.has_latent_sites, ctx)
+
+    def _save_progress(self, batch: int, shuffle_start, sums) -> None:
+        """Write a mid-epoch checkpoint: the next step is step ``batch`` of this epoch."""
+        if self.run_dir is None:
+            return
+        self._progress_state = {"batch": batch, "shuffle_start": shuffle_start, "sums": sums}
+        try:
+            self.save(self.run_dir / "checkpoint.pt")
+        finally:
+            self._progress_state = None
 
     def _elapsed(self) -> float:
         """Budget-clock seconds used so far, this session's included."""
@@ -514,6 +538,7 @@ class Trainer:
             probe = x_train[:2]
             with pyro.validation_enabled(False):
                 self._ddp = D.wrap(self.module, self.objective, ctx, probe.to(self.device))
+        self._last_module = self._last_rng = None
         self._apply_lr()
         self._clock_start = CLOCKS[self.budget_clock]()
         self._take_snapshot()
@@ -533,7 +558,9 @@ class Trainer:
             raise TrainingError("the ranks' parameters differ after training (a bug; report it)")
         if self.stopped_early:
             logger.info("early stopping after epoch %d (best %d)", self.epoch, self.best_epoch)
+        self._last_rng = {**_rng_state(self.device), "shuffle": self.generator.get_state()}
         if self.best_state is not None:
+            self._last_module = copy.deepcopy(self.module.state_dict())
             self.module.load_state_dict(self.best_state)
         return self.history
 
@@ -546,6 +573,8 @@ class Trainer:
         t0, c0 = time.perf_counter(), time.process_time()
         with pyro.validation_enabled(False), self._amp():
             train = self._train_epoch(x_train)
+        if train is None:  # the time budget ran out inside the epoch (checkpointed)
+            return
         beta = self.schedule(self.epoch + 1)
         val = self.evaluate(x_val, beta) if has_val else {k: math.nan for k in train}
         if not math.isfinite(train["loss"]):
@@ -683,8 +712,15 @@ class Trainer:
         writes; under ``distributed`` every rank must call this). Refuses non-finite
         weights or optimizer state."""
         state = self.state_dict()
-        module_state = self.module.state_dict()
-        if not _all_finite(module_state.values()) or not _all_finite(
+        loaded = self.module.state_dict()
+        module_state = loaded
+        if self._last_module is not None:  # after fit: the best weights are loaded
+            module_state = self._last_module
+        if self._last_rng is not None and self.dist is None:
+            state["rng"] = self._last_rng
+        best = state.get("best_module") or {}
+        weights = [*module_state.values(), *loaded.values(), *best.values()]
+        if not _all_finite(weights) or not _all_finite(
             t for s in self.optimizer.state.values() for t in s.values()
         ):
             raise TrainingError(

@@ -34,10 +34,11 @@ def test_budget_stops_training_mid_epoch(small_digits, tmp_path, fake_clock):
     vae = VAE(time_budget=12, **SMALL).fit(x, X_val=xv, run_dir=tmp_path)
     assert vae.budget_spent_
     # the clock is read at the start, after every step and at every checkpoint, so
-    # 12 "seconds" end the run early in its third epoch
-    assert vae.n_epochs_ == 3 < SMALL["epochs"]
+    # 12 "seconds" end the run early in its third epoch; that epoch is not counted
+    assert vae.n_epochs_ == 2 < SMALL["epochs"]
     assert 12 <= vae.time_used_ <= 16
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["trainer"]["epoch"] == 2 and 0 < ckpt["trainer"]["partial_epoch"]["batch"] < 5
     assert ckpt["trainer"]["time_used"] == pytest.approx(vae.time_used_)
     assert ckpt["trainer"]["budget_clock"] == "wall"
     assert all(torch.isfinite(v).all() for v in ckpt["module"].values())
@@ -52,10 +53,12 @@ def test_resume_spends_what_is_left(small_digits, tmp_path, fake_clock):
         resume(tmp_path, x, xv, time_budget=3)
     est = resume(tmp_path, x, xv, time_budget=20)
     assert est.budget_spent_ and 20 <= est.time_used_ <= 24
-    assert 3 < est.n_epochs_ < SMALL["epochs"]
+    # 6 ticks end the first session inside epoch 2 (1 epoch counted); 20 reach epoch 4
+    assert 3 <= est.n_epochs_ < SMALL["epochs"]
     sessions = json.loads((tmp_path / "run.json").read_text())["sessions"]
-    assert [s["from_epoch"] for s in sessions] == [0, 2]
-    assert sessions[0]["time_used"] == 0 and 6 <= sessions[1]["time_used"] <= 9
+    assert [s["from_epoch"] for s in sessions] == [0, 1]
+    # each read of the fake clock costs a "second"; the stop reads it a few more times
+    assert sessions[0]["time_used"] == 0 and 6 <= sessions[1]["time_used"] <= 12
 
 
 def test_cpu_clock_budget_really_stops(small_digits):
@@ -94,3 +97,20 @@ def test_bad_budget_in_api(small_digits):
         VAE(time_budget=-1, **SMALL).fit(x)
     with pytest.raises(ConfigError, match="budget_clock must be one of"):
         VAE(budget_clock="sundial", **SMALL).fit(x)
+
+
+def test_a_run_stopped_by_its_budget_continues_bit_exactly(small_digits, tmp_path, fake_clock):
+    # the budget stops the run inside its third epoch; continuing it with a larger
+    # budget trains exactly the run an uninterrupted fit trains (benchmarks/bench_nll.py
+    # relies on this when a larger budget starts from a smaller one's checkpoint)
+    x, xv = small_digits
+    params = {**SMALL, "epochs": 6, "seed": 3}
+    first = VAE(time_budget=12, **params).fit(x, X_val=xv, run_dir=tmp_path / "a")
+    assert first.budget_spent_ and first.n_epochs_ == 2
+    continued = resume(tmp_path / "a", x, xv, time_budget=10_000)
+    whole = VAE(**params).fit(x, X_val=xv, run_dir=tmp_path / "b")
+    assert continued.n_epochs_ == whole.n_epochs_ == 6
+    for (name, a), b in zip(
+        continued.module_.state_dict().items(), whole.module_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
