@@ -35,8 +35,9 @@ ones, so a long study can be spread over several sessions. ``result.json`` in
 a run folder holds its scores. A larger budget starts from the finished
 smaller-budget run of the same configuration (its checkpoint is copied and
 training resumes, which is bit-exact, so this is the run a fresh start would
-train); if early stopping ended the smaller run before its budget, the larger
-budget trains the very same run and its scores are reported with ``same_run_as``.
+train; checkpoints from before pyrovae's resume was exact are not continued);
+if early stopping ended the smaller run before its budget, the larger budget
+trains the very same run and its scores are reported with ``same_run_as``.
 
     python benchmarks/bench_nll.py --mnist ../shared/data/binarized_mnist \
         --budgets 10 60 --runs runs/nll --out benchmarks/results
@@ -220,7 +221,11 @@ def run_one(config: str, minutes: float, data, args) -> dict | None:
         logging.getLogger(__name__).info("%s is being run by another process", folder)
         return None
     try:
-        if shorter is not None and not (folder / "checkpoint.pt").exists():
+        if (
+            shorter is not None
+            and not (folder / "checkpoint.pt").exists()
+            and _resumes_exactly(shorter[0])
+        ):
             _seed_from(shorter[0], folder)
         return _train_and_score(config, minutes, data, args, folder)
     finally:
@@ -252,6 +257,20 @@ def _stopped_early(result: dict) -> bool:
         result["epochs"] - result["best_epoch"] >= patience
         and result["cpu_seconds_used"] < result["budget_cpu_seconds"]
     )
+
+
+def _resumes_exactly(folder: Path) -> bool:
+    """Whether the run's checkpoint continues exactly where training stopped (written
+    by a pyrovae whose checkpoints keep the last weights and the position in an
+    unfinished epoch); older checkpoints are not continued: the larger budget then
+    trains afresh."""
+    from pyrovae.training import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(folder / "checkpoint.pt")
+    except Exception:  # noqa: BLE001 - unreadable: do not continue it
+        return False
+    return bool((ckpt.get("trainer") or {}).get("resume_exact"))
 
 
 def _seed_from(shorter: Path, folder: Path) -> None:

@@ -141,3 +141,22 @@ def test_a_larger_budget_continues_the_smaller_run(tmp_path):
     assert (runs / "vae-0.03min" / "metrics.csv").read_text().startswith(first)
     sessions = json.loads((runs / "vae-0.03min" / "run.json").read_text())["sessions"]
     assert len(sessions) == 2  # the smaller run's session, then the continuation
+
+
+def test_checkpoints_without_exact_resume_are_not_continued(tmp_path):
+    import torch
+
+    from pyrovae.training import load_checkpoint, save_checkpoint
+
+    mod = _module()
+    runs = tmp_path / "runs"
+    common = ["--configs", "vae", "--samples", "5", "--hidden", "8", "--latent-dim", "2"]
+    mod.main(["--budgets", "0.01", *common, "--runs", str(runs)])
+    path = runs / "vae-0.01min" / "checkpoint.pt"
+    ckpt = load_checkpoint(path)
+    del ckpt["trainer"]["resume_exact"]  # as written by an older pyrovae
+    save_checkpoint(path, ckpt)
+    assert torch.load(path, weights_only=True)["trainer"].get("resume_exact") is None
+    mod.main(["--budgets", "0.02", *common, "--runs", str(runs)])
+    sessions = json.loads((runs / "vae-0.02min" / "run.json").read_text())["sessions"]
+    assert len(sessions) == 1 and sessions[0]["from_epoch"] == 0  # trained afresh
