@@ -26,4 +26,18 @@ def check_latent_sizes(prior, prior_dim: int, guide_head, guide_dim: int) -> Non
     with torch.no_grad():
         event = tuple(prior().event_shape)
     if event != (prior_dim,):
-        raise ConfigError(f"the prior's event shape is {event}; expected ({prior_dim},)")
+        hint = ""
+        if type(prior).bind is not _base_bind():
+            # e.g. the VampPrior: a mixture of the guide's posteriors, so it lives in the
+            # guide's latent space, which a hierarchical model's top layer does not share
+            hint = " (this prior is built from the guide, so its size is the guide's)"
+        raise ConfigError(
+            f"the prior's event shape is {event}; this model needs a prior over "
+            f"({prior_dim},){hint}"
+        )
+
+
+def _base_bind():
+    from ..priors.base import Prior
+
+    return Prior.bind
