@@ -27,6 +27,7 @@ import torch
 from pyro.distributions import Distribution
 
 from . import __version__
+from .config import RESUME_OVERRIDES
 from .data.datasets import suggest_likelihood
 from .data.stream import is_stream
 from .data.validation import as_data_tensor, check_support
@@ -736,17 +737,6 @@ def resume(
         trainer.stopped_early = False
         trainer.stopper.bad_epochs = 0
     return est._run(trainer, x, xv)
-
-
-#: Estimator settings that :func:`resume` may change.
-RESUME_OVERRIDES = (
-    "device",
-    "amp",
-    "checkpoint_every",
-    "on_divergence",
-    "divergence_retries",
-    "rollback_lr_factor",
-)
 
 
 def _place(device: str) -> torch.device:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import OPTIONS, coerce, load_toml, resolve
+from .config import OPTIONS, RESUME_OVERRIDES, coerce, load_toml, resolve
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 
 log = logging.getLogger("pyrovae")
@@ -492,16 +492,9 @@ def _train_rank(args: argparse.Namespace) -> int:
         return 2
 
 
-#: Options that ``--resume`` may change (besides --epochs and --time-budget).
-RESUME_OPTIONS = (
-    "nproc",
-    "device",
-    "amp",
-    "checkpoint_every",
-    "on_divergence",
-    "divergence_retries",
-    "rollback_lr_factor",
-)
+#: Options that ``--resume`` may change (besides --epochs and --time-budget): the
+#: process count and the estimator settings :func:`pyrovae.api.resume` accepts.
+RESUME_OPTIONS = ("nproc", *RESUME_OVERRIDES)
 
 
 def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:

@@ -529,3 +529,15 @@ def resolve(*layers: dict[str, Any]) -> dict[str, Any]:
         check_keys(layer, "option")
         out.update({k: coerce(k, v) for k, v in layer.items()})
     return out
+
+
+#: Estimator settings that :func:`pyrovae.api.resume` (and ``pyrovae train --resume``)
+#: may change; everything else continues as the run was configured.
+RESUME_OVERRIDES = (
+    "device",
+    "amp",
+    "checkpoint_every",
+    "on_divergence",
+    "divergence_retries",
+    "rollback_lr_factor",
+)
