@@ -664,8 +664,9 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "world_size": self.dist.world_size if self.dist is not None else 1,
             "rng_local": ctx is None and self.dist is not None,
-            # checkpoints from pyrovae before 0.1.0's "exact resume" fix stored the best
-            # weights as `module` after fit and counted a budget-stopped epoch as done
+            # Checkpoints without this flag (written by earlier development versions)
+            # stored the best weights as `module` after fit and counted a budget-stopped
+            # epoch as done, so resuming them does not continue the run exactly.
             "resume_exact": True,
         }
 
