@@ -162,8 +162,12 @@ def test_cli_resume_options(tmp_path, capsys):
 
 # -- SIGKILL at random points ----------------------------------------------------------------
 
+#: Long enough that four kills, each at most KILL_WINDOW seconds after a checkpoint,
+#: cannot reach the end of training (an epoch takes about 40 ms here: 6 s in all).
+KILL_EPOCHS = 150
+KILL_WINDOW = 0.5
 KILL_ARGS = [
-    "--epochs", "40", "--hidden", "32", "--latent-dim", "2", "--patience", "0",
+    "--epochs", str(KILL_EPOCHS), "--hidden", "32", "--latent-dim", "2", "--patience", "0",
     "--checkpoint-every", "5", "--no-progress",
 ]  # fmt: skip
 
@@ -204,7 +208,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
         )
         if not _wait_for_new_checkpoint(proc, ckpt, since):
             pytest.fail(f"training ended before it could be killed: {proc.stderr.read()}")
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, KILL_WINDOW))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
@@ -229,5 +233,5 @@ def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
     assert _losses(a["trainer"]["history"]) == _losses(b["trainer"]["history"])
     for k in b["module"]:
         assert torch.equal(a["module"][k], b["module"][k]), k
-    assert _metric_epochs(run) == list(range(1, 41))
+    assert _metric_epochs(run) == list(range(1, KILL_EPOCHS + 1))
     print("kills (metrics epoch, checkpoint epoch, checkpoint step):", kills)
