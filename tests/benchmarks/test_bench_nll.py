@@ -17,7 +17,9 @@ def _module():
     return mod
 
 
-def test_tiny_run_writes_outputs_and_resumes(tmp_path):
+def test_tiny_run_writes_outputs_and_resumes(tmp_path, monkeypatch):
+    import torch
+
     mod = _module()
     argv = [
         "--budgets", "0.01",
@@ -27,8 +29,14 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path):
         "--latent-dim", "2",
         "--runs", str(tmp_path / "runs"),
         "--out", str(tmp_path),
+        "--eval-threads", "2",
     ]  # fmt: skip
+    calls = []
+    set_threads = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n) or set_threads(n))
     result = mod.main(argv)
+    # training on --threads 1, each evaluation on 2, then back to 1
+    assert calls[0] == 1 and calls.count(2) == 2 and calls[-1] == 1
     vae, ae = result["results"]
     # 0.01 min on 2 cores = 1.2 CPU-seconds, spent (not exceeded by more than an epoch)
     assert vae["budget_cpu_seconds"] == 1.2
