@@ -42,7 +42,7 @@ class FlowPosterior(dist.TransformedDistribution):
 
     The draws are taken in chunks of at most :data:`MOMENT_CHUNK_ROWS` latent vectors
     and accumulated as float64 sums and sums of squares, so the memory used does not
-    depend on the batch size (all 1000 draws of 10,000 rows at once took 20 GB)."""
+    depend on the batch size (all 1000 draws of 10,000 rows at once needed over 20 GB)."""
 
     def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         rows = max(1, math.prod(self.batch_shape))

@@ -27,7 +27,7 @@ def check_latent_sizes(prior, prior_dim: int, guide_head, guide_dim: int) -> Non
         event = tuple(prior().event_shape)
     if event != (prior_dim,):
         hint = ""
-        if type(prior).bind is not _base_bind():
+        if getattr(type(prior), "bind", None) not in (None, _base_bind()):
             # e.g. the VampPrior: a mixture of the guide's posteriors, so it lives in the
             # guide's latent space, which a hierarchical model's top layer does not share
             hint = " (this prior is built from the guide, so its size is the guide's)"
