@@ -63,7 +63,6 @@ from _common import load_binarized_mnist, machine_info, write_outputs  # noqa: E
 
 from pyrovae.analysis import log_likelihood  # noqa: E402
 from pyrovae.api import ESTIMATORS, resume  # noqa: E402
-from pyrovae.errors import ConfigError  # noqa: E402
 
 #: The configurations: estimator family and its parameters (on top of COMMON).
 CONFIGS: dict[str, dict] = {
@@ -271,18 +270,24 @@ def _stopped_early(result: dict) -> bool:
     )
 
 
+def _trainer_state(folder: Path) -> dict | None:
+    """The training state in the run's checkpoint (the previous checkpoint if the
+    latest is unreadable), or None if there is none."""
+    from pyrovae.training import load_resumable
+
+    try:
+        ckpt, _ = load_resumable(folder)
+    except Exception:  # noqa: BLE001 - no readable checkpoint
+        return None
+    return ckpt.get("trainer") or None
+
+
 def _resumes_exactly(folder: Path) -> bool:
     """Whether the run's checkpoint continues exactly where training stopped (written
     by a pyrovae whose checkpoints keep the last weights and the position in an
     unfinished epoch); older checkpoints are not continued: the larger budget then
     trains afresh."""
-    from pyrovae.training import load_checkpoint
-
-    try:
-        ckpt = load_checkpoint(folder / "checkpoint.pt")
-    except Exception:  # noqa: BLE001 - unreadable: do not continue it
-        return False
-    return bool((ckpt.get("trainer") or {}).get("resume_exact"))
+    return bool((_trainer_state(folder) or {}).get("resume_exact"))
 
 
 def _seed_from(shorter: Path, folder: Path) -> None:
@@ -304,15 +309,14 @@ def _train_and_score(config: str, minutes: float, data, args, folder: Path) -> d
     result_file = folder / "result.json"
     budget = 60.0 * minutes * args.cores
     t0 = time.perf_counter()
-    if any((folder / f).exists() for f in ("checkpoint.pt", "checkpoint.prev.pt")):
-        try:
-            est = resume(folder, train, stop, time_budget=budget)
-        except ConfigError as exc:  # budget already spent: score the saved weights
-            if not any(k in str(exc) for k in ("already used", "time budget", "finished")):
-                raise
-            from pyrovae.api import load as load_run
+    state = _trainer_state(folder)
+    if state is not None:
+        if state.get("stopped_early") or float(state.get("time_used", 0.0)) >= budget:
+            from pyrovae.api import load as load_run  # training is over: score it
 
             est = load_run(folder)
+        else:
+            est = resume(folder, train, stop, time_budget=budget)
     else:
         cls = ESTIMATORS.get(CONFIGS[config]["model"])
         est = cls(**_params(config, args), time_budget=budget)

@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"median ratio {res['ratio']['median']:.3f}",
             flush=True,
         )
-    opt_fused = bool(build_pair(args.seed, args.device)[3].defaults.get("fused"))
+    probe = torch.nn.Parameter(torch.zeros(1, device=args.device))
+    opt_fused = bool(make_adam([probe], lr=1e-3).defaults.get("fused"))
     record = {
         "benchmark": "training throughput: pyrovae trainer step (TraceELBO, divergence "
         "check) vs hand-written PyTorch",

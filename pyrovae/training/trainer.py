@@ -391,11 +391,7 @@ class Trainer:
                     # it stopped and trains exactly what an uninterrupted run would;
                     # the unfinished epoch is neither validated nor counted. Later
                     # checkpoints of this session keep the position too.
-                    self._progress_state = {"batch": i + 1, "shuffle_start": start, "sums": sums}
-                    try:
-                        self._resume_partial = self.state_dict()["partial_epoch"]
-                    finally:
-                        self._progress_state = None
+                    self._resume_partial = self._partial_epoch(i + 1, start, sums)
                     if self.run_dir is not None:
                         self.save(self.run_dir / "checkpoint.pt")
                     return None
@@ -634,19 +630,7 @@ class Trainer:
             rng["ranks"] = D.gather_objects(ctx, _rng_state(device))
         partial = self._resume_partial  # loaded, not yet resumed from
         if self._progress_state is not None:
-            p = self._progress_state
-            partial = {
-                "batch": p["batch"],
-                "shuffle_start": p["shuffle_start"],
-                "shuffle": self.generator.get_state(),
-                "sums": p["sums"].values(),
-                "sums_ranks": (
-                    D.gather_objects(ctx, p["sums"].values())
-                    if ctx is not None
-                    else [p["sums"].values()]
-                ),
-                "local": not gather and self.dist is not None,
-            }
+            partial = self._partial_epoch(**self._progress_state, gather=gather)
         return {
             "epoch": self.epoch,
             "step": self.step,
@@ -668,6 +652,22 @@ class Trainer:
             # stored the best weights as `module` after fit and counted a budget-stopped
             # epoch as done, so resuming them does not continue the run exactly.
             "resume_exact": True,
+        }
+
+    def _partial_epoch(self, batch: int, shuffle_start, sums, gather: bool = True) -> dict:
+        """The position in an unfinished epoch, as saved in a checkpoint: the next step
+        is step ``batch``; under ``distributed`` with ``gather`` (a collective) the
+        partial sums of every rank are included."""
+        ctx = self.dist if gather else None
+        return {
+            "batch": batch,
+            "shuffle_start": shuffle_start,
+            "shuffle": self.generator.get_state(),
+            "sums": sums.values(),
+            "sums_ranks": (
+                D.gather_objects(ctx, sums.values()) if ctx is not None else [sums.values()]
+            ),
+            "local": not gather and self.dist is not None,
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -168,3 +168,17 @@ def test_checkpoints_without_exact_resume_are_not_continued(tmp_path):
     mod.main(["--budgets", "0.02", *common, "--runs", str(runs)])
     sessions = json.loads((runs / "vae-0.02min" / "run.json").read_text())["sessions"]
     assert len(sessions) == 1 and sessions[0]["from_epoch"] == 0  # trained afresh
+
+
+def test_a_run_whose_budget_is_spent_is_scored_without_training(tmp_path):
+    mod = _module()
+    runs = tmp_path / "runs"
+    argv = ["--budgets", "0.01", "--configs", "vae", "--samples", "5", "--hidden", "8",
+            "--latent-dim", "2", "--runs", str(runs)]  # fmt: skip
+    first = mod.main(argv)["results"][0]
+    (runs / "vae-0.01min" / "result.json").unlink()  # e.g. cut short while scoring
+    again = mod.main(argv)["results"][0]
+    assert again["epochs"] == first["epochs"]
+    assert again["cpu_seconds_used"] == first["cpu_seconds_used"]
+    sessions = json.loads((runs / "vae-0.01min" / "run.json").read_text())["sessions"]
+    assert len(sessions) == 1  # no second training session
