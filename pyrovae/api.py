@@ -908,18 +908,24 @@ class HVAE(VAE):
     ----------
     top_dim : int
         Size of z2 (0: ``latent_dim // 2``, at least 2).
+    top_from_x : bool
+        Guide q(z2|x) q(z1|x, z2) (Tomczak & Welling 2018) instead of q(z1|x) q(z2|z1);
+        ``guide`` is then q(z2|x), and a prior built from the guide (``vamp``) can be
+        p(z2).
     **kwargs
         The parameters of :class:`VAE`.
     """
 
     family = "hvae"
 
-    def __init__(self, *, top_dim: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, top_dim: int = 0, top_from_x: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.top_dim = top_dim
+        self.top_from_x = top_from_x
 
     def _spec_kwargs(self) -> dict[str, Any]:
-        return {**super()._spec_kwargs(), "model_options": {"top_dim": self.top_dim}}
+        opts = {"top_dim": self.top_dim, "top_from_x": self.top_from_x}
+        return {**super()._spec_kwargs(), "model_options": opts}
 
 
 @ESTIMATORS.register("ae")

@@ -345,6 +345,13 @@ OPTIONS: tuple[Option, ...] = (
         "model",
         _int,
     ),
+    _O(
+        "top_from_x",
+        False,
+        "hvae guide q(z2|x) q(z1|x,z2) instead of q(z1|x) q(z2|z1) (lets vamp be p(z2))",
+        "model",
+        _bool,
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
     _O(

@@ -60,3 +60,15 @@ def test_component_trains_from_cli(flag, name, digits, tmp_path, capsys):
     assert main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     assert main(["evaluate", str(tmp_path / "run"), "--particles", "2"]) == 0
+
+
+def test_vamp_prior_on_the_hvae_top_layer_from_cli(tmp_path, capsys):
+    base = ["train", "--model", "hvae", "--prior", "vamp", "--epochs", "1", "--hidden", "16"]
+    base += ["--latent-dim", "4", "--no-progress", "-o"]
+    # without --top-from-x the bottom-up guide has no q(z2|x): one clear line, no run
+    assert main([*base, str(tmp_path / "bad")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "set top_from_x" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad" / "checkpoint.pt").exists()
+    assert main([*base, str(tmp_path / "run"), "--top-from-x"]) == 0, capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "run"), "--particles", "2"]) == 0

@@ -26,7 +26,7 @@ def generative_parameters(module) -> int:
     """Number of scalar parameters of p(x, z): everything but the encoder and guide head."""
     encoder = {
         id(p)
-        for part in ("encoder", "guide_head", "q_z2", "code")
+        for part in getattr(module, "guide_parts", ("encoder", "guide_head"))
         if hasattr(module, part)
         for p in getattr(module, part).parameters()
     }

@@ -70,24 +70,26 @@ class LatentModule(nn.Module):
         )
         self.beta = 1.0
 
-    def _build_prior_and_guide(self, prior_dim: int) -> None:
+    def _build_prior_and_guide(self, prior_dim: int, guide_dim: int | None = None) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
-        ``latent_dim`` from the spec, bind the prior, and check their sizes."""
+        ``guide_dim`` (default ``latent_dim``) from the spec, bind the prior, and check
+        their sizes."""
         from ..guides import GUIDES
         from ..priors import PRIORS
         from .checks import check_latent_sizes
 
         spec = self.spec
+        guide_dim = self.latent_dim if guide_dim is None else int(guide_dim)
         self.prior = _build(PRIORS, spec.prior, prior_dim, options=spec.prior_options)
         self.guide_head = _build(
             GUIDES,
             spec.guide,
             self.encoder.out_features,
-            self.latent_dim,
+            guide_dim,
             options=spec.guide_options,
         )
         self.prior.bind(self)
-        check_latent_sizes(self.prior, prior_dim, self.guide_head, self.latent_dim)
+        check_latent_sizes(self.prior, prior_dim, self.guide_head, guide_dim)
 
     # -- Pyro programs -------------------------------------------------
     def model(self, x: torch.Tensor) -> None:  # pragma: no cover - abstract
@@ -99,6 +101,15 @@ class LatentModule(nn.Module):
     # -- deterministic helpers -----------------------------------------
     def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prior_encode(self, x: torch.Tensor) -> Distribution:
+        """The amortized posterior over the prior's latent space, for priors built from
+        the guide (the VampPrior). The same as :meth:`encode` unless a family's prior
+        lives on another latent (the hierarchical VAE's top layer)."""
+        return self.encode(x)
+
+    #: Names of the submodules that belong to the guide q(z|x) (the rest is p(x, z)).
+    guide_parts: tuple[str, ...] = ("encoder", "guide_head")
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""

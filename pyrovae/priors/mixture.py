@@ -148,7 +148,7 @@ class VampPrior(Prior):
         shape = (self.components, *module.data_shape)
         self.pseudo_inputs = nn.Parameter(0.5 + self.init_scale * torch.randn(shape))
         # a plain reference: the encoder belongs to the VAE module, not to the prior
-        object.__setattr__(self, "_encode", module.encode)
+        object.__setattr__(self, "_encode", module.prior_encode)
 
     def forward(self) -> dist.Distribution:
         if self._encode is None:

@@ -150,6 +150,8 @@ def _component_cases():
     cases += [("vae", {"net": n}) for n in ENCODERS.names() if n != "mlp"]
     cases += [("vae", {"likelihood": lk}) for lk in LIKELIHOODS.names()]
     cases += [("vae", {"objective": o, "particles": 3}) for o in OBJECTIVES.names()]
+    # the hierarchical VAE whose guide reads q(z2|x), with the VampPrior as p(z2)
+    cases += [("hvae", {"top_from_x": True, "prior": "vamp"})]
     return cases
 
 

@@ -69,7 +69,7 @@ def test_gradients_match_the_elementwise_mixture():
         mix = dist.Categorical(logits=torch.zeros(6, dtype=torch.float64))
         d = cls(mix, dist.Normal(loc, raw.exp()).to_event(1))
         grads.append(torch.autograd.grad(d.log_prob(z).sum(), (loc, raw)))
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
