@@ -81,6 +81,18 @@ CONFIGS: dict[str, dict] = {
         "beta_schedule": "linear",
         "beta_warmup": 100,
     },
+    # their hierarchical VAE + VampPrior: q(z2|x) q(z1|x, z2), p(z2) the VampPrior,
+    # 40 + 40 latents, 300-wide networks between the layers (Tomczak & Welling 2018)
+    "hvae_vamp_gated": {
+        "model": "hvae",
+        "prior": "vamp",
+        "top_from_x": True,
+        "top_dim": 40,
+        "layer_hidden": 300,
+        "net": "gated",
+        "beta_schedule": "linear",
+        "beta_warmup": 100,
+    },
     "ae": {"model": "ae"},
     "dae": {"model": "dae"},
 }

@@ -912,19 +912,29 @@ class HVAE(VAE):
         Guide q(z2|x) q(z1|x, z2) (Tomczak & Welling 2018) instead of q(z1|x) q(z2|z1);
         ``guide`` is then q(z2|x), and a prior built from the guide (``vamp``) can be
         p(z2).
+    layer_hidden : int
+        Width of the one-hidden-layer networks between the layers (p(z1|z2) and the
+        guide's q(z2|z1) or q(z1|x, z2)).
     **kwargs
         The parameters of :class:`VAE`.
     """
 
     family = "hvae"
 
-    def __init__(self, *, top_dim: int = 0, top_from_x: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, top_dim: int = 0, top_from_x: bool = False, layer_hidden: int = 64, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.top_dim = top_dim
         self.top_from_x = top_from_x
+        self.layer_hidden = layer_hidden
 
     def _spec_kwargs(self) -> dict[str, Any]:
-        opts = {"top_dim": self.top_dim, "top_from_x": self.top_from_x}
+        opts = {
+            "top_dim": self.top_dim,
+            "top_from_x": self.top_from_x,
+            "layer_hidden": self.layer_hidden,
+        }
         return {**super()._spec_kwargs(), "model_options": opts}
 
 

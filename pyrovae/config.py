@@ -352,6 +352,13 @@ OPTIONS: tuple[Option, ...] = (
         "model",
         _bool,
     ),
+    _O(
+        "layer_hidden",
+        64,
+        "width of the hvae's networks between its latent layers",
+        "model",
+        _int,
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
     _O(

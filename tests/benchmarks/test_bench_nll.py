@@ -182,3 +182,21 @@ def test_a_run_whose_budget_is_spent_is_scored_without_training(tmp_path):
     assert again["cpu_seconds_used"] == first["cpu_seconds_used"]
     sessions = json.loads((runs / "vae-0.01min" / "run.json").read_text())["sessions"]
     assert len(sessions) == 1  # no second training session
+
+
+def test_every_configuration_trains_and_scores_on_tiny_settings(tmp_path):
+    mod = _module()
+    argv = [
+        "--budgets", "0.002",
+        "--configs", *mod.CONFIGS,
+        "--samples", "5",
+        "--hidden", "8",
+        "--latent-dim", "2",
+        "--runs", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    result = mod.main(argv)
+    rows = {r["config"]: r for r in result["results"]}
+    assert set(rows) == set(mod.CONFIGS)
+    for name, row in rows.items():
+        assert row["epochs"] >= 1 and math.isfinite(row["recon_nats"]), name
+        assert ("nll" in row) == (mod.CONFIGS[name]["model"] not in ("ae", "dae")), name
