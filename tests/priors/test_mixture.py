@@ -86,7 +86,7 @@ def test_mixture_priors_score_a_plated_site_like_the_reference(name):
             data_shape = (6,)
 
             @staticmethod
-            def encode(x):
+            def prior_encode(x):
                 loc, raw = enc(x).chunk(2, -1)
                 return dist.Normal(loc, torch.nn.functional.softplus(raw)).to_event(1)
 
