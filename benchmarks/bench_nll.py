@@ -93,6 +93,33 @@ CONFIGS: dict[str, dict] = {
         "beta_schedule": "linear",
         "beta_warmup": 100,
     },
+    # the same, with the learning rate halved after every 10 epochs without a better
+    # held-out loss (ReduceLROnPlateau), so early stopping (50) sees five decays
+    "hvae_vamp_decay": {
+        "model": "hvae",
+        "prior": "vamp",
+        "top_from_x": True,
+        "top_dim": 40,
+        "layer_hidden": 300,
+        "net": "gated",
+        "beta_schedule": "linear",
+        "beta_warmup": 100,
+        "lr_decay_patience": 10,
+    },
+    # and with Tomczak & Welling's networks between the layers: two gated layers
+    "hvae_vamp_deep_decay": {
+        "model": "hvae",
+        "prior": "vamp",
+        "top_from_x": True,
+        "top_dim": 40,
+        "layer_hidden": 300,
+        "layer_depth": 2,
+        "layer_gated": True,
+        "net": "gated",
+        "beta_schedule": "linear",
+        "beta_warmup": 100,
+        "lr_decay_patience": 10,
+    },
     "ae": {"model": "ae"},
     "dae": {"model": "dae"},
 }

@@ -75,6 +75,12 @@ class Estimator:
         Adam step size.
     patience : int
         Early-stopping patience in epochs (0: off).
+    lr_decay_patience : int
+        Halve (times ``lr_decay_factor``) the learning rate after every this many
+        epochs without a better validation loss (0: never); early stopping counts the
+        same epochs.
+    lr_decay_factor : float
+        Learning-rate factor per decay, in (0, 1).
     seed : int
         Seed of initialisation, minibatches and sampling.
     device : str
@@ -124,6 +130,8 @@ class Estimator:
         batch_size: int = 128,
         learning_rate: float = 1e-3,
         patience: int = 30,
+        lr_decay_patience: int = 0,
+        lr_decay_factor: float = 0.5,
         seed: int = 0,
         device: str = "cpu",
         time_budget: float | None = None,
@@ -145,6 +153,8 @@ class Estimator:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.patience = patience
+        self.lr_decay_patience = lr_decay_patience
+        self.lr_decay_factor = lr_decay_factor
         self.seed = seed
         self.device = device
         self.time_budget = time_budget
@@ -228,7 +238,7 @@ class Estimator:
             raise ConfigError(
                 f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"
             )
-        for name in ("checkpoint_every", "divergence_retries"):
+        for name in ("checkpoint_every", "divergence_retries", "lr_decay_patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0; got {value!r}")
@@ -240,6 +250,9 @@ class Estimator:
         f = self.rollback_lr_factor
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
             raise ConfigError(f"rollback_lr_factor must be in (0, 1); got {f!r}")
+        f = self.lr_decay_factor
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+            raise ConfigError(f"lr_decay_factor must be in (0, 1); got {f!r}")
         tb = self.time_budget
         if tb is not None and (
             isinstance(tb, bool) or not isinstance(tb, (int, float)) or not 0 < tb < math.inf
@@ -286,6 +299,8 @@ class Estimator:
             epochs=self.epochs,
             batch_size=self.batch_size,
             patience=self.patience,
+            lr_decay_patience=self.lr_decay_patience,
+            lr_decay_factor=self.lr_decay_factor,
             seed=self.seed,
             run_dir=run_dir,
             payload=self._payload,
@@ -913,8 +928,12 @@ class HVAE(VAE):
         ``guide`` is then q(z2|x), and a prior built from the guide (``vamp``) can be
         p(z2).
     layer_hidden : int
-        Width of the one-hidden-layer networks between the layers (p(z1|z2) and the
-        guide's q(z2|z1) or q(z1|x, z2)).
+        Width of the networks between the layers (p(z1|z2) and the guide's q(z2|z1)
+        or q(z1|x, z2)).
+    layer_depth : int
+        Their number of hidden layers.
+    layer_gated : bool
+        Gated linear units in them instead of tanh layers.
     **kwargs
         The parameters of :class:`VAE`.
     """
@@ -922,18 +941,29 @@ class HVAE(VAE):
     family = "hvae"
 
     def __init__(
-        self, *, top_dim: int = 0, top_from_x: bool = False, layer_hidden: int = 64, **kwargs: Any
+        self,
+        *,
+        top_dim: int = 0,
+        top_from_x: bool = False,
+        layer_hidden: int = 64,
+        layer_depth: int = 1,
+        layer_gated: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.top_dim = top_dim
         self.top_from_x = top_from_x
         self.layer_hidden = layer_hidden
+        self.layer_depth = layer_depth
+        self.layer_gated = layer_gated
 
     def _spec_kwargs(self) -> dict[str, Any]:
         opts = {
             "top_dim": self.top_dim,
             "top_from_x": self.top_from_x,
             "layer_hidden": self.layer_hidden,
+            "layer_depth": self.layer_depth,
+            "layer_gated": self.layer_gated,
         }
         return {**super()._spec_kwargs(), "model_options": opts}
 

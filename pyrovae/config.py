@@ -359,6 +359,20 @@ OPTIONS: tuple[Option, ...] = (
         "model",
         _int,
     ),
+    _O(
+        "layer_depth",
+        1,
+        "number of hidden layers of the hvae's networks between its latent layers",
+        "model",
+        _int,
+    ),
+    _O(
+        "layer_gated",
+        False,
+        "gated linear units instead of tanh in the hvae's networks between its latent layers",
+        "model",
+        _bool,
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
     _O(
@@ -402,6 +416,21 @@ OPTIONS: tuple[Option, ...] = (
         "stop after this many epochs without a better validation loss (0: never)",
         "training",
         _int,
+    ),
+    _O(
+        "lr_decay_patience",
+        0,
+        "multiply the learning rate by --lr-decay-factor after every this many epochs "
+        "without a better validation loss (0: never)",
+        "training",
+        _int,
+    ),
+    _O(
+        "lr_decay_factor",
+        0.5,
+        "the learning rate is multiplied by this at each plateau decay",
+        "training",
+        _factor,
     ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
     _O(

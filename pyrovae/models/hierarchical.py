@@ -45,16 +45,21 @@ from .. import sites
 from ..config import _bool
 from ..errors import ConfigError
 from ..guides.normal import MIN_SCALE
+from ..nets.base import mlp
 from . import MODELS
 from .base import LatentModule, ModuleSpec
 
 
 class _GaussianLayer(nn.Module):
-    """z_in -> N(m(z_in), diag s(z_in)^2) through one hidden layer."""
+    """z_in -> N(m(z_in), diag s(z_in)^2) through ``depth`` hidden layers of width
+    ``hidden`` (tanh, or gated linear units with ``gated``)."""
 
-    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
+    def __init__(
+        self, d_in: int, d_out: int, hidden: int, depth: int = 1, gated: bool = False
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, 2 * d_out))
+        sizes = [d_in] + [hidden] * depth + [2 * d_out]
+        self.net = mlp(sizes, "tanh", final_activation=False, gated=gated)
 
     def forward(self, z: torch.Tensor) -> Distribution:
         loc, raw = self.net(z).chunk(2, dim=-1)
@@ -66,7 +71,9 @@ class HierarchicalVAEModule(LatentModule):
     """Two stochastic layers z2 -> z1 -> x.
 
     ``spec.model_options``: ``top_dim`` (size of z2, default max(2, latent_dim // 2)),
-    ``layer_hidden`` (width of the z1 <-> z2 networks, default 64) and
+    ``layer_hidden`` (width of the z1 <-> z2 networks, default 64), ``layer_depth``
+    (their number of hidden layers, default 1), ``layer_gated`` (gated linear units
+    instead of tanh in them, as Tomczak & Welling's; default False) and
     ``top_from_x`` (guide q(z2|x) q(z1|x, z2) instead of q(z1|x) q(z2|z1); default
     False). The registered guide component is q(z1|x), or q(z2|x) with ``top_from_x``.
     """
@@ -76,20 +83,22 @@ class HierarchicalVAEModule(LatentModule):
         opts = dict(spec.model_options)
         self.top_dim = int(opts.pop("top_dim", None) or max(2, self.latent_dim // 2))
         hidden = int(opts.pop("layer_hidden", 64))
+        depth = int(opts.pop("layer_depth", 1))
+        gated = _bool(opts.pop("layer_gated", False))
         self.top_from_x = _bool(opts.pop("top_from_x", False))
         if opts:
             raise ConfigError(f"unknown hvae option(s): {', '.join(sorted(opts))}")
-        if self.top_dim < 1 or hidden < 1:
-            raise ConfigError("hvae top_dim and layer_hidden must be positive")
-        self.p_z1 = _GaussianLayer(self.top_dim, self.latent_dim, hidden)
+        if self.top_dim < 1 or hidden < 1 or depth < 1:
+            raise ConfigError("hvae top_dim, layer_hidden and layer_depth must be positive")
+        self.p_z1 = _GaussianLayer(self.top_dim, self.latent_dim, hidden, depth, gated)
         if self.top_from_x:
             # guide head over z2 from h(x); q(z1 | h(x), z2)
             self._build_prior_and_guide(self.top_dim, guide_dim=self.top_dim)
             d_in = self.encoder.out_features + self.top_dim
-            self.q_z1 = _GaussianLayer(d_in, self.latent_dim, hidden)
+            self.q_z1 = _GaussianLayer(d_in, self.latent_dim, hidden, depth, gated)
         else:
             self._build_prior_and_guide(self.top_dim)
-            self.q_z2 = _GaussianLayer(self.latent_dim, self.top_dim, hidden)
+            self.q_z2 = _GaussianLayer(self.latent_dim, self.top_dim, hidden, depth, gated)
 
     #: the guide's own parts (everything else belongs to p(x, z))
     guide_parts = ("encoder", "guide_head", "q_z1", "q_z2")

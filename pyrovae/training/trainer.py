@@ -198,6 +198,14 @@ class Trainer:
         Rollbacks allowed per run.
     rollback_lr_factor : float
         The learning rate is multiplied by this at each rollback.
+    lr_decay_patience : int
+        Multiply the learning rate by ``lr_decay_factor`` after every this many
+        epochs without a better monitored loss (0: never), as
+        ``torch.optim.lr_scheduler.ReduceLROnPlateau`` does; the count is early
+        stopping's, so set ``patience`` to a multiple of it to give each decayed rate
+        its time.
+    lr_decay_factor : float
+        In (0, 1).
     distributed : DistContext, optional
         Train data-parallel in this process group.
     """
@@ -223,6 +231,8 @@ class Trainer:
         on_divergence: str = "stop",
         divergence_retries: int = 3,
         rollback_lr_factor: float = 0.5,
+        lr_decay_patience: int = 0,
+        lr_decay_factor: float = 0.5,
         distributed: D.DistContext | None = None,
     ) -> None:
         self.module = module
@@ -254,6 +264,13 @@ class Trainer:
         self.on_divergence = on_divergence
         self.divergence_retries = int(divergence_retries)
         self.rollback_lr_factor = float(rollback_lr_factor)
+        self.lr_decay_patience = int(lr_decay_patience)
+        self.lr_decay_factor = float(lr_decay_factor)
+        if self.lr_decay_patience < 0 or not 0 < self.lr_decay_factor < 1:
+            raise ConfigError(
+                "lr_decay_patience must be >= 0 and lr_decay_factor in (0, 1); got "
+                f"{lr_decay_patience!r} and {lr_decay_factor!r}"
+            )
         self.dist = distributed
         self.time_used = 0.0  # seconds on the budget clock, over all sessions
         self.budget_spent = False
@@ -591,6 +608,15 @@ class Trainer:
         if self.stopper.update(monitored, self.schedule.settled(self.epoch)):
             self.best_state = copy.deepcopy(self.module.state_dict())
             self.best_epoch = self.epoch
+        elif self.lr_decay_patience and self.stopper.bad_epochs % self.lr_decay_patience == 0:
+            self.lr_scale *= self.lr_decay_factor
+            self._apply_lr()
+            logger.info(
+                "epoch %d: no better loss for %d epochs; learning rate now %.3g",
+                self.epoch,
+                self.stopper.bad_epochs,
+                self.learning_rate,
+            )
         self.stopped_early = self.stopper.should_stop
         if ctx is not None:  # every rank has the same numbers; make sure they agree
             self.stopped_early = bool(D.broadcast_object(ctx, self.stopped_early))

@@ -94,3 +94,23 @@ def test_estimator_trains_with_a_vamp_top_prior_and_log_px_exceeds_the_elbo(smal
     elbo = est.elbo(xv)
     # a K = 500 importance estimate lies above the K = 1 bound on average (Burda et al.)
     assert float(ll.mean()) > float(elbo.mean())
+
+
+def test_layer_networks_depth_and_gating():
+    from pyrovae.nets.base import GatedLinear
+
+    plain = _module(layer_hidden=5)
+    # the default keeps the one-hidden-layer tanh network (and its parameter names)
+    assert [type(m).__name__ for m in plain.p_z1.net] == ["Linear", "Tanh", "Linear"]
+    deep = _module(top_from_x=True, layer_hidden=5, layer_depth=2, layer_gated=True)
+    for layer in (deep.p_z1, deep.q_z1):
+        kinds = [type(m) for m in layer.net]
+        assert kinds == [GatedLinear, GatedLinear, torch.nn.Linear]
+        assert layer.net[-1].in_features == 5
+    x = torch.rand(7, 12).bernoulli()
+    tr = poutine.trace(deep.guide).get_trace(x)
+    lp = poutine.trace(poutine.replay(deep.model, trace=tr)).get_trace(x)
+    assert lp.nodes[sites.LATENT]["value"].shape == (7, 6)
+    assert torch.isfinite(lp.log_prob_sum())
+    with pytest.raises(ConfigError, match="layer_depth must be positive"):
+        _module(layer_depth=0)

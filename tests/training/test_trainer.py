@@ -111,3 +111,57 @@ def test_autoencoder_metrics_have_no_elbo(small_digits):
     for r in ae.history_:
         assert math.isnan(r["train_elbo"]) and r["train_kl"] == 0
         assert r["train_loss"] == pytest.approx(-r["train_recon"], rel=1e-5)
+
+
+#: scripted held-out losses, by epoch: better at 1, 2 and 6, worse otherwise
+PLATEAU = [5.0, 4.0, 4.5, 4.6, 4.7, 3.0, 3.5, 3.6, 3.7, 3.8]
+
+
+def _scripted_validation(monkeypatch):
+    from pyrovae.training.trainer import Trainer
+
+    real = Trainer.evaluate
+
+    def evaluate(self, x, beta=None):
+        out = real(self, x, beta)
+        if x is not None and beta is not None:  # the per-epoch held-out score
+            out["loss"] = PLATEAU[self.epoch]
+        return out
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+
+
+def test_learning_rate_decays_after_each_plateau(small_digits, monkeypatch, tmp_path):
+    """lr_decay_patience = 2: halved after epochs 4 (2 worse than epoch 2) and 8 (2
+    worse than epoch 6), as ReduceLROnPlateau(patience=1) would; the rate of each row
+    is the one its epoch trained with."""
+    _scripted_validation(monkeypatch)
+    x, xv = small_digits
+    kw = dict(learning_rate=1e-3, lr_decay_patience=2, lr_decay_factor=0.5, patience=0, **SMALL)
+    vae = VAE(epochs=9, **kw).fit(x, X_val=xv)
+    lrs = [row["lr"] for row in vae.history_]
+    assert lrs == pytest.approx([1e-3] * 4 + [5e-4] * 4 + [2.5e-4])
+    # a run resumed between the decays continues with the decayed rate
+    VAE(epochs=6, **kw).fit(x, X_val=xv, run_dir=tmp_path)
+    resumed = resume(tmp_path, x, xv, epochs=9)
+    assert [row["lr"] for row in resumed.history_] == pytest.approx(lrs)
+    assert _losses(resumed.history_) == _losses(vae.history_)
+
+
+def test_learning_rate_decay_is_off_by_default(small_digits, monkeypatch):
+    _scripted_validation(monkeypatch)
+    x, xv = small_digits
+    vae = VAE(epochs=6, patience=0, **SMALL).fit(x, X_val=xv)
+    assert {row["lr"] for row in vae.history_} == {1e-3}
+
+
+@pytest.mark.parametrize(
+    "bad", [{"lr_decay_patience": -1}, {"lr_decay_factor": 1.0}, {"lr_decay_factor": 0}]
+)
+def test_learning_rate_decay_settings_are_checked(small_digits, bad):
+    from pyrovae.errors import ConfigError
+
+    x, _ = small_digits
+    name = next(iter(bad))
+    with pytest.raises(ConfigError, match=name):
+        VAE(epochs=1, **bad, **SMALL).fit(x)
