@@ -72,3 +72,19 @@ def test_vamp_prior_on_the_hvae_top_layer_from_cli(tmp_path, capsys):
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()
     assert main([*base, str(tmp_path / "run"), "--top-from-x"]) == 0, capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "run"), "--particles", "2"]) == 0
+
+
+def test_hvae_layer_networks_and_plateau_decay_from_cli(tmp_path, capsys):
+    from pyrovae.api import load
+
+    args = ["train", "--model", "hvae", "--epochs", "2", "--hidden", "16", "--latent-dim", "4"]
+    args += ["--layer-depth", "2", "--layer-gated", "--layer-hidden", "8"]
+    args += ["--lr-decay-patience", "3", "--lr-decay-factor", "0.25"]
+    args += ["--no-progress", "-o", str(tmp_path / "run")]
+    assert main(args) == 0, capsys.readouterr().err
+    est = load(tmp_path / "run")
+    assert (est.layer_depth, est.layer_gated, est.layer_hidden) == (2, True, 8)
+    assert (est.lr_decay_patience, est.lr_decay_factor) == (3, 0.25)
+    assert type(est.module_.p_z1.net[1]).__name__ == "GatedLinear"
+    assert main([*args[:-1], str(tmp_path / "bad"), "--lr-decay-factor", "2"]) != 0
+    assert "lr_decay_factor" in capsys.readouterr().err
