@@ -64,6 +64,18 @@ from _common import load_binarized_mnist, machine_info, write_outputs  # noqa: E
 from pyrovae.analysis import log_likelihood  # noqa: E402
 from pyrovae.api import ESTIMATORS, resume  # noqa: E402
 
+#: Tomczak & Welling's (2018) hierarchical VAE with the VampPrior on the top layer.
+_HVAE_VAMP = {
+    "model": "hvae",
+    "prior": "vamp",
+    "top_from_x": True,
+    "top_dim": 40,
+    "layer_hidden": 300,
+    "net": "gated",
+    "beta_schedule": "linear",
+    "beta_warmup": 100,
+}
+
 #: The configurations: estimator family and its parameters (on top of COMMON).
 CONFIGS: dict[str, dict] = {
     "vae": {"model": "vae"},
@@ -83,41 +95,15 @@ CONFIGS: dict[str, dict] = {
     },
     # their hierarchical VAE + VampPrior: q(z2|x) q(z1|x, z2), p(z2) the VampPrior,
     # 40 + 40 latents, 300-wide networks between the layers (Tomczak & Welling 2018)
-    "hvae_vamp_gated": {
-        "model": "hvae",
-        "prior": "vamp",
-        "top_from_x": True,
-        "top_dim": 40,
-        "layer_hidden": 300,
-        "net": "gated",
-        "beta_schedule": "linear",
-        "beta_warmup": 100,
-    },
+    "hvae_vamp_gated": _HVAE_VAMP,
     # the same, with the learning rate halved after every 10 epochs without a better
     # held-out loss (ReduceLROnPlateau), so early stopping (50) sees five decays
-    "hvae_vamp_decay": {
-        "model": "hvae",
-        "prior": "vamp",
-        "top_from_x": True,
-        "top_dim": 40,
-        "layer_hidden": 300,
-        "net": "gated",
-        "beta_schedule": "linear",
-        "beta_warmup": 100,
-        "lr_decay_patience": 10,
-    },
+    "hvae_vamp_decay": {**_HVAE_VAMP, "lr_decay_patience": 10},
     # and with Tomczak & Welling's networks between the layers: two gated layers
     "hvae_vamp_deep_decay": {
-        "model": "hvae",
-        "prior": "vamp",
-        "top_from_x": True,
-        "top_dim": 40,
-        "layer_hidden": 300,
+        **_HVAE_VAMP,
         "layer_depth": 2,
         "layer_gated": True,
-        "net": "gated",
-        "beta_schedule": "linear",
-        "beta_warmup": 100,
         "lr_decay_patience": 10,
     },
     "ae": {"model": "ae"},
