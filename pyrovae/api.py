@@ -247,12 +247,10 @@ class Estimator:
                 f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}; "
                 f"got {self.on_divergence!r}"
             )
-        f = self.rollback_lr_factor
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-            raise ConfigError(f"rollback_lr_factor must be in (0, 1); got {f!r}")
-        f = self.lr_decay_factor
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-            raise ConfigError(f"lr_decay_factor must be in (0, 1); got {f!r}")
+        for name in ("rollback_lr_factor", "lr_decay_factor"):
+            f = getattr(self, name)
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+                raise ConfigError(f"{name} must be in (0, 1); got {f!r}")
         tb = self.time_budget
         if tb is not None and (
             isinstance(tb, bool) or not isinstance(tb, (int, float)) or not 0 < tb < math.inf
