@@ -575,7 +575,7 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
-    est._check_params()
+    est.check_params()
     _check_model(est, data)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 writes
     if main:
@@ -608,11 +608,11 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from .data.validation import check_support
 
-    est._build(data.data_shape, est.likelihood)
+    est.build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
             check_support(est.module_.likelihood, split)
-    est._dry_run(data.train)
+    est.check_runnable(data.train)
 
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:
@@ -636,7 +636,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
 
     est = load(args.run)
-    data = _load_run_data(est._data_info, args.data)
+    data = _load_run_data(est.data_info_, args.data)
     if args.particles < 1:
         raise ConfigError(f"--particles must be >= 1; got {args.particles}")
     x = data.split(args.split)
@@ -683,7 +683,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not png.suffix:
         png = png.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    info = est._data_info
+    info = est.data_info_
     if info.get("scaler"):
         from .data import Scaler
 
@@ -727,11 +727,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"analyze needs a model with latent variables; this run is a {est.family}"
         )
-    data = _load_run_data(est._data_info, args.data)
+    data = _load_run_data(est.data_info_, args.data)
     x_all = data.split(args.split)
     if x_all.shape[0] == 0:
         raise ConfigError(f"the {args.split} split is empty; choose another --split")
-    x = est._as_input(x_all[: args.n])
+    x = est.as_input(x_all[: args.n])
     labels = data.labels(args.split)
     run = Path(args.run)
     out = Path(args.output) if args.output else (run if run.is_dir() else run.parent)
@@ -812,7 +812,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         est = load(run)
         if not est.module_.has_latent_sites:
             raise ConfigError(f"select needs models with latent variables; {run} is a {est.family}")
-        data = _load_run_data(est._data_info)
+        data = _load_run_data(est.data_info_)
         label = f"{Path(run).name} (latent {est.latent_dim})"
         rows.append(
             {
@@ -839,8 +839,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
     ests = [load(run) for run in args.runs]
-    check_same_data([(run, est._data_info) for run, est in zip(args.runs, ests, strict=True)])
-    data = _load_run_data(ests[0]._data_info)
+    check_same_data([(run, est.data_info_) for run, est in zip(args.runs, ests, strict=True)])
+    data = _load_run_data(ests[0].data_info_)
     result = compare_runs(
         ests, data, names=args.runs, n=args.n, samples=args.samples, seed=args.seed
     )

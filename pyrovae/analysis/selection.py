@@ -36,8 +36,8 @@ def generative_parameters(module) -> int:
 def score_model(estimator, x_train, x_val, samples: int = 500) -> dict:
     """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator."""
     module = estimator.module_
-    ll_train = log_likelihood(module, estimator._as_input(x_train), samples=samples)
-    ll_val = log_likelihood(module, estimator._as_input(x_val), samples=samples)
+    ll_train = log_likelihood(module, estimator.as_input(x_train), samples=samples)
+    ll_val = log_likelihood(module, estimator.as_input(x_val), samples=samples)
     n, k = ll_train.numel(), generative_parameters(module)
     total = float(ll_train.sum())
     return {

@@ -160,7 +160,7 @@ def save_grids(path, estimators, labels, x: torch.Tensor, n: int = 8, seed: int 
     rows, titles = [x], ["test data"]
     for est, label in zip(estimators, labels, strict=True):
         torch.manual_seed(int(seed))
-        rows += [est.reconstruct(est._as_input(x)).cpu(), est.sample(n).cpu()]
+        rows += [est.reconstruct(est.as_input(x)).cpu(), est.sample(n).cpu()]
         titles += [f"{label}: reconstructions", f"{label}: samples"]
     return save_image_rows(path, rows, titles, ncol=n)
 

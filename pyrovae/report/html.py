@@ -220,7 +220,7 @@ def read_config(run: Path, est) -> dict[str, Any]:
                 return tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             logger.warning("cannot read %s: %s", path, exc)
-    return {"model": est.family, **est._plain_params()}
+    return {"model": est.family, **est.plain_params()}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -671,7 +671,7 @@ def _load_data(est, data):
 
     if data is None or isinstance(data, str):
         try:
-            return _load_run_data(est._data_info, data)
+            return _load_run_data(est.data_info_, data)
         except ConfigError as exc:
             raise ConfigError(f"{exc} (the report needs data to show)") from None
     return data
@@ -760,7 +760,7 @@ def build_report(
     est = load(run)
     splits = _load_data(est, data)
     split = _pick_split(splits)
-    x = est._as_input(splits.split(split)[:n])
+    x = est.as_input(splits.split(split)[:n])
     labels = splits.labels(split)
     ctx = _Context(
         run=run,
