@@ -408,7 +408,7 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     """Reconstructions and prior samples (image grids, or scatter matrices for tables)."""
     import torch
 
-    from .report import save_image_rows, save_scatter_matrix
+    from .plotting import save_image_rows, save_scatter_matrix
 
     torch.manual_seed(est.seed)
     x = data.test[:16] if data.test.shape[0] else data.train[:16]
@@ -498,7 +498,7 @@ RESUME_OPTIONS = ("nproc", *RESUME_OVERRIDES)
 
 
 def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
-    from .api import ESTIMATORS, estimator_params, resume
+    from .estimators import ESTIMATORS, estimator_params, resume
     from .training import distributed
     from .training.checkpoint import atomic_write_text
 
@@ -633,7 +633,7 @@ def _finish_train(est, data, run: Path, seconds: float) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .api import load
+    from .estimators import load
 
     est = load(args.run)
     data = _load_run_data(est.data_info_, args.data)
@@ -669,8 +669,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import pyro
 
-    from .api import load
-    from .report import save_image_rows, save_scatter_matrix
+    from .estimators import load
+    from .plotting import save_image_rows, save_scatter_matrix
 
     if args.n < 1:
         raise ConfigError(f"-n must be >= 1; got {args.n}")
@@ -704,7 +704,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import pyro
     import torch
 
-    from . import _arviz
+    from . import arviz_compat
     from .analysis import elbo_decomposition, refine, sbc, to_arviz
     from .analysis.calibration import plot_rank_histograms
     from .analysis.uncertainty import (
@@ -714,7 +714,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         plot_reconstruction_uncertainty,
         reconstruction_uncertainty,
     )
-    from .api import load
+    from .estimators import load
     from .training.checkpoint import atomic_write_text
 
     for name in ("n", "draws", "samples"):
@@ -740,10 +740,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)
     files = []
     idata = to_arviz(module, x, draws=args.draws)
-    files.append(_arviz.to_netcdf(idata, out / "posterior.nc"))
+    files.append(arviz_compat.to_netcdf(idata, out / "posterior.nc"))
     few = to_arviz(module, x[:5], draws=args.draws)
-    files.append(_arviz.plot_forest(few, out / "posterior_forest.png", ["z"]))
-    table = _arviz.summary(idata, var_names=["z"])
+    files.append(arviz_compat.plot_forest(few, out / "posterior_forest.png", ["z"]))
+    table = arviz_compat.summary(idata, var_names=["z"])
     atomic_write_text(out / "posterior_summary.csv", table.to_csv())
     files.append(out / "posterior_summary.csv")
     diag: dict[str, Any] = {"run": str(args.run), "split": args.split, "n": int(x.shape[0])}
@@ -802,7 +802,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.selection import best, plot_selection, score_model
-    from .api import load
+    from .estimators import load
     from .training.checkpoint import atomic_write_text
 
     if args.samples < 1:
@@ -832,7 +832,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .analysis.comparison import check_same_data, compare_runs
-    from .api import load
+    from .estimators import load
     from .report.compare import format_tables, write_comparison
 
     for name in ("samples", "n"):

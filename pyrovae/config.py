@@ -166,7 +166,7 @@ def _str_list(value) -> list[str]:
     return [str(v).strip() for v in value]
 
 
-def _bool(value) -> bool:
+def parse_bool(value) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
@@ -234,7 +234,13 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         metavar="DIR",
     ),
-    _O("download", True, "download named datasets that are missing (when online)", "data", _bool),
+    _O(
+        "download",
+        True,
+        "download named datasets that are missing (when online)",
+        "data",
+        parse_bool,
+    ),
     _O(
         "scale",
         "none",
@@ -270,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
         "it (memory does not grow with its size; files larger than half the memory "
         "available are always streamed)",
         "data",
-        _bool,
+        parse_bool,
     ),
     _O(
         "binarize",
@@ -365,7 +371,7 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "hvae guide q(z2|x) q(z1|x,z2) instead of q(z1|x) q(z2|z1) (lets vamp be p(z2))",
         "model",
-        _bool,
+        parse_bool,
     ),
     _O(
         "layer_hidden",
@@ -388,7 +394,7 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
         "model",
-        _bool,
+        parse_bool,
     ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
@@ -468,7 +474,7 @@ OPTIONS: tuple[Option, ...] = (
         "log-densities and the loss in float32 (an error with --device cpu/mps; ignored "
         "with a warning when --device auto finds no GPU)",
         "training",
-        _bool,
+        parse_bool,
     ),
     _O(
         "nproc",

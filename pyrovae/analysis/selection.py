@@ -93,9 +93,9 @@ def latent_dim_curve(estimator, dims: Iterable[int], x_train, x_val, samples: in
 
 def plot_selection(result: dict, path, xlabel: str = "latent dimension") -> None:
     """BIC and AIC (left axis) and held-out log-likelihood (right axis) per candidate."""
-    from ..report.images import _pyplot
+    from ..plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = result["rows"]
     labels = [str(r["label"]) for r in rows]
     xs = range(len(rows))

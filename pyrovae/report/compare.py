@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .images import _pyplot, save_image_rows
+from ..plotting import pyplot, save_image_rows
 
 #: (title, [(key or (key, subkey), column header, format)]) of the markdown tables.
 TABLES = (
@@ -122,7 +122,7 @@ def format_tables(result: dict) -> str:
 def plot_rate_distortion(result: dict, path) -> Path:
     """Rate (KL) against distortion (-E log p(x|z)) of the VAE runs, joined in order of
     beta and labelled; autoencoders (no rate) as horizontal lines at their distortion."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     rows = result["rows"]
     vae = sorted([r for r in rows if r.get("rate") is not None], key=lambda r: r.get("beta") or 0)

@@ -741,7 +741,7 @@ def build_report(
     ConfigError
         A bad option, or a run without recorded data and no ``data``.
     """
-    from ..api import load
+    from ..estimators import load
 
     t0 = time.perf_counter()
     run = Path(run_dir)

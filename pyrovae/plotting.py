@@ -1,4 +1,5 @@
-"""Image grids and scatter matrices as PNG files."""
+"""Figures without a display: the one way pyrovae gets ``pyplot``, and the image
+grids and scatter matrices that run folders, analyses and reports share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import torch
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (unless the caller has
+    already chosen a backend), imported on first use so that importing pyrovae stays
+    fast."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -45,7 +49,7 @@ def save_image_rows(
     path: str | Path, rows: list[torch.Tensor], labels: list[str], ncol: int | None = None
 ) -> Path:
     """Save stacked image grids, one per entry of ``rows``, with labels."""
-    plt = _pyplot()
+    plt = pyplot()
     grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
     width = max(g.shape[1] for g in grids)
     fig, axes = plt.subplots(
@@ -69,7 +73,7 @@ def save_scatter_matrix(
     path: str | Path, sets: dict[str, torch.Tensor], max_features: int = 4
 ) -> Path:
     """Pairwise scatter plots of the first features of tabular data (one colour per set)."""
-    plt = _pyplot()
+    plt = pyplot()
     arrays = {
         k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
         for k, v in sets.items()
