@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..plotting import image_grid, pyplot, save_scatter_matrix
+from ..plotting import image_grid, image_rows_figure, pyplot, save_scatter_matrix
 
 #: Curves of metrics.csv, per panel: (title, metric suffix). Train and validation
 #: columns are ``train_<suffix>`` and ``val_<suffix>``.
@@ -221,22 +221,7 @@ def plot_image_rows(
     rows: Sequence[torch.Tensor], labels: Sequence[str], ncol: int | None = None
 ) -> bytes:
     """Stacked image grids (one per entry of ``rows``, values in [0, 1]) with labels."""
-    plt = pyplot()
-    grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
-    width = max(g.shape[1] for g in grids)
-    height = sum(g.shape[0] for g in grids)
-    fig, axes = plt.subplots(
-        len(grids),
-        1,
-        figsize=(max(4.0, width / 10), height / 10 + 0.35 * len(grids) + 0.2),
-        squeeze=False,
-    )
-    for ax, g, label in zip(axes[:, 0], grids, labels, strict=True):
-        ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(label, fontsize=9, loc="left")
-        ax.axis("off")
-    fig.tight_layout()
-    return figure_png(fig)
+    return figure_png(image_rows_figure(rows, labels, ncol))
 
 
 def plot_traversal_images(
