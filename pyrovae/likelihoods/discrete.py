@@ -122,10 +122,14 @@ class DiscretizedLogistic(TorchDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        # E[x] = (1/255) E[k] = (1/255) sum_{j=1}^{255} P(k >= j), P(k >= j) = 1 - F(edge_j)
+        # E[x] = (1/255) E[k] = (1/255) sum_{j=1}^{255} P(k >= j), P(k >= j) = 1 - F(edge_j),
+        # summed over 16 edges at a time so that images need 16 copies, not 255
         edges = (torch.arange(1, 256, dtype=self.loc.dtype, device=self.loc.device) - 0.5) / 255
-        inv_s = torch.exp(-self.log_scale).unsqueeze(-1)
-        return torch.sigmoid((self.loc.unsqueeze(-1) - edges) * inv_s).sum(-1) / 255
+        loc, inv_s = self.loc.unsqueeze(-1), torch.exp(-self.log_scale).unsqueeze(-1)
+        total = torch.zeros_like(self.loc)
+        for chunk in edges.split(16):
+            total = total + torch.sigmoid((loc - chunk) * inv_s).sum(-1)
+        return total / 255
 
 
 def _softplus(x: torch.Tensor) -> torch.Tensor:
