@@ -28,7 +28,7 @@ import pyro
 import torch
 
 from ..errors import ConfigError
-from ..objectives.iwae import _log_weights, vectorized_traces
+from ..objectives.iwae import log_weights, vectorized_traces
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -45,7 +45,7 @@ def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
 
 
 def _log_weights_chunk(module, x: torch.Tensor, k: int) -> torch.Tensor:
-    log_w, _, _ = _log_weights(*vectorized_traces(module.model, module.guide, x, k))
+    log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, x, k))
     return log_w.reshape(k, x.shape[0])
 
 
