@@ -163,6 +163,14 @@ class VampPrior(Prior):
         Number K of pseudo-inputs. Default 50.
     init_scale : float
         Pseudo-inputs start as 0.5 + init_scale * N(0, 1). Default 0.05.
+
+    Notes
+    -----
+    With a flow guide (``iaf``) each q(z | u_k) is evaluated at a z it did not draw,
+    which inverts the flow: ``latent_dim`` sequential network passes per flow step
+    over ``batch x K`` rows, against one closed-form pass for the Gaussian guides.
+    With 40 latents, K = 50, batches of 100 and 300-wide networks one training step
+    took about 27 s on a 2-core CPU, against 0.3 s with the diagonal Normal guide.
     """
 
     def __init__(self, latent_dim: int, components: int = 50, init_scale: float = 0.05) -> None:
