@@ -52,7 +52,9 @@ def restoring_global_state():
         yield
     finally:
         after = _global_state()
-        torch.set_num_threads(before["torch threads"])
+        changed = [k for k in before if before[k] != after[k]]
+        if "torch threads" in changed:
+            torch.set_num_threads(before["torch threads"])
         torch.set_default_dtype(before["torch default dtype"])
         torch.set_grad_enabled(before["torch grad mode"])
         for name in GUARDED_ENV:
@@ -61,8 +63,8 @@ def restoring_global_state():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if before[k] != after[k]]
     if changed:
+        changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in changed]
         raise LeakedStateError("the test left global state changed: " + "; ".join(changed))
 
 
