@@ -164,8 +164,8 @@ def elbo_decomposition(
                 try:
                     # per-dimension KLs exist for a single-site guide, encode(x) itself,
                     # with a prior_distribution (the VAE); others raise and report None
-                    q = module.encode(xb)
                     prior = module.prior_distribution().expand([xb.shape[0]])
+                    q = module.encode(xb)
                     kl_dims.append(per_dimension_kl(q, prior, q.sample()))
                 except (ConfigError, AttributeError):
                     factorized = False
