@@ -64,6 +64,9 @@ from ..nets.base import mlp
 from . import MODELS
 from .base import MOMENT_DRAWS, LatentModule, ModuleSpec, Moments, distribution_moments
 
+#: Draws x rows of the second layer evaluated at once by ``posterior_moments``.
+MOMENT_CHUNK_ROWS = 2**15
+
 #: One layer of the guide: its site name and its distribution.
 Layer = tuple[str, Distribution]
 
@@ -164,12 +167,28 @@ class HierarchicalVAEModule(LatentModule):
 
     def posterior_moments(self, x: torch.Tensor, n: int = MOMENT_DRAWS) -> dict[str, Moments]:
         """Both layers' means and sds: the first layer's from its distribution, the
-        second's by the law of total variance over ``n`` draws of the first."""
+        second's by the law of total variance over ``n`` draws of the first (in chunks
+        of at most :data:`MOMENT_CHUNK_ROWS` draws x rows, summed in float64)."""
+        n = int(n)
+        if n < 1:
+            raise ConfigError(f"posterior moments need n >= 1 draws; got {n}")
         (first, q_first), (second, q_second) = self._guide_layers(x)
-        cond = q_second(q_first.sample((int(n),)))  # batch (n, B)
-        m = cond.mean
-        var = cond.variance.mean(0) + (m.var(0) if int(n) > 1 else torch.zeros_like(m[0]))
-        return {first: distribution_moments(q_first, n), second: Moments(m.mean(0), var.sqrt())}
+        per_chunk = max(1, MOMENT_CHUNK_ROWS // max(1, x.shape[0]))
+        s_m = s_mm = s_v = 0.0
+        done, dtype = 0, None
+        while done < n:
+            k = min(per_chunk, n - done)
+            cond = q_second(q_first.sample((k,)))  # batch (k, B)
+            dtype = cond.mean.dtype
+            m = cond.mean.double()
+            s_m, s_mm = s_m + m.sum(0), s_mm + (m * m).sum(0)
+            s_v = s_v + cond.variance.double().sum(0)
+            done += k
+        mean = s_m / n
+        var_m = (s_mm - n * mean * mean).clamp_min(0) / (n - 1) if n > 1 else 0 * mean
+        sd = (s_v / n + var_m).sqrt()
+        second_moments = Moments(mean.to(dtype), sd.to(dtype))
+        return {first: distribution_moments(q_first, n), second: second_moments}
 
     def posterior_log_prob(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
         """log q(first|x) + log q(second|x, first) at ``draws``."""
