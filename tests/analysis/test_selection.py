@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
+from pyro import poutine
 
+from pyrovae import sites
 from pyrovae.analysis.selection import (
     best,
+    generative_parameter_tensors,
     generative_parameters,
     latent_dim_curve,
     plot_selection,
@@ -15,6 +19,7 @@ from pyrovae.analysis.selection import (
 )
 from pyrovae.api import VAE
 from pyrovae.models import ModuleSpec, build_module
+from pyrovae.priors import PRIORS
 
 
 def test_generative_parameters_exclude_the_encoder():
@@ -22,6 +27,71 @@ def test_generative_parameters_exclude_the_encoder():
     decoder = (2 * 5 + 5) + (5 * 6 + 6)
     prior = 2 + 2
     assert generative_parameters(m) == decoder + prior
+
+
+#: Hand counts for data of 6 features, latent_dim 2, one hidden layer of 5 units.
+DECODER = (2 * 5 + 5) + (5 * 6 + 6)  # Linear(2, 5), Linear(5, 6 x 1 channel)
+ENCODER = 6 * 5 + 5  # Linear(6, 5)
+GUIDE_HEAD = 5 * 4 + 4  # Linear(5, 2 x latent_dim): loc and scale
+
+
+@pytest.mark.parametrize(
+    "options, expected, parts",
+    [
+        ({}, DECODER, {"decoder"}),
+        ({"likelihood": "gaussian-learned"}, DECODER + 1, {"decoder", "likelihood"}),
+        # p(z) = (1/3) sum_k q(z | u_k): the pseudo-inputs, the encoder and the guide head
+        (
+            {"prior": "vamp", "prior_options": {"components": 3}},
+            DECODER + ENCODER + GUIDE_HEAD + 3 * 6,
+            {"decoder", "encoder", "guide_head", "prior"},
+        ),
+    ],
+)
+def test_parameter_count_follows_what_log_p_x_z_depends_on(options, expected, parts):
+    m = build_module("vae", ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(5,), **options))
+    assert generative_parameters(m) == expected
+    counted = {id(p) for p in generative_parameter_tensors(m)}
+    owners = {name.split(".")[0] for name, p in m.named_parameters() if id(p) in counted}
+    assert owners == parts
+
+
+def _log_joint(m, values):
+    # fresh copies: flows cache their last input by identity
+    values = {k: v.clone() for k, v in values.items()}
+    conditioned = poutine.condition(m.model, data=values)
+    return poutine.trace(conditioned).get_trace(values[sites.OBS]).log_prob_sum()
+
+
+@pytest.mark.parametrize(
+    "family, options",
+    [("vae", {"prior": name}) for name in PRIORS.names()]
+    + [
+        ("hvae", {"prior": p, "model_options": {"top_dim": 2, "top_from_x": True}})
+        for p in ("normal", "vamp")
+    ],
+)
+def test_counted_parameters_are_those_whose_change_changes_log_p_x_z(family, options):
+    """An independent check over every registered prior: perturb each parameter tensor
+    alone; log p(x, z) at fixed simulated x and z changes exactly for the counted ones."""
+    torch.manual_seed(0)
+    m = build_module(family, ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(5,), **options))
+    m.eval()
+    with torch.no_grad():
+        for p in m.parameters():  # away from initial values of 0 (a flow's last layer)
+            p.add_(0.1 * torch.randn_like(p))
+        sim = poutine.trace(poutine.uncondition(m.model)).get_trace(torch.zeros(3, 6))
+        values = {n: s["value"] for n, s in sim.nodes.items() if s["type"] == "sample"}
+        base = _log_joint(m, values)
+        changed = set()
+        for name, p in m.named_parameters():
+            keep = p.clone()
+            p.add_(0.1 * torch.randn_like(p))
+            if not torch.isclose(_log_joint(m, values), base, rtol=0, atol=1e-6):
+                changed.add(name)
+            p.copy_(keep)
+    counted = {id(p) for p in generative_parameter_tensors(m)}
+    assert {n for n, p in m.named_parameters() if id(p) in counted} == changed
 
 
 def test_criteria_formulas(small_digits):
