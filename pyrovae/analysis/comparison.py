@@ -509,7 +509,7 @@ def evaluate_run(
 
         def encode(images):
             images = scaler.transform(images) if scaler is not None else images
-            return module.posterior_moments(est._as_input(images))[sites.LATENT].mean
+            return module.posterior_moments(est.as_input(images))[sites.LATENT].mean
 
         images, factors = ref.generator.grid()
         m = mig(encode(images), factors)
