@@ -137,3 +137,22 @@ def test_binarize_trains_on_binarized_data(data_file, tmp_path, capsys, how):
     grey = load_data(data_file)
     plain = VAE(**est.get_params()).fit(grey.train, X_val=grey.val)
     assert not _same_weights(plain.module_.state_dict(), est.module_.state_dict())
+
+
+def test_resume_refusals(data_file, tmp_path, capsys):
+    """A finished run, a total that leaves nothing to train, an option that may not
+    change, and a checkpoint without training state: one line each, the run untouched."""
+    run = tmp_path / "run"
+    _train(capsys, *BASE, "--epochs", "1", "--data", data_file, "-o", str(run))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    err = _fail(capsys, "--resume", str(run))
+    assert "the run is finished (1 of 1 epochs); pass a larger total --epochs" in err
+    err = _fail(capsys, "--resume", str(run), "--epochs", "1")
+    assert "the run has already trained 1 epochs; pass a larger total --epochs" in err
+    err = _fail(capsys, "--resume", str(run), "--epochs", "3", "--seed", "4")
+    assert "--resume continues a run as configured" in err and "(got --seed)" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # the model alone, as save() writes it after load(): weights but no trainer state
+    load(run).save(run / "checkpoint.pt")
+    err = _fail(capsys, "--resume", str(run), "--epochs", "3")
+    assert "holds no training state to resume" in err
