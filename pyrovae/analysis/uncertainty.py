@@ -82,7 +82,8 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
 
     labels = class_labels(labels)
     colors = labels.cpu().numpy() if labels is not None else "C0"
-    sc = ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap="tab10", s=8, zorder=3)
+    cmap_name = "tab10" if labels is not None else None  # no colour map for one colour
+    sc = ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap=cmap_name, s=8, zorder=3)
     cmap = plt.get_cmap("tab10")
     for i in range(min(len(mu), max_ellipses)):
         c = cmap(int(colors[i]) % 10) if labels is not None else "C0"

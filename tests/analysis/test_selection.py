@@ -95,13 +95,27 @@ def test_counted_parameters_are_those_whose_change_changes_log_p_x_z(family, opt
 
 
 def test_criteria_formulas(small_digits):
+    """AIC and BIC by hand: k counted from the architecture, log L summed from the same
+    importance-sampled log p(x) values (the draws replayed), N = 300."""
+    import pyro
+
+    from pyrovae.analysis import log_likelihood
+
     x, xv = small_digits
     est = VAE(epochs=1, hidden=(16,), latent_dim=2).fit(x, X_val=xv)
+    pyro.set_rng_seed(8)
     s = score_model(est, x, xv, samples=20)
-    n, k = x.shape[0], s["parameters"]
-    total = s["train_log_likelihood"] * n
-    assert s["aic"] == pytest.approx(-2 * total + 2 * k, rel=1e-5)
-    assert s["bic"] == pytest.approx(-2 * total + k * math.log(n), rel=1e-5)
+    pyro.set_rng_seed(8)  # the training data's log p(x) is computed first, then held-out
+    total = float(log_likelihood(est.module_, x, samples=20).sum())
+    held_out = log_likelihood(est.module_, xv, samples=20)
+    # decoder 2 -> 16 -> 64 Bernoulli logits; the standard normal prior has no parameters
+    k = (2 * 16 + 16) + (16 * 64 + 64)
+    assert s["parameters"] == k == 1136
+    assert s["train_log_likelihood"] == pytest.approx(total / 300, rel=1e-6)
+    assert s["aic"] == pytest.approx(-2 * total + 2 * 1136, rel=1e-6)
+    assert s["bic"] == pytest.approx(-2 * total + 1136 * math.log(300), rel=1e-6)
+    assert s["val_log_likelihood"] == pytest.approx(float(held_out.mean()), rel=1e-6)
+    assert s["val_log_likelihood_se"] == pytest.approx(float(held_out.std() / 10), rel=1e-6)
 
 
 def test_best_picks_each_criterion():
