@@ -293,14 +293,14 @@ def test_dae_corrupts_the_encoders_input_in_training_only(small_digits):
     training step and the clean data in validation and after fitting."""
     x, xv = small_digits
     dae = DAE(noise=1.0, corruption="mask", **SMALL)
-    dae._check_params()
+    dae.check_params()
     pyro.set_rng_seed(0)
-    dae._build(tuple(x.shape[1:]), "bernoulli")
+    dae.build(tuple(x.shape[1:]), "bernoulli")
     seen = []
     dae.module_.encoder.register_forward_pre_hook(
         lambda mod, args: seen.append((mod.training, args[0].detach().clone()))
     )
-    dae._run(dae._make_trainer(None, None), x, xv)
+    dae.fit_with(dae.make_trainer(None, None), x, xv)
     training = [inp for is_training, inp in seen if is_training]
     evaluation = [inp for is_training, inp in seen if not is_training]
     assert len(training) == SMALL["epochs"] * 5  # 300 rows in minibatches of 64

@@ -68,9 +68,13 @@ def test_ood_auroc_of_the_same_data_and_of_far_away_data(ppca_class):
 
 
 def test_reconstruction_uncertainty_is_zero_for_a_point_posterior(ppca_class):
-    """A guide with (numerically) no spread: every draw decodes to the same mean."""
-    m = ppca_class(exact=False, widen=1e-9)
+    """A guide with (nearly) no spread, posterior sds of 1e-4 (ten times the guide
+    head's floor): every draw decodes to nearly the same mean, and the per-feature sd is
+    the closed form sqrt(sum_l W_dl^2 s_l^2), at most 1e-4 * |W_d| (here < 5e-4)."""
+    widen = 1e-4 / float(ppca_class(exact=False).cov_post.diagonal().sqrt().max())
+    m = ppca_class(exact=False, widen=widen)
     x = m.marginal().sample((4,))
     mean, sd = reconstruction_uncertainty(m, x, draws=50)
-    torch.testing.assert_close(mean, m.encode(x).mean @ m.W.T + m.b, rtol=0, atol=1e-5)
-    assert sd.abs().max() < 1e-5
+    bound = 1e-4 * float(m.W.norm(dim=1).max())
+    torch.testing.assert_close(mean, m.encode(x).mean @ m.W.T + m.b, rtol=0, atol=4 * bound)
+    assert 0 < float(sd.max()) < 2 * bound
