@@ -35,6 +35,8 @@ from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from .models import ModuleSpec, build_module
 from .objectives import OBJECTIVES, BetaSchedule, make_schedule
 from .registry import Registry
+from .runs import hold
+from .runs.names import CHECKPOINT, CORRUPT_CHECKPOINT
 from .training import Trainer, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -405,6 +407,11 @@ class Estimator:
             ) from None
 
     def _run(self, trainer: Trainer, x, x_val) -> Estimator:
+        # the run folder stays held from the first step to the last checkpoint
+        with hold(trainer.run_dir if trainer.is_main else None):
+            return self._run_held(trainer, x, x_val)
+
+    def _run_held(self, trainer: Trainer, x, x_val) -> Estimator:
         t0 = time.perf_counter()
         self._trainer = trainer
         trainer.fit(x, x_val)
@@ -419,7 +426,7 @@ class Estimator:
         # the module now holds the best weights plus anything fitted after training
         trainer.best_state = copy.deepcopy(self.module_.state_dict())
         if trainer.run_dir is not None:
-            trainer.save(trainer.run_dir / "checkpoint.pt")
+            trainer.save(trainer.run_dir / CHECKPOINT)
         return self
 
     def _after_fit(self, x: torch.Tensor) -> None:
@@ -691,7 +698,6 @@ def resume(
         divergence_retries, rollback_lr_factor).
     """
     from .training import distributed
-    from .training.checkpoint import load_resumable
 
     bad = set(overrides) - set(RESUME_OVERRIDES)
     if bad:
@@ -700,13 +706,34 @@ def resume(
             f"{', '.join(RESUME_OVERRIDES)} (and the epoch and time budgets)"
         )
     run_dir = Path(run_dir)
+    ctx = distributed.current()
+    with hold(run_dir if ctx is None or ctx.is_main else None, create=False):
+        return _resume(
+            run_dir, x_train, x_val, epochs, progress, train_transform, time_budget, overrides
+        )
+
+
+def _resume(
+    run_dir: Path,
+    x_train,
+    x_val,
+    epochs,
+    progress,
+    train_transform,
+    time_budget,
+    overrides: dict[str, Any],
+) -> Estimator:
+    """:func:`resume` in a run folder this process holds."""
+    from .training import distributed
+    from .training.checkpoint import load_resumable
+
     ckpt, used_path = load_resumable(run_dir)
-    if used_path.name != "checkpoint.pt":  # set the unreadable one aside
+    if used_path.name != CHECKPOINT:  # set the unreadable one aside
         ctx = distributed.current()
         distributed.barrier(ctx)  # every rank has read the previous one
-        corrupt = run_dir / "checkpoint.pt"
+        corrupt = run_dir / CHECKPOINT
         if corrupt.exists() and (ctx is None or ctx.is_main):
-            corrupt.replace(run_dir / "checkpoint.corrupt.pt")
+            corrupt.replace(run_dir / CORRUPT_CHECKPOINT)
     if overrides:
         ckpt = {**ckpt, "params": {**ckpt.get("params", {}), **overrides}}
     est = from_checkpoint(ckpt, weights="last")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrovae.cli import to_toml
+from pyrovae.runs import to_toml
 from pyrovae.config import (
     DATA_KEYS,
     ESTIMATOR_KEYS,
