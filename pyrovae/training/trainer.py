@@ -529,15 +529,17 @@ class Trainer:
         return the exception that ends training on the signal received."""
         signum = self._stop.stopped_by
         name = signal_name(signum)
-        done = f"{self.epoch} epochs and {self.step} steps done"
+        where = (
+            f"in epoch {self.epoch + 1}"
+            if self._resume_partial is not None
+            else f"after epoch {self.epoch}"
+        )
+        stopped = f"training stopped by {name} at step {self.step}, {where}"
         if self.run_dir is None:
-            message = f"training stopped by {name} ({done}); no run folder, nothing saved"
+            message = f"{stopped}; no run folder, nothing saved"
         else:
             self.save(self.run_dir / CHECKPOINT)
-            message = (
-                f"training stopped by {name} ({done}); the checkpoint in "
-                f"{str(self.run_dir)!r} holds this position"
-            )
+            message = f"{stopped}; the checkpoint in {str(self.run_dir)!r} holds this position"
         return TrainingInterrupted(signum, message)
 
     def _fit(self, x_train, x_val=None) -> list[dict]:
