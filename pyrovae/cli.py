@@ -368,6 +368,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if ctx is not None and not ctx.is_main:
             raise SystemExit(2) from None
         raise
+    except TrainingInterrupted as exc:
+        if ctx is not None and not ctx.is_main:  # rank 0 says why
+            raise SystemExit(exc.exit_status) from None
+        raise
     finally:
         if ctx is not None:
             distributed.shutdown()
@@ -399,6 +403,9 @@ def _train_rank(args: argparse.Namespace) -> int:
     except PyrovaeError as exc:
         print(f"pyrovae: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        print(f"pyrovae: {exc}", file=sys.stderr)
+        return exc.exit_status
 
 
 #: Options that ``--resume`` may change (besides --epochs and --time-budget): the

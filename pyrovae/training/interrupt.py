@@ -7,9 +7,10 @@ looks at the request after every optimizer step (where the model, the optimizer 
 the random-number streams are consistent), writes a checkpoint of that exact position
 (mid-epoch, as a time budget that runs out does) and raises
 :class:`TrainingInterrupted`; ``pyrovae train --resume`` then continues exactly where
-training stopped. A second signal while the first is being handled stops at once
-(plain ``KeyboardInterrupt``; the last checkpoint is kept). The previous handlers are
-restored when ``fit`` returns or raises.
+training stopped. A second Ctrl-C while the first is being handled stops at once (plain
+``KeyboardInterrupt``; the last checkpoint is kept); a repeated SIGTERM changes nothing
+(a scheduler may signal both a launcher and its workers, and a launcher forwards the
+signal too). The previous handlers are restored when ``fit`` returns or raises.
 
 Signal handlers can only be installed from the main thread; ``fit`` in another thread
 leaves the handlers alone (Ctrl-C then interrupts as Python does by default).
@@ -58,8 +59,10 @@ class StopRequest:
         return self.signum if self.signum is not None else int(signal.SIGTERM)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:  # asked twice: stop now
-            raise KeyboardInterrupt
+        if self.signum is not None:
+            if signum == signal.SIGINT:  # Ctrl-C twice: stop now
+                raise KeyboardInterrupt
+            return
         self.signum = signum
         logger.info("%s received: stopping after the current step", signal_name(signum))
 

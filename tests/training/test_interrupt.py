@@ -61,9 +61,11 @@ def test_stop_request_records_the_signal_and_restores_handlers(sig):
         os.kill(os.getpid(), sig)
         _await(lambda: stop.requested, "signal")
         assert stop.signum == sig and stop.stopped_by == sig
-        with pytest.raises(KeyboardInterrupt):  # a second signal stops at once
-            os.kill(os.getpid(), sig)
+        os.kill(os.getpid(), signal.SIGTERM)  # a repeated SIGTERM changes nothing
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C once more stops at once
+            os.kill(os.getpid(), signal.SIGINT)
             _await(lambda: False, "second signal")
+        assert stop.signum == sig
     assert {s: signal.getsignal(s) for s in SIGNALS} == before
 
 
@@ -230,3 +232,52 @@ def test_pyrovae_train_stops_on_a_signal_and_resumes(tmp_path, capsys, sig):
     with open(run / METRICS) as fh:
         assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, epoch + 2))
     assert re.search(r"INFO pyrovae\.training\.interrupt: \w+ received", "\n".join(lines))
+
+
+@pytest.mark.slow
+def test_pyrovae_train_nproc_passes_sigterm_on(tmp_path):
+    """SIGTERM to the launcher of ``--nproc 2`` only: it passes the signal on, the ranks
+    stop together after the same step, rank 0 writes the checkpoint and says so once,
+    and the run resumes."""
+    run = tmp_path / "run"
+    common = ["--hidden", "16", "--latent-dim", "2", "--patience", "0", "--no-progress",
+              "--checkpoint-every", "4", "--nproc", "2"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    log = open(tmp_path / "train.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyrovae.cli", "train", "-o", str(run), "--epochs", "100000",
+         *common],
+        stdout=subprocess.DEVNULL, stderr=log, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run / CHECKPOINT).exists():
+            assert proc.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.02)
+        holder = read_holder(run)["pid"]
+        assert holder != proc.pid  # rank 0 holds the folder, not the launcher
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    text = log.read()
+    log.close()
+    assert status == 128 + signal.SIGTERM, text
+    assert text.count("pyrovae: training stopped by SIGTERM") == 1, text
+    assert text.splitlines()[-1].startswith("pyrovae: training stopped by SIGTERM at step")
+    ckpt = torch.load(run / CHECKPOINT, weights_only=True)
+    assert ckpt["trainer"]["world_size"] == 2
+    assert not (run / LOCK).exists()
+    epoch = ckpt["trainer"]["epoch"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pyrovae.cli", "train", "--resume", str(run), "--epochs",
+         str(epoch + 1), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    with open(run / METRICS) as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, epoch + 2))
