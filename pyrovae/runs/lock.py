@@ -198,7 +198,8 @@ class RunLock:
                 )
             record = json.dumps(_holder_record()) + "\n"
             os.ftruncate(fd, 0)
-            os.pwrite(fd, record.encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, record.encode())
             os.fsync(fd)
         except BaseException:
             os.close(fd)
