@@ -63,7 +63,7 @@ from matplotlib.patches import Ellipse, Rectangle  # noqa: E402
 from pyrovae.analysis import log_likelihood  # noqa: E402
 from pyrovae.api import AE, VAE  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
-from pyrovae.report.images import image_grid  # noqa: E402
+from pyrovae.plotting import image_grid  # noqa: E402
 
 EPOCHS_ENV = "PYROVAE_EXAMPLE_EPOCHS"
 OUTPUT_ENV = "PYROVAE_TUTORIAL_FIGURES"

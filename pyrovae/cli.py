@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="List every registered prior, likelihood, guide, network, objective, "
         "beta schedule, model family, corruption, dataset and scaling.",
     )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the registries as the markdown table of docs/architecture.md",
+    )
     p.set_defaults(func=cmd_components)
     return parser
 
@@ -316,7 +321,7 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     """Reconstructions and prior samples (image grids, or scatter matrices for tables)."""
     import torch
 
-    from .report import save_image_rows, save_scatter_matrix
+    from .plotting import save_image_rows, save_scatter_matrix
 
     torch.manual_seed(est.seed)
     x = data.test[:16] if data.test.shape[0] else data.train[:16]
@@ -433,7 +438,7 @@ def _hold(held: contextlib.ExitStack, run: Path, ctx) -> None:
 
 
 def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx, held) -> int:
-    from .api import ESTIMATORS, estimator_params, resume
+    from .estimators import ESTIMATORS, estimator_params, resume
     from .runs.data import data_info, load_run_data
     from .training import distributed
 
@@ -511,7 +516,7 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx, held) -> int
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
-    est._check_params()
+    est.check_params()
     _check_model(est, data)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 writes
     _hold(held, run, ctx)  # until the figures are written
@@ -545,11 +550,11 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from .data.validation import check_support
 
-    est._build(data.data_shape, est.likelihood)
+    est.build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
             check_support(est.module_.likelihood, split)
-    est._dry_run(data.train)
+    est.check_runnable(data.train)
 
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:
@@ -570,11 +575,11 @@ def _finish_train(est, data, run: Path, seconds: float) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .api import load
+    from .estimators import load
     from .runs.data import load_run_data
 
     est = load(args.run)
-    data = load_run_data(est._data_info, args.data)
+    data = load_run_data(est.data_info_, args.data)
     if args.particles < 1:
         raise ConfigError(f"--particles must be >= 1; got {args.particles}")
     x = data.split(args.split)
@@ -605,8 +610,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import pyro
 
-    from .api import load
-    from .report import save_image_rows, save_scatter_matrix
+    from .estimators import load
+    from .plotting import save_image_rows, save_scatter_matrix
 
     if args.n < 1:
         raise ConfigError(f"-n must be >= 1; got {args.n}")
@@ -619,7 +624,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not png.suffix:
         png = png.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    info = est._data_info
+    info = est.data_info_
     if info.get("scaler"):
         from .data import Scaler
 
@@ -640,7 +645,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import pyro
     import torch
 
-    from . import _arviz
+    from . import arviz_compat
     from .analysis import elbo_decomposition, refine, sbc, to_arviz
     from .analysis.calibration import plot_rank_histograms
     from .analysis.uncertainty import (
@@ -650,8 +655,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         plot_reconstruction_uncertainty,
         reconstruction_uncertainty,
     )
-    from .api import load
     from .atomic import atomic_write_text
+    from .estimators import load
     from .runs.data import load_run_data
 
     for name in ("n", "draws", "samples"):
@@ -664,11 +669,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"analyze needs a model with latent variables; this run is a {est.family}"
         )
-    data = load_run_data(est._data_info, args.data)
+    data = load_run_data(est.data_info_, args.data)
     x_all = data.split(args.split)
     if x_all.shape[0] == 0:
         raise ConfigError(f"the {args.split} split is empty; choose another --split")
-    x = est._as_input(x_all[: args.n])
+    x = est.as_input(x_all[: args.n])
     labels = data.labels(args.split)
     run = Path(args.run)
     out = Path(args.output) if args.output else (run if run.is_dir() else run.parent)
@@ -677,10 +682,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)
     files = []
     idata = to_arviz(module, x, draws=args.draws)
-    files.append(_arviz.to_netcdf(idata, out / names.POSTERIOR))
+    files.append(arviz_compat.to_netcdf(idata, out / names.POSTERIOR))
     few = to_arviz(module, x[:5], draws=args.draws)
-    files.append(_arviz.plot_forest(few, out / names.POSTERIOR_FOREST, ["z"]))
-    table = _arviz.summary(idata, var_names=["z"])
+    files.append(arviz_compat.plot_forest(few, out / names.POSTERIOR_FOREST, ["z"]))
+    table = arviz_compat.summary(idata, var_names=["z"])
     atomic_write_text(out / names.POSTERIOR_SUMMARY, table.to_csv())
     files.append(out / names.POSTERIOR_SUMMARY)
     diag: dict[str, Any] = {"run": str(args.run), "split": args.split, "n": int(x.shape[0])}
@@ -737,7 +742,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.selection import best, plot_selection, score_model
-    from .api import load
+    from .estimators import load
     from .runs.data import load_run_data
 
     if args.samples < 1:
@@ -747,7 +752,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         est = load(run)
         if not est.module_.has_latent_sites:
             raise ConfigError(f"select needs models with latent variables; {run} is a {est.family}")
-        data = load_run_data(est._data_info)
+        data = load_run_data(est.data_info_)
         label = f"{Path(run).name} (latent {est.latent_dim})"
         rows.append(
             {
@@ -767,7 +772,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .analysis.comparison import check_same_data, compare_runs
-    from .api import load
+    from .estimators import load
     from .report.compare import format_tables, write_comparison
     from .runs.data import load_run_data
 
@@ -775,8 +780,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
     ests = [load(run) for run in args.runs]
-    check_same_data([(run, est._data_info) for run, est in zip(args.runs, ests, strict=True)])
-    data = load_run_data(ests[0]._data_info)
+    check_same_data([(run, est.data_info_) for run, est in zip(args.runs, ests, strict=True)])
+    data = load_run_data(ests[0].data_info_)
     result = compare_runs(
         ests, data, names=args.runs, n=args.n, samples=args.samples, seed=args.seed
     )
@@ -806,20 +811,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Every registry, in the order ``pyrovae components`` lists them: a title and the
+#: registry's dotted path.
+REGISTRIES = (
+    ("model families", "pyrovae.models.MODELS"),
+    ("estimators", "pyrovae.estimators.ESTIMATORS"),
+    ("priors", "pyrovae.priors.PRIORS"),
+    ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
+    ("guides", "pyrovae.guides.GUIDES"),
+    ("networks", "pyrovae.nets.ENCODERS"),
+    ("activations", "pyrovae.nets.ACTIVATIONS"),
+    ("objectives", "pyrovae.objectives.OBJECTIVES"),
+    ("beta schedules", "pyrovae.objectives.SCHEDULES"),
+    ("dae corruptions", "pyrovae.models.CORRUPTIONS"),
+    ("datasets", "pyrovae.data.DATASETS"),
+    ("scalings", "pyrovae.data.SCALERS"),
+    ("binarizations", "pyrovae.data.binarize.BINARIZATIONS"),
+)
+
+
+def registry_table() -> str:
+    """The registries as a markdown table (docs/architecture.md embeds it; a test
+    keeps the two equal)."""
+    lines = ["| registry | where | names |", "|---|---|---|"]
+    for _, path in REGISTRIES:
+        module, _, name = path.rpartition(".")
+        names = ", ".join(f"`{n}`" for n in _registry(path).names())
+        lines.append(f"| `{name}` | `{module}` | {names} |")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_components(args: argparse.Namespace) -> int:
-    for title, path in (
-        ("model families", "pyrovae.models.MODELS"),
-        ("priors", "pyrovae.priors.PRIORS"),
-        ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
-        ("guides", "pyrovae.guides.GUIDES"),
-        ("networks", "pyrovae.nets.ENCODERS"),
-        ("activations", "pyrovae.nets.ACTIVATIONS"),
-        ("objectives", "pyrovae.objectives.OBJECTIVES"),
-        ("beta schedules", "pyrovae.objectives.SCHEDULES"),
-        ("dae corruptions", "pyrovae.models.CORRUPTIONS"),
-        ("datasets", "pyrovae.data.DATASETS"),
-        ("scalings", "pyrovae.data.SCALERS"),
-    ):
+    if args.markdown:
+        print(registry_table(), end="")
+        return 0
+    for title, path in REGISTRIES:
         print(f"{title}:")
         for name, obj in _registry(path).items():
             doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()

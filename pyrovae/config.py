@@ -90,19 +90,10 @@ def resolve_device(value: str) -> str:
     return "cpu"
 
 
-def _divergence(value) -> str:
-    value = _str(value)
-    if value not in ("stop", "rollback"):
-        raise ConfigError(f"expected stop or rollback; got {value!r}")
-    return value
-
-
-def _factor(value) -> float:
-    """A number in (0, 1)."""
-    out = _float(value)
-    if not 0 < out < 1:
-        raise ConfigError(f"expected a number between 0 and 1 (exclusive); got {value!r}")
-    return out
+#: What training does when the loss or a gradient is not finite.
+DIVERGENCE_POLICIES = ("stop", "rollback")
+#: The clocks a time budget can be counted on.
+BUDGET_CLOCKS = ("wall", "cpu")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -123,16 +114,37 @@ def _duration(value) -> float:
             ) from None
     else:
         raise ConfigError(f"expected a duration such as 600, 90s, 10m or 1.5h; got {value!r}")
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(f"a duration must be positive; got {value!r}")
     return seconds
 
 
-def _clock(value) -> str:
-    value = _str(value)
-    if value not in ("wall", "cpu"):
-        raise ConfigError(f"expected wall or cpu; got {value!r}")
-    return value
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: The value domains of options: a phrase for the error message and a test. The
+#: Python estimators, the TOML files and the command line check values against the
+#: same domain (:func:`check_value`), so all three accept and refuse the same values
+#: with the same message.
+DOMAINS: dict[str, tuple[str, Any]] = {
+    "positive_int": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "count": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "positive": ("> 0", lambda v: _is_number(v) and v > 0),
+    "nonnegative": (">= 0", lambda v: _is_number(v) and v >= 0),
+    "factor": ("in (0, 1)", lambda v: _is_number(v) and 0 < v < 1),
+    "seconds": (
+        "a positive number of seconds",
+        lambda v: _is_number(v) and v > 0,
+    ),
+    "divergence": (
+        f"one of {', '.join(DIVERGENCE_POLICIES)}",
+        lambda v: v in DIVERGENCE_POLICIES,
+    ),
+    "clock": (f"one of {', '.join(BUDGET_CLOCKS)}", lambda v: v in BUDGET_CLOCKS),
+}
 
 
 def _int_list(value) -> list[int]:
@@ -154,7 +166,7 @@ def _str_list(value) -> list[str]:
     return [str(v).strip() for v in value]
 
 
-def _bool(value) -> bool:
+def parse_bool(value) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
@@ -195,6 +207,7 @@ class Option:
     parse: Any = None
     registry: str | None = None  # dotted path of the registry listing valid names
     metavar: str | None = None
+    domain: str | None = None  # a key of DOMAINS: the values the option accepts
 
     @property
     def flag(self) -> str:
@@ -221,7 +234,13 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         metavar="DIR",
     ),
-    _O("download", True, "download named datasets that are missing (when online)", "data", _bool),
+    _O(
+        "download",
+        True,
+        "download named datasets that are missing (when online)",
+        "data",
+        parse_bool,
+    ),
     _O(
         "scale",
         "none",
@@ -257,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
         "it (memory does not grow with its size; files larger than half the memory "
         "available are always streamed)",
         "data",
-        _bool,
+        parse_bool,
     ),
     _O(
         "binarize",
@@ -287,7 +306,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N[,N...]",
     ),
     _O("activation", "relu", "hidden-layer activation", "model", _str, "pyrovae.nets.ACTIVATIONS"),
-    _O("latent_dim", 16, "dimension of the latent code z", "model", _int),
+    _O("latent_dim", 16, "dimension of the latent code z", "model", _int, domain="positive_int"),
     _O("prior", "normal", "prior p(z)", "model", _str, "pyrovae.priors.PRIORS"),
     _O(
         "likelihood",
@@ -329,6 +348,7 @@ OPTIONS: tuple[Option, ...] = (
         "corruption level of the dae: masking probability or Gaussian sd",
         "model",
         _float,
+        domain="nonnegative",
     ),
     _O(
         "corruption",
@@ -344,13 +364,14 @@ OPTIONS: tuple[Option, ...] = (
         "size of the top latent z2 of the hvae (0: latent_dim // 2, at least 2)",
         "model",
         _int,
+        domain="count",
     ),
     _O(
         "top_from_x",
         False,
         "hvae guide q(z2|x) q(z1|x,z2) instead of q(z1|x) q(z2|z1) (lets vamp be p(z2))",
         "model",
-        _bool,
+        parse_bool,
     ),
     _O(
         "layer_hidden",
@@ -358,6 +379,7 @@ OPTIONS: tuple[Option, ...] = (
         "width of the hvae's networks between its latent layers",
         "model",
         _int,
+        domain="positive_int",
     ),
     _O(
         "layer_depth",
@@ -365,13 +387,14 @@ OPTIONS: tuple[Option, ...] = (
         "number of hidden layers of the hvae's networks between its latent layers",
         "model",
         _int,
+        domain="positive_int",
     ),
     _O(
         "layer_gated",
         False,
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
         "model",
-        _bool,
+        parse_bool,
     ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
@@ -381,6 +404,7 @@ OPTIONS: tuple[Option, ...] = (
         "Monte Carlo samples per data point in the training objective (K for iwae)",
         "training",
         _int,
+        domain="positive_int",
     ),
     _O(
         "objective_options",
@@ -407,15 +431,16 @@ OPTIONS: tuple[Option, ...] = (
         _float,
     ),
     # optimisation
-    _O("epochs", 500, "maximum number of epochs", "training", _int),
-    _O("batch_size", 128, "minibatch size", "training", _int),
-    _O("learning_rate", 1e-3, "Adam learning rate", "training", _float),
+    _O("epochs", 500, "maximum number of epochs", "training", _int, domain="positive_int"),
+    _O("batch_size", 128, "minibatch size", "training", _int, domain="positive_int"),
+    _O("learning_rate", 1e-3, "Adam learning rate", "training", _float, domain="positive"),
     _O(
         "patience",
         30,
         "stop after this many epochs without a better validation loss (0: never)",
         "training",
         _int,
+        domain="count",
     ),
     _O(
         "lr_decay_patience",
@@ -424,13 +449,15 @@ OPTIONS: tuple[Option, ...] = (
         "without a better validation loss (0: never)",
         "training",
         _int,
+        domain="count",
     ),
     _O(
         "lr_decay_factor",
         0.5,
         "the learning rate is multiplied by this at each plateau decay",
         "training",
-        _factor,
+        _float,
+        domain="factor",
     ),
     _O("seed", 0, "random seed of initialisation, minibatches and sampling", "training", _int),
     _O(
@@ -447,7 +474,7 @@ OPTIONS: tuple[Option, ...] = (
         "log-densities and the loss in float32 (an error with --device cpu/mps; ignored "
         "with a warning when --device auto finds no GPU)",
         "training",
-        _bool,
+        parse_bool,
     ),
     _O(
         "nproc",
@@ -457,6 +484,7 @@ OPTIONS: tuple[Option, ...] = (
         "processes are used instead",
         "training",
         _int,
+        domain="positive_int",
     ),
     _O(
         "checkpoint_every",
@@ -466,6 +494,7 @@ OPTIONS: tuple[Option, ...] = (
         "training",
         _int,
         metavar="STEPS",
+        domain="count",
     ),
     _O(
         "on_divergence",
@@ -473,7 +502,8 @@ OPTIONS: tuple[Option, ...] = (
         "when the loss or a gradient becomes NaN/inf (the step is always skipped): stop "
         "with an error, or rollback to the last checkpoint with a lower learning rate",
         "training",
-        _divergence,
+        _str,
+        domain="divergence",
     ),
     _O(
         "divergence_retries",
@@ -481,13 +511,15 @@ OPTIONS: tuple[Option, ...] = (
         "rollbacks allowed per run with --on-divergence rollback",
         "training",
         _int,
+        domain="count",
     ),
     _O(
         "rollback_lr_factor",
         0.5,
         "the learning rate is multiplied by this at each rollback",
         "training",
-        _factor,
+        _float,
+        domain="factor",
     ),
     _O(
         "time_budget",
@@ -497,6 +529,7 @@ OPTIONS: tuple[Option, ...] = (
         "training",
         _duration,
         metavar="TIME",
+        domain="seconds",
     ),
     _O(
         "budget_clock",
@@ -504,7 +537,8 @@ OPTIONS: tuple[Option, ...] = (
         "clock of --time-budget: wall (elapsed time) or cpu (the process's CPU time "
         "over all threads)",
         "training",
-        _clock,
+        _str,
+        domain="clock",
     ),
 )
 
@@ -536,17 +570,33 @@ def check_keys(keys, where: str) -> None:
             raise ConfigError(f"unknown {where} key {key!r}{hint}")
 
 
+def check_value(name: str, value: Any) -> Any:
+    """``value`` if it lies in option ``name``'s domain, else a one-line ConfigError
+    (``"epochs must be a positive integer; got 0"``). ``None`` passes where the
+    option's default is ``None``. This is the one check behind the estimators'
+    parameters, the TOML keys and the command-line flags."""
+    opt = OPTIONS_BY_NAME[name]
+    if opt.domain is None or (value is None and opt.default is None):
+        return value
+    text, ok = DOMAINS[opt.domain]
+    if not ok(value):
+        raise ConfigError(f"{name} must be {text}; got {value!r}")
+    return value
+
+
 def coerce(name: str, value: Any) -> Any:
-    """Parse ``value`` with option ``name``'s type; one-line error if it does not fit."""
+    """Parse ``value`` with option ``name``'s type and check its domain; one-line error
+    if it does not fit."""
     opt = OPTIONS_BY_NAME[name]
     if value is None or opt.parse is None:
         return value
     try:
-        return opt.parse(value)
+        value = opt.parse(value)
     except ConfigError as exc:
         raise ConfigError(f"option {name!r}: {exc}") from None
     except (TypeError, ValueError):
         raise ConfigError(f"option {name!r} got an invalid value {value!r}") from None
+    return check_value(name, value)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

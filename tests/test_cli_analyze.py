@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pyrovae import _arviz
+from pyrovae import arviz_compat
 from pyrovae.cli import main
 
 
@@ -59,8 +59,8 @@ def test_analyze_writes_every_output(tmp_path, capsys):
         "uncertainty.png",
     ):
         assert (run / name).exists(), name
-    data = _arviz.from_netcdf(run / "posterior.nc")
-    assert _arviz.group(data, "posterior")["z"].shape == (1, 30, 20, 2)
+    data = arviz_compat.from_netcdf(run / "posterior.nc")
+    assert arviz_compat.group(data, "posterior")["z"].shape == (1, 30, 20, 2)
     diag = json.loads((run / "diagnostics.json").read_text())
     assert diag["decomposition"]["samples"] == 50 and len(diag["sbc"]["p_values"]) == 2
     assert 0.0 <= diag["ood"]["auroc"] <= 1.0 and len(diag["mcmc"]["khat"]) == 1

@@ -69,9 +69,9 @@ def sbc(module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0) ->
 
 def plot_rank_histograms(result: dict, path) -> None:
     """Save the rank histograms, one panel per latent dimension, with the uniform band."""
-    from ..report.images import _pyplot
+    from ..plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     hist = result["histogram"]
     dims, bins = hist.shape
     n = result["n"]

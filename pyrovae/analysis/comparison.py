@@ -441,7 +441,7 @@ def evaluate_run(
     pyro.set_rng_seed(int(seed))
     module = est.module_
     latent = bool(module.has_latent_sites)
-    x = est._as_input(ref.x_test)
+    x = est.as_input(ref.x_test)
     row: dict = {
         "model": est.family,
         "beta": run_beta(est),
@@ -491,7 +491,7 @@ def evaluate_run(
     s_in = -ll.cpu().numpy() if latent else novelty_scores(est, x, samples)
     row["ood_auroc"] = {}
     for name, x_out in ref.ood.items():
-        x_out = est._as_input(x_out)
+        x_out = est.as_input(x_out)
         try:
             module.likelihood.validate(x_out)
         except DataError as exc:

@@ -1,4 +1,4 @@
-r"""Export posterior draws to ArviZ (through :mod:`pyrovae._arviz`).
+r"""Export posterior draws to ArviZ (through :mod:`pyrovae.arviz_compat`).
 
 For chosen inputs x_1..x_n and S draws z_s ~ q(z | x_i) from the amortized guide:
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .. import _arviz
+from .. import arviz_compat
 from ..errors import ConfigError
 
 
@@ -70,5 +70,5 @@ def to_arviz(module, x: torch.Tensor, draws: int = 200, index: Sequence[int] | N
         "feature": np.arange(groups["observed_data"]["x"].shape[1]),
     }
     dims = {"z": ["datum", "latent"], "x": ["datum", "feature"]}
-    data = _arviz.from_groups(groups, dims=dims, coords=coords)
+    data = arviz_compat.from_groups(groups, dims=dims, coords=coords)
     return data

@@ -24,7 +24,7 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
-from .. import _arviz, sites
+from .. import arviz_compat, sites
 from ..errors import ConfigError
 from .loglik import _log_weights_chunk
 from .psis import pareto_khat
@@ -84,8 +84,10 @@ def refine(
         module.train(was_training)
         module.beta = beta
     draws = torch.stack(per_chain)  # (chains, S, n, L)
-    data = _arviz.from_groups({"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]})
-    az = _arviz.arviz()
+    data = arviz_compat.from_groups(
+        {"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]}
+    )
+    az = arviz_compat.arviz()
     rhat = np.asarray(az.rhat(data)["z"].values)
     ess = np.asarray(az.ess(data)["z"].values)
     flat = draws.reshape(-1, *draws.shape[2:])

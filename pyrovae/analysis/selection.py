@@ -36,8 +36,8 @@ def generative_parameters(module) -> int:
 def score_model(estimator, x_train, x_val, samples: int = 500) -> dict:
     """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator."""
     module = estimator.module_
-    ll_train = log_likelihood(module, estimator._as_input(x_train), samples=samples)
-    ll_val = log_likelihood(module, estimator._as_input(x_val), samples=samples)
+    ll_train = log_likelihood(module, estimator.as_input(x_train), samples=samples)
+    ll_val = log_likelihood(module, estimator.as_input(x_val), samples=samples)
     n, k = ll_train.numel(), generative_parameters(module)
     total = float(ll_train.sum())
     return {
@@ -93,9 +93,9 @@ def latent_dim_curve(estimator, dims: Iterable[int], x_train, x_val, samples: in
 
 def plot_selection(result: dict, path, xlabel: str = "latent dimension") -> None:
     """BIC and AIC (left axis) and held-out log-likelihood (right axis) per candidate."""
-    from ..report.images import _pyplot
+    from ..plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = result["rows"]
     labels = [str(r["label"]) for r in rows]
     xs = range(len(rows))

@@ -48,7 +48,7 @@ def ood_scores(module, x_in: torch.Tensor, x_out: torch.Tensor, samples: int = 2
 
 def plot_reconstruction_uncertainty(x, mean, sd, path) -> None:
     """Rows: inputs, reconstruction means, per-pixel sd maps (images only)."""
-    from ..report.images import save_image_rows
+    from ..plotting import save_image_rows
 
     scale = float(sd.max()) or 1.0
     save_image_rows(
@@ -62,9 +62,9 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
     """Posterior means of z[0], z[1] coloured by label, with 1-sd ellipses."""
     from matplotlib.patches import Ellipse
 
-    from ..report.images import _pyplot
+    from ..plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     with torch.no_grad():
         q = module.encode(x)
         mu, sd = q.mean.cpu().numpy(), q.stddev.cpu().numpy()
@@ -95,9 +95,9 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
 
 def plot_ood(result: dict, path, label_out: str = "out-of-distribution") -> None:
     """Histograms of -log p(x) for in- and out-of-distribution data."""
-    from ..report.images import _pyplot
+    from ..plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     both = np.r_[result["score_in"], result["score_out"]]
     bins = np.linspace(both.min(), both.max(), 40)

@@ -89,11 +89,10 @@ def check_support(likelihood, x) -> None:
     if not is_stream(x):
         likelihood.validate(x)
         return
-    from ..likelihoods.base import Likelihood
-
-    if type(likelihood).validate is not Likelihood.validate or not hasattr(
-        likelihood, "in_support"
-    ):  # a likelihood with its own check: run it on every chunk
+    elementwise = getattr(type(likelihood).validate, "elementwise", False)
+    if not elementwise or not hasattr(likelihood, "in_support"):
+        # a likelihood with a check of its own (not in_support entry by entry):
+        # run it on every chunk
         for t in x.chunks():
             likelihood.validate(t)
         return

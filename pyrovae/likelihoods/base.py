@@ -8,6 +8,7 @@ import torch
 from pyro.distributions import Distribution
 from torch import nn
 
+from ..data.validation import row_chunks
 from ..errors import DataError
 
 
@@ -47,8 +48,6 @@ class Likelihood(nn.Module):
 
     def validate(self, x: torch.Tensor) -> None:
         """Raise :class:`DataError` naming the problem if ``x`` is outside the support."""
-        from ..data.validation import row_chunks
-
         # chunk by chunk first: no data-set-sized temporaries when all is well
         if all(bool(self.in_support(c).all()) for c in row_chunks(x)):
             return
@@ -61,6 +60,11 @@ class Likelihood(nn.Module):
                 f"data range [{float(x.min()):g}, {float(x.max()):g}]); "
                 "choose another likelihood or rescale the data"
             )
+
+    #: ``validate`` checks ``in_support`` entry by entry, so data read in chunks
+    #: can be checked chunk by chunk (:func:`pyrovae.data.validation.check_support`);
+    #: a subclass that overrides ``validate`` loses this mark.
+    validate.elementwise = True
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """E[x|z] for decoder output ``params``."""

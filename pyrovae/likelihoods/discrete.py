@@ -4,10 +4,17 @@ r"""Likelihoods for 8-bit images and for counts.
 
 * ``categorical256``: a free 256-way softmax per pixel (van den Oord et al.
   2016), p(x = k/255) = softmax(l)_k; 256 decoder outputs per pixel.
-* ``discretized-logistic`` (Salimans et al. 2017; Kingma et al. 2016):
-  p(x) = F((x + 1/510 - mu)/s) - F((x - 1/510 - mu)/s) with F the logistic CDF,
-  the edge bins absorbing the tails (F(+inf) at 1, F(-inf) at 0); 2 outputs
-  per pixel (mu, log s).
+* ``discretized-logistic`` (Salimans et al. 2017; Kingma et al. 2016): the
+  logistic Logistic(mu, s) binned to the grey levels, each bin of width 1/255,
+  p(x = k/255) = F(b_k) - F(a_k),  a_k = ((k - 1/2)/255 - mu)/s,  b_k = ((k + 1/2)/255 - mu)/s,
+  with F the logistic CDF and the edge bins absorbing the tails (a_0 = -inf,
+  b_255 = +inf); 2 outputs per pixel (mu, log s). The log mass is computed as
+  log F(b) + log(1 - F(a)) + log(1 - exp(-(b - a))), exact in every regime, so
+  there is no low-mass fallback to a density times the bin width (PixelCNN++'s,
+  whose constant log 127.5 is for data on [-1, 1] with bins of width 2/255, and
+  whose midpoint rule is off by up to a factor sinh(h)/h, h = 1/(510 s), in the
+  tails). The mean is (1/255) sum_{j=1}^{255} (1 - F(((j - 1/2)/255 - mu)/s)), not
+  mu.
 
 Counts (non-negative integers), all with log link mu = exp(eta):
 
@@ -28,7 +35,6 @@ import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch import nn
-from torch.nn import functional as F
 
 from . import LIKELIHOODS
 from .base import Likelihood
@@ -89,36 +95,55 @@ class DiscretizedLogistic(TorchDistribution):
         return DiscretizedLogistic(self.loc.expand(batch_shape), self.log_scale.expand(batch_shape))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        inv_s = torch.exp(-self.log_scale)
-        centered = value - self.loc
-        plus = inv_s * (centered + 1 / 510)
-        minus = inv_s * (centered - 1 / 510)
-        cdf_plus, cdf_minus = torch.sigmoid(plus), torch.sigmoid(minus)
-        log_cdf_plus = plus - F.softplus(plus)  # log F(plus), for the 0 bin
-        log_one_minus_cdf_minus = -F.softplus(minus)  # log (1 - F(minus)), for the 255 bin
-        mid = inv_s * centered
-        # bin mass, with a density-based fallback where the difference underflows
-        mass = (cdf_plus - cdf_minus).clamp_min(1e-12)
-        log_pdf_mid = mid - self.log_scale - 2 * F.softplus(mid) - math.log(127.5)
-        log_mass = torch.where(mass > 1e-5, mass.log(), log_pdf_mid)
-        return torch.where(
-            value < 0.5 / 255,
-            log_cdf_plus,
-            torch.where(value > 254.5 / 255, log_one_minus_cdf_minus, log_mass),
-        )
+        # in units of bins: bin k is [k - 1/2, k + 1/2) and the location is 255 mu. The
+        # offset u = k - 255 mu is formed as (k - 256 mu) + mu: 256 mu is exact and, near
+        # the location, so is k - 256 mu (Sterbenz), so u carries one rounding relative
+        # to |u|, not one relative to 255 mu.
+        k = (value * 255).round().clamp(0, 255)
+        u = (k - 256 * self.loc) + self.loc
+        inv_width = torch.exp(-self.log_scale) / 255  # 1 / (255 s): a bin in units of s
+        b = (u + 0.5) * inv_width
+        a = (u - 0.5) * inv_width
+        log_f_b = -_softplus(-b)  # log F(b)
+        log_sf_a = -_softplus(a)  # log (1 - F(a))
+        # log(F(b) - F(a)) = log F(b) + log(1 - F(a)) + log(1 - exp(-(b - a))): no
+        # difference of probabilities, so no cancellation in the tails
+        log_width = -self.log_scale - math.log(255)  # log (b - a), exactly
+        interior = log_f_b + log_sf_a + _log1mexp(log_width)
+        return torch.where(k < 0.5, log_f_b, torch.where(k > 254.5, log_sf_a, interior))
 
     def sample(self, sample_shape=()):
         with torch.no_grad():
             shape = self._extended_shape(torch.Size(sample_shape))
-            u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(
-                1e-5, 1 - 1e-5
-            )
+            u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
+            # inverse logistic CDF; u = 0 gives -inf, which the clamp puts in the 0 bin
             x = self.loc + torch.exp(self.log_scale) * (torch.log(u) - torch.log1p(-u))
             return (x.clamp(0, 1) * 255).round() / 255
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.loc.clamp(0, 1)
+        # E[x] = (1/255) E[k] = (1/255) sum_{j=1}^{255} P(k >= j), P(k >= j) = 1 - F(edge_j),
+        # summed over 16 edges at a time so that images need 16 copies, not 255
+        edges = (torch.arange(1, 256, dtype=self.loc.dtype, device=self.loc.device) - 0.5) / 255
+        loc, inv_s = self.loc.unsqueeze(-1), torch.exp(-self.log_scale).unsqueeze(-1)
+        total = torch.zeros_like(self.loc)
+        for chunk in edges.split(16):
+            total = total + torch.sigmoid((loc - chunk) * inv_s).sum(-1)
+        return total / 255
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^x) to rounding at every x (``torch.nn.functional.softplus`` returns x above 20)."""
+    return torch.logaddexp(x, torch.zeros_like(x))
+
+
+def _log1mexp(log_d: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(-d)) for d = exp(log_d) > 0, accurate for small and large d."""
+    d = log_d.exp()
+    # log(1 - e^-d) = log d - d/2 + log(sinh(d/2) / (d/2)) = log d - d/2 + d^2/24 - d^4/2880 ...;
+    # below d = 1e-3 the first three terms are exact to 4e-16, and need no exp(-d) near 1
+    series = log_d - d / 2 + d * d / 24
+    return torch.where(d < 1e-3, series, torch.log(-torch.expm1(-d.clamp(min=1e-3))))
 
 
 @LIKELIHOODS.register("categorical256")

@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import sites
-from ..config import _bool
+from ..config import parse_bool
 from ..errors import ConfigError
 from ..guides.normal import MIN_SCALE
 from ..nets.base import mlp
@@ -84,8 +84,8 @@ class HierarchicalVAEModule(LatentModule):
         self.top_dim = int(opts.pop("top_dim", None) or max(2, self.latent_dim // 2))
         hidden = int(opts.pop("layer_hidden", 64))
         depth = int(opts.pop("layer_depth", 1))
-        gated = _bool(opts.pop("layer_gated", False))
-        self.top_from_x = _bool(opts.pop("top_from_x", False))
+        gated = parse_bool(opts.pop("layer_gated", False))
+        self.top_from_x = parse_bool(opts.pop("top_from_x", False))
         if opts:
             raise ConfigError(f"unknown hvae option(s): {', '.join(sorted(opts))}")
         if self.top_dim < 1 or hidden < 1 or depth < 1:

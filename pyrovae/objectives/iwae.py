@@ -14,17 +14,52 @@ log-sum-exp, which biases it; pyrovae does not subsample plates.)
 The K draws are vectorized with a ``pyro.plate("particles", K, dim=-2)``
 around the model and guide; the log-weights are read off Pyro traces.
 
-DReG (Tucker et al. 2019): the IWAE gradient for the guide's parameters
-phi has a score-function part whose variance grows with K. The doubly
-reparameterized estimator replaces it by
+DReG for the beta-IWAE bound (Tucker et al. 2019 derive it at beta = 1).
+Write z_k = z(eps_k, phi) for the reparameterized draws, w~_k = w_k / sum_j w_j
+for the normalised weights, and d log w_k / d z_k for the derivative of log w_k
+through z alone (every parameter held fixed). The IWAE gradient with respect to
+the guide's parameters phi is
 
-    grad_phi = sum_k  w~_k^2  d log w_k / d z_k  d z_k / d phi,
+    grad_phi L_K = sum_k w~_k [d log w_k/d z_k d z_k/d phi - beta grad_phi log q_phi(z_k|x)],
 
-w~ the normalised weights, where log w_k is evaluated with q's parameters held
-fixed (gradients flow only through z). Parameters of the model get the usual
-IWAE gradient sum_k w~_k grad_theta log p(x, z_k). pyrovae builds both from
+a pathwise part and a score-function part; the score part (the partial
+derivative of log w_k in phi at fixed z, which is -beta times the score of q)
+has a variance that grows with K. For any f(z_1..K) that does not depend on phi
+explicitly, the reparameterization identity
+
+    E_q[ f(z_1..K) grad_phi log q_phi(z_k|x) ] = E_eps[ d f/d z_k  d z_k/d phi ]
+
+holds (Tucker et al. 2019, Sec. 3): both sides are the derivative of E[f] in the
+parameters of the k-th draw's distribution only, by the score function and by
+reparameterization.
+Take f = w~_k with q's parameters frozen inside it: since
+d w~_k / d z_k = w~_k (1 - w~_k) d log w_k / d z_k (log w_j, j != k, does not
+depend on z_k),
+
+    E[ -beta sum_k w~_k grad_phi log q(z_k|x) ]
+        = E[ -beta sum_k w~_k (1 - w~_k) d log w_k/d z_k  d z_k/d phi ],
+
+and adding the pathwise part gives the estimator used here,
+
+    grad_phi = sum_k ((1 - beta) w~_k + beta w~_k^2)  d log w_k/d z_k  d z_k/d phi,
+
+which has the same expectation as the IWAE gradient and no score-function
+term. At beta = 1 the coefficient is Tucker et al.'s w~_k^2; at K = 1 it is 1
+(the path-derivative ELBO gradient of Roeder et al. 2017). The identity needs
+one beta for every latent site of the guide, which is how pyrovae scales them
+(``poutine.scale`` on model and guide); a guide whose latent sites carry
+different scales is refused. Parameters that also enter p(x, z) (the
+VampPrior's encoder, the decoder, the prior's) get in addition the usual IWAE
+term sum_k w~_k grad_theta log p(x, z_k) at fixed z. pyrovae builds both from
 two extra passes of the same Pyro programs, with the module's parameters
 detached (``torch.func.functional_call``) or with z detached.
+
+References
+----------
+Burda, Grosse & Salakhutdinov (2016), Importance weighted autoencoders, ICLR.
+Tucker, Lawson, Gu & Maddison (2019), Doubly reparameterized gradient
+estimators for Monte Carlo objectives, ICLR.
+Roeder, Wu & Duvenaud (2017), Sticking the landing, NeurIPS.
 """
 
 from __future__ import annotations
@@ -34,6 +69,7 @@ import math
 import pyro
 import torch
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from .. import sites
@@ -78,6 +114,22 @@ def _log_weights(model_tr, guide_tr) -> tuple[torch.Tensor, torch.Tensor, torch.
         log_w = log_w - site["log_prob"]
         kl = kl + site["unscaled_log_prob"]
     return log_w, recon, kl
+
+
+def _latent_scale(guide_tr) -> float:
+    """The one scale (beta) shared by the guide's latent sites; DReG needs it to be one."""
+    scales = set()
+    for name, site in _sample_sites(guide_tr):
+        if site_is_subsample(site):  # the plates' own sites
+            continue
+        values = torch.as_tensor(site["scale"]).detach().flatten().unique().tolist()
+        scales.update(values)
+        if len(scales) > 1:
+            raise ConfigError(
+                f"the dreg objective needs one scale (beta) on every latent site; "
+                f"site {name!r} makes them {sorted(scales)}"
+            )
+    return scales.pop() if scales else 1.0
 
 
 class _Call(nn.Module):
@@ -150,7 +202,9 @@ class IWAE:
         ).get_trace(x)
         log_w_path, _, _ = _log_weights(m_fixed, g_fixed)
         w = torch.softmax(log_w.detach(), 0)
-        surrogate_guide = -(w.pow(2) * log_w_path.reshape(k, -1)).sum()
+        beta = _latent_scale(guide_tr)
+        coef = (1.0 - beta) * w + beta * w.pow(2)
+        surrogate_guide = -(coef * log_w_path.reshape(k, -1)).sum()
         # 2. model gradient: log p(x, z) with live parameters, z held fixed
         held = guide_tr.copy()
         for _, site in _sample_sites(held):

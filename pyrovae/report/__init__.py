@@ -1,9 +1,9 @@
 """Figures written into run folders (matplotlib, Agg backend) and the HTML report of a
 run (:func:`build_report`, ``pyrovae report RUN``)."""
 
+from ..plotting import image_grid, save_image_rows, save_scatter_matrix
 from .figures import lerp, slerp, traversal_codes
 from .html import build_report
-from .images import image_grid, save_image_rows, save_scatter_matrix
 
 __all__ = [
     "build_report",

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write_text
+from ..plotting import pyplot, save_image_rows
 from ..runs import names, write_json
-from .images import _pyplot, save_image_rows
 
 #: (title, [(key or (key, subkey), column header, format)]) of the markdown tables.
 TABLES = (
@@ -105,7 +105,7 @@ def format_tables(result: dict) -> str:
 def plot_rate_distortion(result: dict, path) -> Path:
     """Rate (KL) against distortion (-E log p(x|z)) of the VAE runs, joined in order of
     beta and labelled; autoencoders (no rate) as horizontal lines at their distortion."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     rows = result["rows"]
     vae = sorted([r for r in rows if r.get("rate") is not None], key=lambda r: r.get("beta") or 0)
@@ -143,7 +143,7 @@ def save_grids(path, estimators, labels, x: torch.Tensor, n: int = 8, seed: int 
     rows, titles = [x], ["test data"]
     for est, label in zip(estimators, labels, strict=True):
         torch.manual_seed(int(seed))
-        rows += [est.reconstruct(est._as_input(x)).cpu(), est.sample(n).cpu()]
+        rows += [est.reconstruct(est.as_input(x)).cpu(), est.sample(n).cpu()]
         titles += [f"{label}: reconstructions", f"{label}: samples"]
     return save_image_rows(path, rows, titles, ncol=n)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import _pyplot, image_grid, save_scatter_matrix
+from ..plotting import image_grid, image_rows_figure, pyplot, save_scatter_matrix
 
 #: Curves of metrics.csv, per panel: (title, metric suffix). Train and validation
 #: columns are ``train_<suffix>`` and ``val_<suffix>``.
@@ -54,7 +54,7 @@ CURVE_PANELS = (
 
 def figure_png(fig, dpi: int = 90) -> bytes:
     """The figure as PNG bytes (the figure is closed)."""
-    plt = _pyplot()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
@@ -184,7 +184,7 @@ def plot_curves(history: Sequence[dict], latent: bool = True) -> bytes | None:
     ``latent=False`` shows the reconstruction and loss panels only). Returns None
     when nothing can be drawn.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not history:
         return None
     epochs = _finite([row.get("epoch") for row in history])
@@ -221,22 +221,7 @@ def plot_image_rows(
     rows: Sequence[torch.Tensor], labels: Sequence[str], ncol: int | None = None
 ) -> bytes:
     """Stacked image grids (one per entry of ``rows``, values in [0, 1]) with labels."""
-    plt = _pyplot()
-    grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
-    width = max(g.shape[1] for g in grids)
-    height = sum(g.shape[0] for g in grids)
-    fig, axes = plt.subplots(
-        len(grids),
-        1,
-        figsize=(max(4.0, width / 10), height / 10 + 0.35 * len(grids) + 0.2),
-        squeeze=False,
-    )
-    for ax, g, label in zip(axes[:, 0], grids, labels, strict=True):
-        ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(label, fontsize=9, loc="left")
-        ax.axis("off")
-    fig.tight_layout()
-    return figure_png(fig)
+    return figure_png(image_rows_figure(rows, labels, ncol))
 
 
 def plot_traversal_images(
@@ -244,7 +229,7 @@ def plot_traversal_images(
 ) -> bytes:
     """Grid of decoded traversals: ``images`` ``(len(dims), V, C, H, W)``, one row per
     latent dimension, one column per value (values of each row: ``values[i]``)."""
-    plt = _pyplot()
+    plt = pyplot()
     n_dims, n_values = images.shape[:2]
     values = np.broadcast_to(np.asarray(values, dtype=float), (n_dims, n_values))
     fig, axes = plt.subplots(
@@ -283,7 +268,7 @@ def plot_traversal_features(
 ) -> bytes:
     """Tabular data: decoded features (``decoded`` ``(len(dims), V, F)``) against the
     traversed coordinate's value, one panel per latent dimension."""
-    plt = _pyplot()
+    plt = pyplot()
     n_dims, n_values, n_feat = decoded.shape
     values = np.broadcast_to(np.asarray(values, dtype=float), (n_dims, n_values))
     ncol = min(4, n_dims)
@@ -310,7 +295,7 @@ def plot_interpolation_features(
 ) -> bytes:
     """Tabular data: decoded features along the linear (solid) and spherical (dashed)
     paths (``(T, F)`` each) against t."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for f in range(min(max_features, linear.shape[1])):
         (line,) = ax.plot(t, linear[:, f], label=f"feature {f}, linear")
@@ -325,7 +310,7 @@ def plot_interpolation_features(
 
 def plot_path_norms(linear: torch.Tensor, spherical: torch.Tensor, t: np.ndarray) -> bytes:
     """||z(t)|| along the linear and spherical paths."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 2.8))
     ax.plot(t, linear.norm(dim=-1).numpy(), marker=".", label="linear")
     ax.plot(t, spherical.norm(dim=-1).numpy(), marker=".", label="spherical (slerp)")
@@ -342,7 +327,7 @@ def plot_latent_2d(
 ) -> bytes:
     """Scatter of the codes ``mu`` ``(N, L)`` in two dimensions (see :func:`project_2d`),
     coloured by ``labels`` when given."""
-    plt = _pyplot()
+    plt = pyplot()
     xy, (xlabel, ylabel) = project_2d(mu)
     fig, ax = plt.subplots(figsize=(5.6, 4.6))
     if labels is not None:
@@ -378,7 +363,7 @@ def plot_kl_per_dim(
     kl: Sequence[float], activity: Sequence[float] | None = None, threshold: float = 0.01
 ) -> bytes:
     """Bar chart of the KL per latent dimension (nats), active units highlighted."""
-    plt = _pyplot()
+    plt = pyplot()
     kl = np.asarray(kl, dtype=float)
     dims = np.arange(len(kl))
     active = (
@@ -403,7 +388,7 @@ def plot_kl_per_dim(
 
 def plot_feature_sd(sd: np.ndarray, max_features: int = 40) -> bytes:
     """Tabular data: mean posterior predictive sd of each feature over data points."""
-    plt = _pyplot()
+    plt = pyplot()
     sd = np.asarray(sd, dtype=float).reshape(sd.shape[0], -1).mean(0)[:max_features]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(sd) + 1.5), 3.0))
     ax.bar(np.arange(len(sd)), sd)
@@ -415,5 +400,5 @@ def plot_feature_sd(sd: np.ndarray, max_features: int = 40) -> bytes:
 
 
 def scatter_matrix_png(sets: dict[str, torch.Tensor], max_features: int = 4) -> bytes:
-    """PNG bytes of :func:`pyrovae.report.images.save_scatter_matrix`."""
+    """PNG bytes of :func:`pyrovae.plotting.save_scatter_matrix`."""
     return file_png(save_scatter_matrix, sets, max_features=max_features)

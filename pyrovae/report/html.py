@@ -198,7 +198,7 @@ def read_config(run: Path, est) -> dict[str, Any]:
     config = read_raw_config(run)
     if config is not None:
         return config
-    return {"model": est.family, **est._plain_params()}
+    return {"model": est.family, **est.plain_params()}
 
 
 # -- context shared by the sections ---------------------------------------------------------
@@ -636,7 +636,7 @@ SECTIONS: tuple[tuple[Callable[[_Context], Section], str], ...] = (
 def _load_data(est, data):
     if data is None or isinstance(data, str):
         try:
-            return load_run_data(est._data_info, data)
+            return load_run_data(est.data_info_, data)
         except ConfigError as exc:
             raise ConfigError(f"{exc} (the report needs data to show)") from None
     return data
@@ -706,7 +706,7 @@ def build_report(
     ConfigError
         A bad option, or a run without recorded data and no ``data``.
     """
-    from ..api import load
+    from ..estimators import load
 
     t0 = time.perf_counter()
     run = Path(run_dir)
@@ -725,7 +725,7 @@ def build_report(
     est = load(run)
     splits = _load_data(est, data)
     split = _pick_split(splits)
-    x = est._as_input(splits.split(split)[:n])
+    x = est.as_input(splits.split(split)[:n])
     labels = splits.labels(split)
     ctx = _Context(
         run=run,

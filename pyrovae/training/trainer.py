@@ -53,8 +53,10 @@ from pathlib import Path
 import pyro
 import torch
 
+from .. import config
+from ..config import check_value
 from ..data import TensorBatches
-from ..errors import ConfigError, PyrovaeError
+from ..errors import PyrovaeError
 from ..objectives import BetaSchedule, LossTerms, Objective
 from ..runs import hold, write_metrics
 from ..runs.metrics import METRIC_COLUMNS
@@ -74,7 +76,7 @@ __all__ = ["CLOCKS", "DIVERGENCE_POLICIES", "METRIC_COLUMNS", "Trainer", "Traini
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 #: What to do when the loss or a gradient becomes NaN or infinite.
-DIVERGENCE_POLICIES = ("stop", "rollback")
+DIVERGENCE_POLICIES = config.DIVERGENCE_POLICIES
 
 
 class TrainingError(PyrovaeError, RuntimeError):
@@ -236,15 +238,13 @@ class Trainer:
         self.payload = payload or dict
         self.progress = progress
         self.transform = transform
-        if budget_clock not in CLOCKS:
-            raise PyrovaeError(
-                f"budget_clock must be one of {', '.join(CLOCKS)}; got {budget_clock!r}"
-            )
-        if on_divergence not in DIVERGENCE_POLICIES:
-            raise ConfigError(
-                f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}; "
-                f"got {on_divergence!r}"
-            )
+        for name, value in (
+            ("budget_clock", budget_clock),
+            ("on_divergence", on_divergence),
+            ("lr_decay_patience", lr_decay_patience),
+            ("lr_decay_factor", lr_decay_factor),
+        ):
+            check_value(name, value)
         self.time_budget = None if time_budget is None else float(time_budget)
         self.budget_clock = budget_clock
         self.amp = bool(amp)
@@ -254,11 +254,6 @@ class Trainer:
         self.rollback_lr_factor = float(rollback_lr_factor)
         self.lr_decay_patience = int(lr_decay_patience)
         self.lr_decay_factor = float(lr_decay_factor)
-        if self.lr_decay_patience < 0 or not 0 < self.lr_decay_factor < 1:
-            raise ConfigError(
-                "lr_decay_patience must be >= 0 and lr_decay_factor in (0, 1); got "
-                f"{lr_decay_patience!r} and {lr_decay_factor!r}"
-            )
         self.dist = distributed
         self.time_used = 0.0  # seconds on the budget clock, over all sessions
         self.budget_spent = False

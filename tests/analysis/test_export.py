@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyrovae import _arviz as ax
+from pyrovae import arviz_compat as ax
 from pyrovae.analysis import posterior_groups, to_arviz
 from pyrovae.api import AE, VAE
 from pyrovae.errors import ConfigError

@@ -1,4 +1,4 @@
-"""pyrovae._arviz on whichever ArviZ is installed: 0.x (InferenceData, Python 3.11)
+"""pyrovae.arviz_compat on whichever ArviZ is installed: 0.x (InferenceData, Python 3.11)
 or >= 1.0 (DataTree, Python >= 3.12; ``.ci/run`` runs this file there in a venv
 without torch). Imports the module by path, so neither torch nor Pyro is needed."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 SPEC = importlib.util.spec_from_file_location(
-    "pyrovae_arviz", Path(__file__).resolve().parents[2] / "pyrovae" / "_arviz.py"
+    "pyrovae_arviz", Path(__file__).resolve().parents[2] / "pyrovae" / "arviz_compat.py"
 )
 ax = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(ax)

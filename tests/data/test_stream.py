@@ -273,7 +273,7 @@ def test_support_is_checked_in_chunks_with_the_in_memory_message(tmp_path, small
     arr = np.random.default_rng(0).random((60, 4))
     arr[[5, 40], [1, 3]] = [2.0, 3.5]
     lik = VAE(likelihood="bernoulli", **SMALL)
-    lik._build((4,), "bernoulli")
+    lik.build((4,), "bernoulli")
     with pytest.raises(DataError) as mem:
         check_support(lik.module_.likelihood, _f32(arr))
     with pytest.raises(DataError) as st:

@@ -79,7 +79,7 @@ def test_amp_with_auto_is_ignored_with_a_warning(small_digits, caplog):
     with caplog.at_level(logging.WARNING, logger="pyrovae"):
         vae = VAE(amp=True, device="auto", epochs=1, **SMALL).fit(x, X_val=xv)
     assert "amp ignored: device auto resolved to cpu" in caplog.text
-    assert vae._trainer.amp is False
+    assert vae.trainer_.amp is False
 
 
 def test_autocast_networks_runs_bodies_in_bfloat16_and_returns_float32(small_digits):
@@ -111,8 +111,8 @@ def test_autocast_networks_runs_bodies_in_bfloat16_and_returns_float32(small_dig
     ]
     with pyro.validation_enabled(False):
         with autocast_networks(module, "cpu", torch.bfloat16):
-            terms = vae._trainer.objective(module.model, module.guide, x[:64])
-        ref = vae._trainer.objective(module.model, module.guide, x[:64])
+            terms = vae.trainer_.objective(module.model, module.guide, x[:64])
+        ref = vae.trainer_.objective(module.model, module.guide, x[:64])
     for h in handles:
         h.remove()
     # inside the bodies bfloat16; what leaves them, into the guide head and the
@@ -135,12 +135,12 @@ def test_trainer_with_amp_trains_close_to_float32(small_digits):
 
     def fit(amp):
         est = VAE(epochs=2, **SMALL)
-        est._check_params()
+        est.check_params()
         pyro.set_rng_seed(0)
-        est._build(tuple(x.shape[1:]), "bernoulli")
-        trainer = est._make_trainer(None, None)
+        est.build(tuple(x.shape[1:]), "bernoulli")
+        trainer = est.make_trainer(None, None)
         trainer.amp = amp
-        return est._run(trainer, x, xv)
+        return est.fit_with(trainer, x, xv)
 
     full, mixed = fit(False), fit(True)
     for a, b in zip(full.history_, mixed.history_, strict=True):

@@ -110,14 +110,14 @@ def _worker(out: str) -> None:
     # step): both ranks skip the step and roll back
     est = VAE(epochs=3, on_divergence="rollback", **SMALL, **SIZES)
     pyro.set_rng_seed(est.seed)
-    est._check_params()
-    est._build(tuple(x.shape[1:]), "bernoulli")
-    trainer = est._make_trainer(None, None)
+    est.check_params()
+    est.build(tuple(x.shape[1:]), "bernoulli")
+    trainer = est.make_trainer(None, None)
     if ctx.rank == 1:
         trainer.objective = _NaNOnce(trainer.objective, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est._run(trainer, x, xv)
+        est.fit_with(trainer, x, xv)
     res["nan"] = {
         "params": _params(est),
         "rollbacks": trainer.rollbacks,

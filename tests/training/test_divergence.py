@@ -50,14 +50,14 @@ def _fit(est, x, xv, run_dir, poison):
     xv = as_data_tensor(xv, name="X_val")
     import pyro
 
-    est._check_params()
+    est.check_params()
     pyro.set_rng_seed(est.seed)
-    est._build(tuple(x.shape[1:]), "bernoulli")
-    trainer = est._make_trainer(run_dir, None)
+    est.build(tuple(x.shape[1:]), "bernoulli")
+    trainer = est.make_trainer(run_dir, None)
     trainer.objective = poison(trainer.objective)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pyro warns "Encountered NaN: loss"
-        return est._run(trainer, x, xv), trainer
+        return est.fit_with(trainer, x, xv), trainer
 
 
 def _weights_finite(state) -> bool:
@@ -97,7 +97,7 @@ def test_gradient_only_divergence_is_caught(small_digits):
     with pytest.raises(TrainingError, match="a gradient became NaN/inf"):
         _fit(est, x, xv, None, lambda o: Poisoned(o, lambda k: k == 4, gradient_only=True))
     assert _weights_finite(est.module_.state_dict())
-    for state in est._trainer.optimizer.state.values():  # nor Adam's moments
+    for state in est.trainer_.optimizer.state.values():  # nor Adam's moments
         assert all(torch.isfinite(t).all() for t in state.values())
 
 
@@ -147,7 +147,7 @@ def test_rollback_count_survives_resume(small_digits, tmp_path):
     _fit(est, x, xv, tmp_path, lambda o: Poisoned(o, lambda k: k == 3))
     resumed = resume(tmp_path, x, xv, epochs=4)
     assert resumed.history_[-1]["lr"] == pytest.approx(5e-4)
-    trainer = resumed._trainer
+    trainer = resumed.trainer_
     assert trainer.lr_scale == 0.5 and len(trainer.rollbacks) == 1
 
 
@@ -158,7 +158,7 @@ def test_refuses_to_checkpoint_nan_weights(small_digits, tmp_path):
     with torch.no_grad():
         next(est.module_.parameters()).view(-1)[0] = math.nan
     with pytest.raises(TrainingError, match="refusing to write a checkpoint"):
-        est._trainer.save(tmp_path / "checkpoint.pt")
+        est.trainer_.save(tmp_path / "checkpoint.pt")
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
 
 

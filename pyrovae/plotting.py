@@ -1,4 +1,5 @@
-"""Image grids and scatter matrices as PNG files."""
+"""Figures without a display: the one way pyrovae gets ``pyplot``, and the image
+grids and scatter matrices that run folders, analyses and reports share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import torch
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (unless the caller has
+    already chosen a backend), imported on first use so that importing pyrovae stays
+    fast."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -41,17 +45,17 @@ def image_grid(x: torch.Tensor, ncol: int | None = None, pad: int = 1) -> np.nda
     return grid[0] if c == 1 else np.moveaxis(grid[:3], 0, -1)
 
 
-def save_image_rows(
-    path: str | Path, rows: list[torch.Tensor], labels: list[str], ncol: int | None = None
-) -> Path:
-    """Save stacked image grids, one per entry of ``rows``, with labels."""
-    plt = _pyplot()
+def image_rows_figure(rows, labels, ncol: int | None = None):
+    """A matplotlib figure of stacked image grids, one per entry of ``rows`` (values in
+    [0, 1]), each titled by its entry of ``labels``."""
+    plt = pyplot()
     grids = [image_grid(r, ncol=ncol or r.shape[0]) for r in rows]
     width = max(g.shape[1] for g in grids)
+    height = sum(g.shape[0] for g in grids)
     fig, axes = plt.subplots(
         len(grids),
         1,
-        figsize=(max(4, width / 12), 1.3 * sum(g.shape[0] for g in grids) / 12 + 0.6),
+        figsize=(max(4.0, width / 10), height / 10 + 0.35 * len(grids) + 0.2),
         squeeze=False,
     )
     for ax, g, label in zip(axes[:, 0], grids, labels, strict=True):
@@ -59,9 +63,17 @@ def save_image_rows(
         ax.set_title(label, fontsize=9, loc="left")
         ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+def save_image_rows(
+    path: str | Path, rows: list[torch.Tensor], labels: list[str], ncol: int | None = None
+) -> Path:
+    """Save stacked image grids, one per entry of ``rows``, with labels (a PNG)."""
+    fig = image_rows_figure(rows, labels, ncol)
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -69,7 +81,7 @@ def save_scatter_matrix(
     path: str | Path, sets: dict[str, torch.Tensor], max_features: int = 4
 ) -> Path:
     """Pairwise scatter plots of the first features of tabular data (one colour per set)."""
-    plt = _pyplot()
+    plt = pyplot()
     arrays = {
         k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
         for k, v in sets.items()

@@ -1,0 +1,643 @@
+"""The estimator protocol shared by every model family (:class:`Estimator`).
+
+``__init__`` only stores hyperparameters; :meth:`~Estimator.fit` validates the
+data and the component combination, builds the Pyro model and guide, trains
+them and returns ``self``; fitted attributes end in ``_`` (scikit-learn's
+estimator rules). Besides ``fit``, the estimator has a public build-and-train
+seam for code that drives training itself (the CLI, benchmarks, tests)::
+
+    est.check_params()                     # every hyperparameter, before any work
+    est.build(data_shape, likelihood)      # module_, device_, data_shape_
+    est.check_runnable(x)                  # one objective evaluation on two rows
+    trainer = est.make_trainer(run_dir)    # a Trainer over module_
+    est.fit_with(trainer, x, x_val)        # train, then the fitted attributes
+
+Estimators are registered in :data:`ESTIMATORS` under their model-family name.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from pyro.distributions import Distribution
+
+from .. import __version__
+from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
+from ..data.datasets import suggest_likelihood
+from ..data.stream import is_stream
+from ..data.validation import as_data_tensor, check_support
+from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from ..models import ModuleSpec, build_module
+from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
+from ..registry import Registry
+from ..runs import hold
+from ..runs.names import CHECKPOINT
+from ..training import Trainer, distributed, load_checkpoint, make_adam, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+ESTIMATORS: Registry = Registry("model")
+
+#: Parameters that may name a component or hold a component object.
+COMPONENT_PARAMS = ("prior", "likelihood", "guide")
+
+
+def component_record(value: Any) -> Any:
+    """Plain-data record of a component given by name or as an object."""
+    if isinstance(value, str) or value is None:
+        return value
+    cls = type(value)
+    return {"custom": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+class Estimator:
+    """Shared machinery of the estimators (see the module docstring).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension of the code z.
+    net : str
+        Encoder/decoder architecture ("mlp", "conv").
+    hidden : sequence of int
+        Hidden widths, data side first.
+    activation : str
+        Hidden activation.
+    likelihood : str or Likelihood, optional
+        p(x|z) by name or object; default chosen from the data at fit time.
+    likelihood_options : dict, optional
+        Keyword options of a named likelihood (e.g. ``{"scale": 0.1}``).
+    epochs, batch_size : int
+        Training budget and minibatch size.
+    learning_rate : float
+        Adam step size.
+    patience : int
+        Early-stopping patience in epochs (0: off).
+    lr_decay_patience : int
+        Halve (times ``lr_decay_factor``) the learning rate after every this many
+        epochs without a better validation loss (0: never); early stopping counts the
+        same epochs.
+    lr_decay_factor : float
+        Learning-rate factor per decay, in (0, 1).
+    seed : int
+        Seed of initialisation, minibatches and sampling.
+    device : str
+        Torch device, or ``"auto"`` (CUDA if available, else MPS, else CPU); the one
+        used is ``device_`` after fitting.
+    time_budget : float, optional
+        Stop training once this many seconds have been spent (checked after every
+        step; all sessions of a resumed run together).
+    budget_clock : {"wall", "cpu"}
+        Clock of ``time_budget``: wall-clock time or the process's CPU time.
+    amp : bool
+        Mixed precision on CUDA (the networks in bfloat16 autocast, the loss in
+        float32); an error on an explicit CPU/MPS device, ignored with a warning when
+        ``device="auto"`` finds no GPU. See :mod:`pyrovae.training.precision`.
+    checkpoint_every : int
+        With a run folder, also checkpoint every this many steps (0: each epoch only).
+    on_divergence : {"stop", "rollback"}
+        When the loss or a gradient becomes NaN/inf (the step is skipped): raise, or
+        roll back to the last checkpoint with the learning rate times
+        ``rollback_lr_factor``, at most ``divergence_retries`` times.
+    divergence_retries : int
+        Rollbacks allowed per run.
+    rollback_lr_factor : float
+        Learning-rate factor per rollback, in (0, 1).
+    progress : bool
+        Show a progress bar while fitting.
+
+    Notes
+    -----
+    Inside an initialised ``torch.distributed`` process group with more than one
+    rank (torchrun), ``fit`` trains data-parallel; see
+    :mod:`pyrovae.training.distributed`.
+    """
+
+    family = "base"
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 16,
+        net: str = "mlp",
+        hidden=(400,),
+        activation: str = "relu",
+        likelihood=None,
+        likelihood_options: dict | None = None,
+        epochs: int = 500,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        patience: int = 30,
+        lr_decay_patience: int = 0,
+        lr_decay_factor: float = 0.5,
+        seed: int = 0,
+        device: str = "cpu",
+        time_budget: float | None = None,
+        budget_clock: str = "wall",
+        amp: bool = False,
+        checkpoint_every: int = 0,
+        on_divergence: str = "stop",
+        divergence_retries: int = 3,
+        rollback_lr_factor: float = 0.5,
+        progress: bool = False,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.net = net
+        self.hidden = hidden
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_options = likelihood_options
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.lr_decay_patience = lr_decay_patience
+        self.lr_decay_factor = lr_decay_factor
+        self.seed = seed
+        self.device = device
+        self.time_budget = time_budget
+        self.budget_clock = budget_clock
+        self.amp = amp
+        self.checkpoint_every = checkpoint_every
+        self.on_divergence = on_divergence
+        self.divergence_retries = divergence_retries
+        self.rollback_lr_factor = rollback_lr_factor
+        self.progress = progress
+
+    # -- scikit-learn protocol ---------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass) and issubclass(klass, Estimator):
+                for name, p in inspect.signature(klass.__init__).parameters.items():
+                    plain = p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    if name != "self" and plain and name not in names:
+                        names.append(name)
+        return names
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set hyperparameters (unknown names raise ConfigError)."""
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        defaults: dict[str, Any] = {}
+        for klass in type(self).__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, Estimator):
+                for name, p in inspect.signature(klass.__init__).parameters.items():
+                    if p.default is not inspect.Parameter.empty:
+                        defaults.setdefault(name, p.default)
+        shown = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if k in defaults and defaults[k] is not v and defaults[k] != v
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- hooks for families ----------------------------------------------------
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _objective(self):
+        return OBJECTIVES.get("trace")()
+
+    def _schedule(self) -> BetaSchedule:
+        return make_schedule(1.0)
+
+    # -- building ----------------------------------------------------------------
+    def check_params(self) -> None:
+        """Check every hyperparameter against its option's domain in
+        :data:`pyrovae.config.OPTIONS` (the same check as the TOML keys and CLI
+        flags), and the device; a one-line :class:`ConfigError` names the first bad one."""
+        for name, value in self.get_params().items():
+            if name in OPTIONS_BY_NAME:
+                check_value(name, value)
+        check_device(self.device)
+        if self.amp and self.device != "auto" and torch.device(self.device).type != "cuda":
+            raise ConfigError(
+                f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"
+            )
+
+    def build(self, data_shape: tuple[int, ...], likelihood) -> None:
+        spec = ModuleSpec(
+            data_shape=tuple(data_shape),
+            latent_dim=self.latent_dim,
+            net=self.net,
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            likelihood=likelihood,
+            likelihood_options=dict(self.likelihood_options or {}),
+            **self._spec_kwargs(),
+        )
+        self.device_ = place(self.device)
+        self.module_ = build_module(self.family, spec).to(self.device_)
+        self.likelihood_ = (
+            likelihood if isinstance(likelihood, str) else component_record(likelihood)
+        )
+        self.data_shape_ = tuple(int(s) for s in data_shape)
+        self.n_features_in_ = math.prod(self.data_shape_)
+
+    def make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+        from ..training.precision import amp_allowed
+
+        optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
+        self.data_info_ = dict(data_info or {})
+        amp = bool(self.amp) and amp_allowed(self.device_)
+        if self.amp and not amp:
+            logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
+        return Trainer(
+            self.module_,
+            self._objective(),
+            self._schedule(),
+            optimizer,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            lr_decay_patience=self.lr_decay_patience,
+            lr_decay_factor=self.lr_decay_factor,
+            seed=self.seed,
+            run_dir=run_dir,
+            payload=self.payload,
+            progress=self.progress,
+            transform=transform,
+            time_budget=self.time_budget,
+            budget_clock=self.budget_clock,
+            amp=amp,
+            checkpoint_every=self.checkpoint_every,
+            on_divergence=self.on_divergence,
+            divergence_retries=self.divergence_retries,
+            rollback_lr_factor=self.rollback_lr_factor,
+            distributed=distributed.current(),
+        )
+
+    # -- fitting -------------------------------------------------------------------
+    def as_input(self, x, name: str = "x", stream: bool = False) -> torch.Tensor:
+        """``x`` validated, in the model's row shape, on the device. A data set read on
+        demand (:class:`~pyrovae.data.stream.MemmapArray`) stays one where ``stream``
+        (the caller reads it in minibatches), and is read into memory otherwise."""
+        t = as_data_tensor(x, name=name)
+        if is_stream(t) and not stream:
+            t = t.to_tensor()
+        shape = getattr(self, "data_shape_", None)
+        if shape is not None and tuple(t.shape[1:]) != shape:
+            if math.prod(t.shape[1:]) == math.prod(shape):
+                t = t.reshape_rows(shape) if is_stream(t) else t.reshape(t.shape[0], *shape)
+            else:
+                raise DataError(
+                    f"{name} has rows of shape {tuple(t.shape[1:])}; the model expects {shape}"
+                )
+        return t.to(self.device_)
+
+    def fit(
+        self,
+        X,
+        y=None,
+        X_val=None,
+        *,
+        run_dir: str | Path | None = None,
+        data_info: dict | None = None,
+        train_transform=None,
+    ) -> Estimator:
+        """Train on ``X`` (array-like ``(N, *data_shape)``); return ``self``.
+
+        Parameters
+        ----------
+        X : array-like or MemmapArray
+            Training data; validated (finite, numeric, non-empty, inside the
+            likelihood's support) before anything is trained. A
+            :class:`pyrovae.data.MemmapArray` is read in minibatches, never whole.
+        y : array-like, optional
+            Labels: not used for training (present for scikit-learn compatibility),
+            but they must have one entry per row of ``X``.
+        X_val : array-like, optional
+            Validation data for early stopping and the validation metrics.
+        run_dir : path, optional
+            Folder for ``metrics.csv`` and ``checkpoint.pt`` written each epoch.
+        data_info : dict, optional
+            Plain data about the data source stored in checkpoints (the CLI
+            records the data spec and scaling here).
+        train_transform : callable, optional
+            ``f(batch, generator)`` applied to each training minibatch (for example
+            :func:`pyrovae.data.binarize.draw_bernoulli` for dynamic binarization).
+        """
+        self.check_params()
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)
+        x = as_data_tensor(X, name="X")
+        if y is not None and len(y) != x.shape[0]:
+            raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
+        x_val = as_data_tensor(X_val, name="X_val") if has_rows(X_val) else None
+        if x_val is not None and x_val.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
+            )
+        likelihood = self.likelihood if self.likelihood is not None else suggest_likelihood(x)
+        pyro.set_rng_seed(self.seed)
+        self.build(tuple(x.shape[1:]), likelihood)
+        check_support(self.module_.likelihood, x)
+        if x_val is not None:
+            check_support(self.module_.likelihood, x_val)
+        x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
+        self.check_runnable(x)
+        trainer = self.make_trainer(run_dir, data_info, train_transform)
+        return self.fit_with(trainer, x, x_val)
+
+    def check_runnable(self, x: torch.Tensor) -> None:
+        """Evaluate the objective once on two rows, so that a combination of components
+        that cannot work fails with one clear line before any training (RNG untouched)."""
+        objective = self._objective()
+        self.module_.beta = 1.0
+        try:
+            devices = [self.device_] if self.device_.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                with pyro.validation_enabled(False):
+                    objective(self.module_.model, self.module_.guide, x[:2])
+        except PyrovaeError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"this combination of components cannot run on the data: {first}"
+            ) from None
+
+    def fit_with(self, trainer: Trainer, x, x_val) -> Estimator:
+        t0 = time.perf_counter()
+        self.trainer_ = trainer
+        # the run folder stays held from the first step to the last checkpoint
+        with hold(trainer.run_dir if trainer.is_main else None):
+            trainer.fit(x, x_val)
+            self.history_ = trainer.history
+            self.n_epochs_ = trainer.epoch
+            self.best_epoch_ = trainer.best_epoch
+            self.stopped_early_ = trainer.stopped_early
+            self.time_used_ = trainer.time_used
+            self.budget_spent_ = trainer.budget_spent
+            self.fit_time_ = time.perf_counter() - t0
+            self._after_fit(x)
+            # the module now holds the best weights plus anything fitted after training
+            trainer.best_state = copy.deepcopy(self.module_.state_dict())
+            if trainer.run_dir is not None:
+                trainer.save(trainer.run_dir / CHECKPOINT)
+        return self
+
+    def _after_fit(self, x: torch.Tensor) -> None:
+        """Hook run after training with the (best) weights loaded."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+
+    # -- inference -----------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x) -> Distribution:
+        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``."""
+        self._check_fitted()
+        self.module_.eval()
+        return self.module_.encode(self.as_input(x))
+
+    @torch.no_grad()
+    def decode(self, z) -> Distribution:
+        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z]."""
+        self._check_fitted()
+        self.module_.eval()
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
+        if z.shape[-1] != self.module_.latent_dim:
+            raise DataError(
+                f"z has last dimension {z.shape[-1]}; the model's latent_dim is "
+                f"{self.module_.latent_dim}"
+            )
+        return self.module_.decode(z)
+
+    def reconstruct(self, x, sample: bool = False) -> torch.Tensor:
+        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``)."""
+        q = self.encode(x)
+        z = q.sample() if sample else q.mean
+        return self.decode(z).mean
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the prior."""
+        self._check_fitted()
+        self.module_.eval()
+        z = self.module_.sample_latent(int(n))
+        px = self.module_.decode(z)
+        return px.mean if mean else px.sample()
+
+    @torch.no_grad()
+    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+        """Mean and standard error of the ELBO terms over the rows of ``x``.
+
+        Returns
+        -------
+        dict
+            ``elbo``, ``recon``, ``kl`` (means per data point, nats), their
+            standard errors ``*_se`` over data points, and ``n``.
+        """
+        self._check_fitted()
+        x = self.as_input(x, stream=True)
+        check_support(self.module_.likelihood, x)
+        recon, kl = self._terms(x, particles)
+        out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
+        n = x.shape[0]
+        for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
+            out[name] = float(v.mean())
+            out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
+        if not self.module_.has_latent_sites:
+            out["elbo"] = out["elbo_se"] = math.nan
+        return out
+
+    def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..analysis.loglik import elbo_terms
+
+        return elbo_terms(self.module_, x, particles)
+
+    def score(self, X, y=None) -> float:
+        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
+        out = self.evaluate(X)
+        return out["elbo"] if self.module_.has_latent_sites else out["recon"]
+
+    # -- persistence -------------------------------------------------------------------
+    def plain_params(self) -> dict[str, Any]:
+        params = {}
+        for k, v in self.get_params().items():
+            if isinstance(v, BetaSchedule):
+                v = v.to_dict()
+            elif k in COMPONENT_PARAMS:
+                v = component_record(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            params[k] = v
+        return params
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "params": self.plain_params(),
+            "data_shape": list(self.data_shape_),
+            "likelihood": self.likelihood_,
+            "data": getattr(self, "data_info_", {}),
+            "pyrovae_version": __version__,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model (state_dicts + plain data; atomic)."""
+        self._check_fitted()
+        payload = self.payload()
+        payload["module"] = self.module_.state_dict()
+        trainer = getattr(self, "trainer_", None)
+        if trainer is not None:
+            payload["trainer"] = trainer.state_dict(gather=False)  # not a collective
+        save_checkpoint(path, payload)
+
+    @classmethod
+    def load(cls, path: str | Path, **components: Any) -> Estimator:
+        """Load an estimator written by :meth:`save` or by training with ``run_dir``.
+
+        Parameters
+        ----------
+        path : path
+            A checkpoint file or a run folder holding ``checkpoint.pt``.
+        **components
+            Objects for components that were given as objects when training
+            (their class must match; their weights come from the checkpoint).
+        """
+        ckpt = load_checkpoint(path)
+        est = from_checkpoint(ckpt, **components)
+        if cls is not Estimator and not isinstance(est, cls):
+            raise CheckpointError(
+                f"{str(path)!r} holds a {ckpt['family']!r} model, not a {cls.family!r} model"
+            )
+        return est
+
+
+def _restore_component(name: str, record: Any, components: dict) -> Any:
+    if isinstance(record, dict) and "custom" in record:
+        if name not in components:
+            raise CheckpointError(
+                f"this checkpoint was made with a custom {name} object ({record['custom']}); "
+                f"pass it to load(..., {name}=...)"
+            )
+        obj = components[name]
+        cls = type(obj)
+        if f"{cls.__module__}.{cls.__qualname__}" != record["custom"]:
+            raise CheckpointError(
+                f"the {name} passed is a {cls.__qualname__}; "
+                f"the checkpoint needs {record['custom']}"
+            )
+        return obj
+    return components.get(name, record)
+
+
+def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Estimator:
+    """Rebuild a fitted estimator from a loaded checkpoint dict.
+
+    Parameters
+    ----------
+    ckpt : dict
+        As returned by :func:`~pyrovae.training.load_checkpoint`.
+    weights : {"best", "last"}
+        Best-by-validation weights (default) or the weights of the last epoch.
+    """
+    try:
+        family = ckpt["family"]
+        params = dict(ckpt["params"])
+        data_shape = tuple(ckpt["data_shape"])
+        state = ckpt["module"]
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint lacks the entry {exc.args[0]!r}") from None
+    cls = ESTIMATORS.get(family)
+    for name in COMPONENT_PARAMS:
+        if name in params:
+            params[name] = _restore_component(name, params[name], components)
+    if isinstance(params.get("beta"), dict):
+        b = params["beta"]
+        params["beta"] = make_schedule(b["beta"], b["beta_schedule"], b.get("beta_warmup", 10.0))
+    unknown = set(params) - set(cls._param_names())
+    if unknown:
+        raise CheckpointError(f"checkpoint has unknown parameters: {', '.join(sorted(unknown))}")
+    try:
+        check_device(params.get("device", "cpu"))
+    except ConfigError:  # trained on a device this machine lacks
+        logger.warning(
+            "the run was trained on %s, not available here: using device auto", params["device"]
+        )
+        params["device"] = "auto"
+    est = cls(**params)
+    likelihood = _restore_component("likelihood", ckpt.get("likelihood"), components)
+    est.build(data_shape, likelihood)
+    est.data_info_ = dict(ckpt.get("data", {}))
+    trainer_state = ckpt.get("trainer") or {}
+    if weights == "best" and trainer_state.get("best_module") is not None:
+        state = trainer_state["best_module"]
+    try:
+        est.module_.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            "the checkpoint's weights do not fit the model its configuration describes: "
+            + _state_mismatch(est.module_.state_dict(), state, exc)
+        ) from None
+    est.history_ = list(trainer_state.get("history", []))
+    est.n_epochs_ = int(trainer_state.get("epoch", 0))
+    est.best_epoch_ = int(trainer_state.get("best_epoch", 0))
+    est.time_used_ = float(trainer_state.get("time_used", 0.0))
+    est.module_.eval()
+    return est
+
+
+def _state_mismatch(own: dict, state: dict, exc: Exception) -> str:
+    """One line naming how a state_dict differs from the model's."""
+    shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    differ = [k for k in own if k in shapes and shapes[k] != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if differ:
+        k = differ[0]
+        more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
+        return (
+            f"{k} has shape {list(shapes[k])} in the checkpoint but {list(own[k].shape)} "
+            f"in the model{more}"
+        )
+    if missing:
+        return f"the checkpoint lacks {len(missing)} of the model's tensors, e.g. {missing[0]}"
+    if extra:
+        return f"the checkpoint has {len(extra)} tensors the model lacks, e.g. {extra[0]}"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+
+
+def place(device: str) -> torch.device:
+    """The device to use for ``device`` ("auto" resolved); under a process group with
+    CUDA, the rank's own GPU."""
+    dev = torch.device(resolve_device(device))
+    ctx = distributed.current()
+    if ctx is not None and dev.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return dev
+
+
+def has_rows(x) -> bool:
+    """False for None or an empty array (treated as "no validation data")."""
+    return x is not None and len(x) > 0
+
+
+def estimator_params(family: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a resolved run config that ``family``'s estimator accepts."""
+    names = set(ESTIMATORS.get(family)._param_names())
+    return {k: v for k, v in config.items() if k in names}

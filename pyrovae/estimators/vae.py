@@ -1,0 +1,207 @@
+"""The variational families: :class:`VAE` and the hierarchical :class:`HVAE`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
+from .base import ESTIMATORS, Estimator
+
+
+@ESTIMATORS.register("vae")
+class VAE(Estimator):
+    """Variational autoencoder (a Pyro model + amortized guide, trained by SVI).
+
+    Parameters
+    ----------
+    prior : str or Prior
+        p(z) by name (see ``pyrovae components``) or object.
+    guide : str or GuideHead
+        q(z|x) head by name or object.
+    prior_options, guide_options : dict, optional
+        Keyword options of named components.
+    objective : str
+        ELBO estimator ("trace", "meanfield").
+    particles : int
+        Monte Carlo samples per data point in the training objective (K for IWAE).
+    objective_options : dict, optional
+        Keyword options of the objective (e.g. ``{"free_bits": 0.5}``).
+    beta : float or BetaSchedule
+        Weight of the KL term, or a schedule object.
+    beta_schedule : str
+        Schedule name used when ``beta`` is a number ("constant", "linear", "cyclical").
+    beta_warmup : float
+        Warm-up length (linear) or period (cyclical) in epochs.
+    **kwargs
+        The shared parameters of :class:`Estimator`.
+    """
+
+    family = "vae"
+
+    def __init__(
+        self,
+        *,
+        prior="normal",
+        guide="normal",
+        prior_options: dict | None = None,
+        guide_options: dict | None = None,
+        objective: str = "trace",
+        particles: int = 1,
+        objective_options: dict | None = None,
+        beta=1.0,
+        beta_schedule: str = "constant",
+        beta_warmup: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prior = prior
+        self.guide = guide
+        self.prior_options = prior_options
+        self.guide_options = guide_options
+        self.objective = objective
+        self.particles = particles
+        self.objective_options = objective_options
+        self.beta = beta
+        self.beta_schedule = beta_schedule
+        self.beta_warmup = beta_warmup
+
+    def _spec_kwargs(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior,
+            "guide": self.guide,
+            "prior_options": dict(self.prior_options or {}),
+            "guide_options": dict(self.guide_options or {}),
+        }
+
+    def _objective(self):
+        if (
+            isinstance(self.particles, bool)
+            or not isinstance(self.particles, int)
+            or self.particles < 1
+        ):
+            raise ConfigError(f"particles must be a positive integer; got {self.particles!r}")
+        cls = OBJECTIVES.get(self.objective)
+        try:
+            return cls(num_particles=self.particles, **dict(self.objective_options or {}))
+        except TypeError as exc:
+            raise ConfigError(f"bad options for objective {self.objective!r}: {exc}") from None
+
+    def _schedule(self) -> BetaSchedule:
+        return make_schedule(self.beta, self.beta_schedule, self.beta_warmup)
+
+    def check_params(self) -> None:
+        super().check_params()
+        self._objective()
+        self._schedule()
+
+    def build(self, data_shape: tuple[int, ...], likelihood) -> None:
+        super().build(data_shape, likelihood)
+        objective = self._objective()
+        if getattr(objective, "needs_mean_field", False) and not self.module_.mean_field:
+            raise ConfigError(
+                f"the {self.objective} objective assumes a mean-field guide, which the "
+                f"{self.family} model does not have; use the trace objective"
+            )
+
+    def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
+        """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
+        :func:`pyrovae.analysis.log_likelihood`."""
+        from ..analysis import log_likelihood
+
+        self._check_fitted()
+        x = self.as_input(x)
+        self.module_.likelihood.validate(x)
+        return log_likelihood(self.module_, x, samples=samples)
+
+    def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
+        """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the
+        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`."""
+        from ..analysis import elbo_decomposition
+
+        self._check_fitted()
+        x = self.as_input(x)
+        self.module_.likelihood.validate(x)
+        return elbo_decomposition(self.module_, x, samples=samples, particles=particles)
+
+    def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
+        """NUTS on z given x with the networks fixed, compared with the guide; see
+        :func:`pyrovae.analysis.mcmc.refine`."""
+        from ..analysis.mcmc import refine
+
+        self._check_fitted()
+        x = self.as_input(x)
+        self.module_.likelihood.validate(x)
+        return refine(self.module_, x, num_samples, warmup, chains, seed=self.seed)
+
+    def calibrate(self, n: int = 500, draws: int = 99) -> dict:
+        """Simulation-based calibration of the guide on the model's own simulations; see
+        :func:`pyrovae.analysis.calibration.sbc`."""
+        from ..analysis.calibration import sbc
+
+        self._check_fitted()
+        return sbc(self.module_, n=n, draws=draws, seed=self.seed)
+
+    def elbo(self, x, particles: int = 1) -> torch.Tensor:
+        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
+        self._check_fitted()
+        x = self.as_input(x)
+        self.module_.likelihood.validate(x)
+        recon, kl = self._terms(x, particles)
+        return recon - kl
+
+
+@ESTIMATORS.register("hvae")
+class HVAE(VAE):
+    """Hierarchical VAE with two stochastic layers z2 -> z1 -> x (see
+    :mod:`pyrovae.models.hierarchical`). ``prior`` is p(z2); ``guide`` is q(z1|x).
+
+    Parameters
+    ----------
+    top_dim : int
+        Size of z2 (0: ``latent_dim // 2``, at least 2).
+    top_from_x : bool
+        Guide q(z2|x) q(z1|x, z2) (Tomczak & Welling 2018) instead of q(z1|x) q(z2|z1);
+        ``guide`` is then q(z2|x), and a prior built from the guide (``vamp``) can be
+        p(z2).
+    layer_hidden : int
+        Width of the networks between the layers (p(z1|z2) and the guide's q(z2|z1)
+        or q(z1|x, z2)).
+    layer_depth : int
+        Their number of hidden layers.
+    layer_gated : bool
+        Gated linear units in them instead of tanh layers.
+    **kwargs
+        The parameters of :class:`VAE`.
+    """
+
+    family = "hvae"
+
+    def __init__(
+        self,
+        *,
+        top_dim: int = 0,
+        top_from_x: bool = False,
+        layer_hidden: int = 64,
+        layer_depth: int = 1,
+        layer_gated: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.top_dim = top_dim
+        self.top_from_x = top_from_x
+        self.layer_hidden = layer_hidden
+        self.layer_depth = layer_depth
+        self.layer_gated = layer_gated
+
+    def _spec_kwargs(self) -> dict[str, Any]:
+        opts = {
+            "top_dim": self.top_dim,
+            "top_from_x": self.top_from_x,
+            "layer_hidden": self.layer_hidden,
+            "layer_depth": self.layer_depth,
+            "layer_gated": self.layer_gated,
+        }
+        return {**super()._spec_kwargs(), "model_options": opts}
