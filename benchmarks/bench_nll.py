@@ -369,8 +369,18 @@ def _train_and_score(config: str, minutes: float, data, args, folder: Path) -> d
 
 
 def run(args) -> dict:
+    """Train and score every configuration under every budget on ``--threads`` torch
+    threads; the caller's thread count is restored afterwards."""
+    threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args) -> dict:
     data = load(args) if not args.report_only else _sizes(args)
     rows = []
     for minutes in args.budgets:

@@ -741,17 +741,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    from .analysis.comparison import check_same_data
     from .analysis.selection import best, plot_selection, score_model
     from .estimators import load
     from .runs.data import load_run_data
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1; got {args.samples}")
-    rows = []
-    for run in args.runs:
-        est = load(run)
+    ests = [load(run) for run in args.runs]
+    for run, est in zip(args.runs, ests, strict=True):
         if not est.module_.has_latent_sites:
             raise ConfigError(f"select needs models with latent variables; {run} is a {est.family}")
+    # log-likelihoods and information criteria only compare on the same data
+    check_same_data([(run, est.data_info_) for run, est in zip(args.runs, ests, strict=True)])
+    rows = []
+    for run, est in zip(args.runs, ests, strict=True):
         data = load_run_data(est.data_info_)
         label = f"{Path(run).name} (latent {est.latent_dim})"
         rows.append(

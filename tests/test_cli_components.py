@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pytest
 
@@ -59,7 +62,25 @@ def test_component_trains_from_cli(flag, name, digits, tmp_path, capsys):
         args += ["--particles", "2"]
     assert main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+    capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), "--particles", "2"]) == 0
+    _check_evaluation(tmp_path / "run", capsys.readouterr().out)
+
+
+def _check_evaluation(run, printed: str) -> None:
+    """The printed evaluation JSON is the one written, with a finite ELBO (a finite
+    reconstruction term and no ELBO for models without latent variables)."""
+    from pyrovae.api import load
+
+    has_latents = load(run).module_.has_latent_sites
+    out = json.loads(printed)
+    assert json.loads((run / "evaluation.json").read_text()) == out
+    assert out["particles"] == 2 and out["n"] > 0 and math.isfinite(out["recon"])
+    if has_latents:
+        assert math.isfinite(out["elbo"]) and math.isfinite(out["kl"])
+        assert out["elbo"] == pytest.approx(out["recon"] - out["kl"], rel=1e-6, abs=1e-4)
+    else:
+        assert out["elbo"] is None and out["kl"] == 0
 
 
 def test_vamp_prior_on_the_hvae_top_layer_from_cli(tmp_path, capsys):
@@ -71,7 +92,9 @@ def test_vamp_prior_on_the_hvae_top_layer_from_cli(tmp_path, capsys):
     assert "set top_from_x" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()
     assert main([*base, str(tmp_path / "run"), "--top-from-x"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), "--particles", "2"]) == 0
+    _check_evaluation(tmp_path / "run", capsys.readouterr().out)
 
 
 def test_hvae_layer_networks_and_plateau_decay_from_cli(tmp_path, capsys):

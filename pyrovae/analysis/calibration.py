@@ -1,7 +1,9 @@
 r"""Simulation-based calibration of the amortized posterior (Talts et al. 2018).
 
 The model is its own ground truth: draw z* ~ p(z), x ~ p(x | z*), then L draws
-z_1..z_L ~ q(z | x). If q(z|x) were the exact posterior, the rank of z*_d among the
+z_1..z_L ~ q(z | x) from the guide's joint posterior (``module.posterior_sample``; for a
+hierarchical VAE, draws of the code z the decoder reads, each with its own draw of the
+other layer). If q(z|x) were the exact posterior, the rank of z*_d among the
 z_{l,d} would be uniform on {0, ..., L} for every dimension d. pyrovae reports per
 dimension:
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from .. import sites
 from ..errors import ConfigError
 
 
@@ -43,7 +46,7 @@ def sbc(module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0) ->
     try:
         z_true = module.sample_latent(n)
         x = module.decode(z_true).sample()
-        zs = module.encode(x).sample((draws,))  # (draws, n, L)
+        zs = module.posterior_sample(x, draws)[sites.LATENT]  # (draws, n, L)
     finally:
         module.train(was_training)
     ranks = (zs < z_true).sum(0).cpu().numpy()  # (n, L)

@@ -4,7 +4,9 @@ The runs (AE, DAE, VAE, beta-VAE, ...) are trained on the same data, usually wit
 same networks; every metric below is computed on the same held-out points with the
 same random numbers for every run. ``x`` is a test image, ``x_hat`` its
 reconstruction E[x | z = E_q[z|x]] (for an autoencoder, the decoded code), D the
-number of pixels.
+number of pixels. Posterior means and draws of z come from each model family's joint
+guide posterior (``posterior_moments``, ``posterior_sample``): for a hierarchical VAE
+they are those of the code z1 the decoder reads, marginal over the other layer.
 
 Reconstruction and likelihood
     * squared error per image ``sum_d (x_d - x_hat_d)^2`` (mean over test images);
@@ -68,6 +70,7 @@ import numpy as np
 import pyro
 import torch
 
+from .. import sites
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .loglik import log_likelihood
@@ -476,15 +479,15 @@ def evaluate_run(
     row["sample_nn_distance"] = float(nn.mean())
     row["fill_fraction"] = float((nn <= ref.nn_threshold).double().mean())
     # latent space
-    q = est.encode(x)
-    mu = q.mean
+    module.eval()
+    mu = module.posterior_moments(x)[sites.LATENT].mean
     g = torch.Generator().manual_seed(int(seed))
     n = x.shape[0]
     i = torch.randint(0, n, (int(pairs),), generator=g)
     j = (i + torch.randint(1, n, (int(pairs),), generator=g)) % n
     smooth = path_smoothness(lambda z: est.decode(z).mean, mu[i], mu[j], steps)
     row["path_ratio"], row["path_max_step"] = smooth["ratio"], smooth["max_step"]
-    z_agg = q.sample()
+    z_agg = module.posterior_sample(x, 1)[sites.LATENT][0]
     z_prior = module.sample_latent(n)
     row["mmd"] = mmd_rbf(z_agg.cpu(), z_prior.cpu())
     # out-of-distribution
@@ -506,7 +509,7 @@ def evaluate_run(
 
         def encode(images):
             images = scaler.transform(images) if scaler is not None else images
-            return est.encode(images).mean
+            return module.posterior_moments(est.as_input(images))[sites.LATENT].mean
 
         images, factors = ref.generator.grid()
         m = mig(encode(images), factors)

@@ -1,16 +1,19 @@
 r"""Export posterior draws to ArviZ (through :mod:`pyrovae.arviz_compat`).
 
-For chosen inputs x_1..x_n and S draws z_s ~ q(z | x_i) from the amortized guide:
+For chosen inputs x_1..x_n and S joint draws z_s ~ q(z | x_i) from the amortized guide
+(``module.posterior_sample``):
 
-* ``posterior``: ``z`` with dims (chain, draw, datum, latent);
+* ``posterior``: every latent site; ``z`` (the code the decoder reads) with dims
+  (chain, draw, datum, latent), any other site ``s`` (a hierarchical VAE's top layer
+  ``z2``) with dims (chain, draw, datum, ``s_latent``);
 * ``posterior_predictive``: ``x`` ~ p(x | z_s), dims (chain, draw, datum, feature);
 * ``log_likelihood``: ``x`` = log p(x_i | z_s), dims (chain, draw, datum)
   (pointwise, per data point);
 * ``observed_data``: ``x``, dims (datum, feature).
 
 Data are flattened to ``feature`` = prod(data_shape); coordinates ``datum`` are
-the rows' indices. For a hierarchical VAE the draws of ``z`` are those of the
-bottom latent the decoder reads.
+the rows' indices. For a hierarchical VAE each draw of ``z`` comes with its own draw
+of ``z2``, as the guide makes them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .. import arviz_compat
+from .. import arviz_compat, sites
 from ..errors import ConfigError
 
 
@@ -32,20 +35,25 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     was_training = module.training
     module.eval()
     try:
-        q = module.encode(x)
-        z = q.sample((int(draws),))  # (S, n, L)
-        px = module.decode(z)
+        latents = module.posterior_sample(x, int(draws))  # site -> (S, n, dim)
+        px = module.decode(latents[sites.LATENT])
         x_rep = px.sample()  # (S, n, *data_shape)
         loglik = px.log_prob(x)  # (S, n)
     finally:
         module.train(was_training)
     n = x.shape[0]
     return {
-        "posterior": {"z": z.cpu().numpy()[None]},
+        "posterior": {name: z.cpu().numpy()[None] for name, z in latents.items()},
         "posterior_predictive": {"x": x_rep.reshape(draws, n, -1).cpu().numpy()[None]},
         "log_likelihood": {"x": loglik.cpu().numpy()[None]},
         "observed_data": {"x": x.reshape(n, -1).cpu().numpy()},
     }
+
+
+def latent_dim_name(site: str) -> str:
+    """The ArviZ dimension of a latent site's coordinates: ``latent`` for the code ``z``,
+    ``<site>_latent`` for any other site."""
+    return "latent" if site == sites.LATENT else f"{site}_latent"
 
 
 def to_arviz(module, x: torch.Tensor, draws: int = 200, index: Sequence[int] | None = None):
@@ -63,12 +71,15 @@ def to_arviz(module, x: torch.Tensor, draws: int = 200, index: Sequence[int] | N
         Coordinates of the ``datum`` dimension (default 0..n-1).
     """
     groups = posterior_groups(module, x, draws)
-    n, latent = groups["posterior"]["z"].shape[2:]
+    n = groups["observed_data"]["x"].shape[0]
     coords = {
         "datum": np.asarray(index if index is not None else np.arange(n)),
-        "latent": np.arange(latent),
         "feature": np.arange(groups["observed_data"]["x"].shape[1]),
     }
-    dims = {"z": ["datum", "latent"], "x": ["datum", "feature"]}
+    dims = {"x": ["datum", "feature"]}
+    for name, z in groups["posterior"].items():
+        dim = latent_dim_name(name)
+        dims[name] = ["datum", dim]
+        coords[dim] = np.arange(z.shape[-1])
     data = arviz_compat.from_groups(groups, dims=dims, coords=coords)
     return data

@@ -17,7 +17,12 @@ reconstruction and KL terms, the KL per latent dimension (for factorized guides
 and priors), the active units A_u = Var_x(E_q[z_u | x]) > 0.01 (Burda et al.
 2016), the mutual information I(x; z) under the aggregate posterior
 q(z) = (1/N) sum_n q(z | x_n) (Hoffman & Johnson 2016, estimated as in He et al.
-2019), and, with ``samples``, log p(x) and the gap log p(x) - ELBO.
+2019), and, with ``samples``, log p(x) and the gap log p(x) - ELBO. Means, draws and
+densities of q come from the family's joint guide posterior (``posterior_moments``,
+``posterior_sample``, ``posterior_log_prob``): for a hierarchical VAE, z in I(x; z) is
+both layers (z1, z2), the latents whose KL the ELBO charges, and the active units are
+counted on the marginal means of z1. With the bottom-up guide, z2 depends on x only
+through z1, so there I(x; z1, z2) = I(x; z1).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import math
 import pyro
 import torch
 
+from .. import sites
 from ..errors import ConfigError
-from ..objectives.iwae import _log_weights, vectorized_traces
+from ..objectives.iwae import log_weights, vectorized_traces
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -45,7 +51,7 @@ def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
 
 
 def _log_weights_chunk(module, x: torch.Tensor, k: int) -> torch.Tensor:
-    log_w, _, _ = _log_weights(*vectorized_traces(module.model, module.guide, x, k))
+    log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, x, k))
     return log_w.reshape(k, x.shape[0])
 
 
@@ -153,11 +159,13 @@ def elbo_decomposition(
     try:
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size]
-            q = module.encode(xb)
-            means.append(q.mean)
+            means.append(module.posterior_moments(xb)[sites.LATENT].mean)
             if factorized:
                 try:
+                    # per-dimension KLs exist for a single-site guide, encode(x) itself,
+                    # with a prior_distribution (the VAE); others raise and report None
                     prior = module.prior_distribution().expand([xb.shape[0]])
+                    q = module.encode(xb)
                     kl_dims.append(per_dimension_kl(q, prior, q.sample()))
                 except (ConfigError, AttributeError):
                     factorized = False
@@ -182,19 +190,26 @@ def elbo_decomposition(
     return out
 
 
+#: Pairs (draw, data point) scored at once by :func:`mutual_information`.
+MI_PAIRS = 2**16
+
+
 @torch.no_grad()
 def mutual_information(module, x: torch.Tensor) -> float:
     """I(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)], q(z) the aggregate posterior of ``x``.
 
-    One draw z_n ~ q(z|x_n) per data point; log q(z_n) = logmeanexp_m log q(z_n|x_m)
-    over all rows m (He et al. 2019). Biased low for small N; it cannot exceed log N.
+    One joint draw z_n ~ q(z|x_n) per data point (every latent site of the guide);
+    log q(z_n) = logmeanexp_m log q(z_n|x_m) over all rows m (He et al. 2019), with the
+    guide's joint density ``module.posterior_log_prob``. Biased low for small N; it
+    cannot exceed log N.
     """
-    q = module.encode(x)
-    z = q.sample()  # (N, L)
-    log_q_own = q.log_prob(z)  # (N,)
+    draws = {k: v[0] for k, v in module.posterior_sample(x, 1).items()}  # site -> (N, dim)
+    log_q_own = module.posterior_log_prob(x, draws)  # (N,)
     n = x.shape[0]
+    step = max(1, MI_PAIRS // n)
     log_agg = []
-    for i in range(0, n, 256):
-        zi = z[i : i + 256].unsqueeze(1)  # (b, 1, L): each against every q(.|x_m)
-        log_agg.append(torch.logsumexp(q.log_prob(zi), dim=1) - math.log(n))
+    for i in range(0, n, step):
+        # (b, 1, dim): each draw against every q(.|x_m)
+        zi = {k: v[i : i + step].unsqueeze(1) for k, v in draws.items()}
+        log_agg.append(torch.logsumexp(module.posterior_log_prob(x, zi), dim=1) - math.log(n))
     return float((log_q_own - torch.cat(log_agg)).mean())

@@ -2,9 +2,7 @@ r"""Model selection: held-out log-likelihood and information criteria.
 
 For each candidate model (for example one per latent dimension, or per prior), with
 log L = sum_n log p(x_n) on the training data (importance-sampled, see
-:mod:`.loglik`) and k the number of parameters of the *generative* model (decoder,
-likelihood and prior; the encoder's parameters are variational, not model
-parameters):
+:mod:`.loglik`) and k the number of parameters of the *generative* model p(x, z),
 
     AIC = -2 log L + 2 k,        BIC = -2 log L + k log N            (lower is better),
 
@@ -12,6 +10,17 @@ and the held-out log-likelihood (mean log p(x) on validation data, higher is bet
 which needs no parameter count. For neural decoders k is large and BIC penalises it
 heavily: read the curves as relative, and prefer the held-out log-likelihood when it
 and BIC disagree.
+
+k counts the parameters that log p(x, z) depends on *by construction*, found from the
+model program itself rather than from a list of module names: the model is run once on
+a small simulated batch (x and every latent site drawn from the model), then rerun
+conditioned on those values, and k is the number of scalars in the parameter tensors
+that the autograd graph of the trace's log p(x, z) reaches. With a standard Normal
+prior that is the decoder and the likelihood (and a hierarchical model's p(z1|z2));
+a learned prior adds its own parameters; the VampPrior, p(z) = (1/K) sum_k q(z|u_k),
+adds the pseudo-inputs u_k *and* the encoder and guide head that compute q(z|u_k) —
+there they are parameters of the generative model, not only of the guide. An
+autoencoder's code is conditioned like a latent, so its encoder is not counted.
 """
 
 from __future__ import annotations
@@ -19,18 +28,54 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+import pyro
+import torch
+from pyro import poutine
+from torch import nn
+
+from .. import sites
 from .loglik import log_likelihood
 
+#: Rows of the simulated batch on which the model's dependencies are traced.
+TRACE_ROWS = 2
 
-def generative_parameters(module) -> int:
-    """Number of scalar parameters of p(x, z): everything but the encoder and guide head."""
-    encoder = {
-        id(p)
-        for part in getattr(module, "guide_parts", ("encoder", "guide_head"))
-        if hasattr(module, part)
-        for p in getattr(module, part).parameters()
-    }
-    return sum(p.numel() for p in module.parameters() if id(p) not in encoder)
+
+def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[nn.Parameter]:
+    """The parameter tensors that log p(x, z) of ``module.model`` depends on (module
+    docstring), for data ``x`` (default: a batch simulated from the model)."""
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    was_training, beta = module.training, module.beta
+    module.eval()
+    module.beta = 1.0
+    try:
+        with pyro.validation_enabled(False):
+            with torch.no_grad():
+                if x is None:
+                    like = params[0] if params else torch.zeros(())
+                    x = like.new_zeros(TRACE_ROWS, *module.data_shape)
+                sim = poutine.trace(poutine.uncondition(module.model)).get_trace(x)
+            values = {
+                name: site["value"].detach()
+                for name, site in sim.nodes.items()
+                if site["type"] == "sample"
+            }
+            for p in params:
+                p.requires_grad_(True)
+            conditioned = poutine.condition(module.model, data=values)
+            log_joint = poutine.trace(conditioned).get_trace(values[sites.OBS]).log_prob_sum()
+        grads = torch.autograd.grad(log_joint, params, allow_unused=True)
+    finally:
+        for p, f in zip(params, flags, strict=True):
+            p.requires_grad_(f)
+        module.train(was_training)
+        module.beta = beta
+    return [p for p, g in zip(params, grads, strict=True) if g is not None]
+
+
+def generative_parameters(module, x: torch.Tensor | None = None) -> int:
+    """Number k of scalar parameters of p(x, z) (see :func:`generative_parameter_tensors`)."""
+    return sum(p.numel() for p in generative_parameter_tensors(module, x))
 
 
 def score_model(estimator, x_train, x_val, samples: int = 500) -> dict:

@@ -1,10 +1,11 @@
 r"""Uncertainty a person can look at, and an out-of-distribution score.
 
-* Reconstruction uncertainty: for draws z_s ~ q(z|x), the mean and the per-pixel
-  standard deviation over s of E[x | z_s] (how much the reconstruction moves with
-  the posterior's uncertainty about z).
+* Reconstruction uncertainty: for draws z_s ~ q(z|x) from the guide's joint posterior
+  (``module.posterior_sample``), the mean and the per-pixel standard deviation over s
+  of E[x | z_s] (how much the reconstruction moves with the posterior's uncertainty
+  about z).
 * Latent plot: posterior means of the first two latent dimensions, coloured by label,
-  with ellipses of one posterior standard deviation (diagonal of q's covariance).
+  with ellipses of one posterior standard deviation (``module.posterior_moments``).
 * Out-of-distribution score: s(x) = -log p(x) (importance-sampled); the AUROC of s
   for in-distribution test data against other data (1.0: perfect separation,
   0.5: chance). Likelihood-based OOD detection is known to fail for some pairs of
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import sites
 from .loglik import log_likelihood
 
 
@@ -25,7 +27,7 @@ def reconstruction_uncertainty(module, x: torch.Tensor, draws: int = 100):
     was_training = module.training
     module.eval()
     try:
-        z = module.encode(x).sample((int(draws),))
+        z = module.posterior_sample(x, int(draws))[sites.LATENT]
         means = module.decode(z).mean  # (S, n, *data_shape)
     finally:
         module.train(was_training)
@@ -66,8 +68,12 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
 
     plt = pyplot()
     with torch.no_grad():
-        q = module.encode(x)
-        mu, sd = q.mean.cpu().numpy(), q.stddev.cpu().numpy()
+        was_training = module.training
+        module.eval()
+        try:
+            mu, sd = (t.cpu().numpy() for t in module.posterior_moments(x)[sites.LATENT])
+        finally:
+            module.train(was_training)
     if mu.shape[1] < 2:
         mu = np.c_[mu, np.zeros(len(mu))]
         sd = np.c_[sd, np.zeros(len(sd))]
@@ -76,7 +82,8 @@ def plot_latent(module, x, labels, path, max_ellipses: int = 150) -> None:
 
     labels = class_labels(labels)
     colors = labels.cpu().numpy() if labels is not None else "C0"
-    sc = ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap="tab10", s=8, zorder=3)
+    cmap_name = "tab10" if labels is not None else None  # no colour map for one colour
+    sc = ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap=cmap_name, s=8, zorder=3)
     cmap = plt.get_cmap("tab10")
     for i in range(min(len(mu), max_ellipses)):
         c = cmap(int(colors[i]) % 10) if labels is not None else "C0"

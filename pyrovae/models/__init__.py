@@ -2,8 +2,10 @@
 
 Every model family is an ``nn.Module`` exposing ``model(x)`` and ``guide(x)``
 (Pyro programs over the sites in :mod:`pyrovae.sites`), ``encode(x)`` and
-``decode(z)``. Families are registered in :data:`MODELS` and built from a
-plain-data spec by :func:`build_module`.
+``decode(z)``, and its guide's joint posterior through ``posterior_sample``,
+``posterior_moments`` and ``posterior_log_prob`` (:class:`GuidePosterior`).
+Families are registered in :data:`MODELS` and built from a plain-data spec by
+:func:`build_module`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,27 @@ from ..registry import Registry
 MODELS: Registry = Registry("model")
 
 from .autoencoder import CORRUPTIONS, AEModule, DAEModule  # noqa: E402
-from .base import LatentModule, ModuleSpec, build_module  # noqa: E402
+from .base import (  # noqa: E402
+    MOMENT_DRAWS,
+    GuidePosterior,
+    LatentModule,
+    ModuleSpec,
+    Moments,
+    build_module,
+    distribution_moments,
+)
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
     "CORRUPTIONS",
     "MODELS",
+    "MOMENT_DRAWS",
     "AEModule",
     "DAEModule",
+    "GuidePosterior",
+    "Moments",
+    "distribution_moments",
     "HierarchicalVAEModule",
     "LatentModule",
     "ModuleSpec",

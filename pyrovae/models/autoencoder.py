@@ -56,9 +56,6 @@ class AEModule(LatentModule):
         self.register_buffer("code_loc", torch.zeros(self.latent_dim))
         self.register_buffer("code_scale_tril", torch.eye(self.latent_dim))
 
-    #: the encoding half (see :attr:`LatentModule.guide_parts`)
-    guide_parts = ("encoder", "code")
-
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Input seen by the encoder (identity for the plain autoencoder)."""
         return x

@@ -1,17 +1,28 @@
-"""Shared skeleton of every model family: networks + likelihood, built from a spec."""
+"""Shared skeleton of every model family: networks + likelihood, built from a spec.
+
+Every family also answers questions about its guide's joint posterior q(z|x) through
+:class:`GuidePosterior`: draws of every latent site (:meth:`~GuidePosterior.posterior_sample`),
+their means and standard deviations (:meth:`~GuidePosterior.posterior_moments`) and the
+joint log density (:meth:`~GuidePosterior.posterior_log_prob`). The posterior analyses
+(:mod:`pyrovae.analysis`) read the posterior only through these three methods.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from pyro.distributions import Distribution
 from torch import nn
 
+from .. import sites
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
 from ..nets import DECODERS, ENCODERS
+
+#: Draws used for posterior moments that have no closed form.
+MOMENT_DRAWS = 1000
 
 
 @dataclass
@@ -46,11 +57,63 @@ def _build(registry, name_or_obj, *args, options: dict, **kwargs):
         raise ConfigError(f"bad options for {registry.kind} {name_or_obj!r}: {exc}") from None
 
 
-class LatentModule(nn.Module):
+class Moments(NamedTuple):
+    """Mean and standard deviation of one latent site under the guide, each ``(B, dim)``."""
+
+    mean: torch.Tensor
+    sd: torch.Tensor
+
+
+def distribution_moments(q: Distribution, n: int = MOMENT_DRAWS) -> Moments:
+    """``q``'s mean and standard deviation: its own where it defines them (closed forms,
+    or a guide's own Monte Carlo estimate), else the sample moments of ``n`` draws."""
+    try:
+        return Moments(q.mean, q.stddev)
+    except NotImplementedError:
+        z = q.sample((int(n),))
+        return Moments(z.mean(0), z.std(0))
+
+
+class GuidePosterior:
+    """The guide's joint posterior, for a family whose guide is the one site
+    ``sites.LATENT`` ~ :meth:`encode` (x). Families with more latent sites override the
+    three methods; analysis code calls only them.
+
+    ``sites.LATENT`` is always the code the decoder reads (for an autoencoder, its point
+    code: draws are copies of it and its sd is 0).
+    """
+
+    def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def posterior_sample(self, x: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+        """``n`` joint draws of the guide's latent sites for each row of ``x``.
+
+        Returns
+        -------
+        dict
+            Site name -> draws of shape ``(n, B, dim)``.
+        """
+        return {sites.LATENT: self.encode(x).sample((int(n),))}
+
+    def posterior_moments(self, x: torch.Tensor, n: int = MOMENT_DRAWS) -> dict[str, Moments]:
+        """Mean and sd of each latent site under the guide's joint posterior, exact where
+        the guide's distributions have closed forms and from ``n`` draws elsewhere."""
+        return {sites.LATENT: distribution_moments(self.encode(x), n)}
+
+    def posterior_log_prob(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """log q(z|x) of the joint guide at ``draws`` (site -> ``(..., dim)``, broadcasting
+        against the batch of ``x``), shape the broadcast batch shape."""
+        return self.encode(x).log_prob(draws[sites.LATENT])
+
+
+class LatentModule(GuidePosterior, nn.Module):
     """Encoder body, decoder body and likelihood shared by all model families.
 
     Subclasses define the Pyro programs :meth:`model` and :meth:`guide` and
-    :meth:`encode`. ``beta`` is read by models with latent sites.
+    :meth:`encode`, and override the :class:`GuidePosterior` methods when their guide has
+    more than the one latent site ``encode`` describes. ``beta`` is read by models with
+    latent sites.
     """
 
     def __init__(self, spec: ModuleSpec) -> None:
@@ -107,9 +170,6 @@ class LatentModule(nn.Module):
         the guide (the VampPrior). The same as :meth:`encode` unless a family's prior
         lives on another latent (the hierarchical VAE's top layer)."""
         return self.encode(x)
-
-    #: Names of the submodules that belong to the guide q(z|x) (the rest is p(x, z)).
-    guide_parts: tuple[str, ...] = ("encoder", "guide_head")
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""

@@ -23,15 +23,30 @@ With ``top_from_x=True`` the guide reads the data at both layers, z2 first
 so q(z2|x) is an amortized posterior over the prior's own space, and a prior
 built from the guide (the VampPrior, p(z2) = (1/K) sum_k q(z2|u_k)) can sit on
 the top layer. (Tomczak & Welling's decoder also reads z2, p(x|z1, z2); here it
-reads z1 only, as in the bottom-up form.) ``encode(x)`` is then
-q(z1 | x, z2 = E[z2|x]).
+reads z1 only, as in the bottom-up form.)
 
 Both latent sites carry ``poutine.scale(beta)`` in model and guide, so the
 objective is E_q[log p(x|z1)] - beta (E_q[log q(z1, z2|x)] - E_q[log p(z1|z2) p(z2)]).
-``encode(x)`` returns q(z1|x), the code the decoder reads.
+
+``encode(x)`` returns a distribution over z1, the code the decoder reads: the guide's
+q(z1|x) in the bottom-up order, and q(z1 | x, z2 = E[z2|x]) with ``top_from_x``, which
+is *not* the guide's marginal q(z1|x) = E_{q(z2|x)} q(z1|x, z2) (that is a continuous
+mixture, wider than any one component). Posterior analyses use the guide's joint
+instead: ``posterior_sample`` draws the first layer and then the second given it, as
+the guide does; ``posterior_moments`` gives the first layer's moments in closed form
+and the second layer's by Rao-Blackwellized Monte Carlo, the law of total variance
+over draws of the first layer,
+
+    E[z] = E_first[m(first)],   Var[z] = E_first[s(first)^2] + Var_first[m(first)],
+
+where m and s are the Gaussian conditional's mean and sd; ``posterior_log_prob`` is
+log q(first|x) + log q(second|x, first).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import pyro
 import pyro.distributions as dist
@@ -47,7 +62,13 @@ from ..errors import ConfigError
 from ..guides.normal import MIN_SCALE
 from ..nets.base import mlp
 from . import MODELS
-from .base import LatentModule, ModuleSpec
+from .base import MOMENT_DRAWS, LatentModule, ModuleSpec, Moments, distribution_moments
+
+#: Draws x rows of the second layer evaluated at once by ``posterior_moments``.
+MOMENT_CHUNK_ROWS = 2**15
+
+#: One layer of the guide: its site name and its distribution.
+Layer = tuple[str, Distribution]
 
 
 class _GaussianLayer(nn.Module):
@@ -100,9 +121,6 @@ class HierarchicalVAEModule(LatentModule):
             self._build_prior_and_guide(self.top_dim)
             self.q_z2 = _GaussianLayer(self.latent_dim, self.top_dim, hidden, depth, gated)
 
-    #: the guide's own parts (everything else belongs to p(x, z))
-    guide_parts = ("encoder", "guide_head", "q_z1", "q_z2")
-
     # z1's model parent z2 descends from z1 in the guide: not mean-field
     mean_field = False
 
@@ -118,20 +136,65 @@ class HierarchicalVAEModule(LatentModule):
             pyro.sample(sites.OBS, self.decode(z1), obs=x)
 
     def guide(self, x: torch.Tensor) -> None:
+        (first, q_first), (second, q_second) = self._guide_layers(x)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=self.beta):
-                if self.top_from_x:
-                    h = self.encoder(x)
-                    z2 = pyro.sample(sites.LATENT_TOP, self.guide_head(h))
-                    pyro.sample(sites.LATENT, self._q_z1(h, z2))
-                else:
-                    z1 = pyro.sample(sites.LATENT, self.encode(x))
-                    pyro.sample(sites.LATENT_TOP, self.q_z2(z1))
+                z = pyro.sample(first, q_first)
+                pyro.sample(second, q_second(z))
+
+    def _guide_layers(
+        self, x: torch.Tensor
+    ) -> tuple[Layer, tuple[str, Callable[[torch.Tensor], Distribution]]]:
+        """The guide in its sampling order: (site, q(first|x)) and (site, the map
+        first -> q(second | x, first))."""
+        h = self.encoder(x)
+        if self.top_from_x:
+            return (sites.LATENT_TOP, self.guide_head(h)), (sites.LATENT, partial(self._q_z1, h))
+        return (sites.LATENT, self.guide_head(h)), (sites.LATENT_TOP, self.q_z2)
 
     def _q_z1(self, h: torch.Tensor, z2: torch.Tensor) -> Distribution:
-        """q(z1 | h(x), z2), broadcasting h over z2's leading sample dimensions."""
-        h = h.expand(*z2.shape[:-1], h.shape[-1])
+        """q(z1 | h(x), z2), broadcasting h and z2 against each other's leading dimensions."""
+        shape = torch.broadcast_shapes(h.shape[:-1], z2.shape[:-1])
+        h, z2 = h.expand(*shape, h.shape[-1]), z2.expand(*shape, z2.shape[-1])
         return self.q_z1(torch.cat([h, z2], dim=-1))
+
+    # -- the guide's joint posterior (see the module docstring) --------------------------
+    def posterior_sample(self, x: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+        """``n`` draws of both layers per row, ``(n, B, dim)`` each, in the guide's order."""
+        (first, q_first), (second, q_second) = self._guide_layers(x)
+        z = q_first.sample((int(n),))
+        return {first: z, second: q_second(z).sample()}
+
+    def posterior_moments(self, x: torch.Tensor, n: int = MOMENT_DRAWS) -> dict[str, Moments]:
+        """Both layers' means and sds: the first layer's from its distribution, the
+        second's by the law of total variance over ``n`` draws of the first (in chunks
+        of at most :data:`MOMENT_CHUNK_ROWS` draws x rows, summed in float64)."""
+        n = int(n)
+        if n < 1:
+            raise ConfigError(f"posterior moments need n >= 1 draws; got {n}")
+        (first, q_first), (second, q_second) = self._guide_layers(x)
+        per_chunk = max(1, MOMENT_CHUNK_ROWS // max(1, x.shape[0]))
+        s_m = s_mm = s_v = 0.0
+        done, dtype = 0, None
+        while done < n:
+            k = min(per_chunk, n - done)
+            cond = q_second(q_first.sample((k,)))  # batch (k, B)
+            dtype = cond.mean.dtype
+            m = cond.mean.double()
+            s_m, s_mm = s_m + m.sum(0), s_mm + (m * m).sum(0)
+            s_v = s_v + cond.variance.double().sum(0)
+            done += k
+        mean = s_m / n
+        var_m = (s_mm - n * mean * mean).clamp_min(0) / (n - 1) if n > 1 else 0 * mean
+        sd = (s_v / n + var_m).sqrt()
+        second_moments = Moments(mean.to(dtype), sd.to(dtype))
+        return {first: distribution_moments(q_first, n), second: second_moments}
+
+    def posterior_log_prob(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """log q(first|x) + log q(second|x, first) at ``draws``."""
+        (first, q_first), (second, q_second) = self._guide_layers(x)
+        z = draws[first]
+        return q_first.log_prob(z) + q_second(z).log_prob(draws[second])
 
     def prior_encode(self, x: torch.Tensor) -> Distribution:
         """q(z2|x): the amortized posterior over the prior's space (``top_from_x`` only)."""
@@ -143,7 +206,8 @@ class HierarchicalVAEModule(LatentModule):
         return self.guide_head(self.encoder(x))
 
     def encode(self, x: torch.Tensor) -> Distribution:
-        """q(z1|x); with ``top_from_x``, q(z1 | x, z2 = E[z2|x])."""
+        """q(z1|x); with ``top_from_x``, q(z1 | x, z2 = E[z2|x]) (not the guide's marginal
+        over z1: see :meth:`posterior_sample`)."""
         h = self.encoder(x)
         if self.top_from_x:
             return self._q_z1(h, self.guide_head(h).mean)

@@ -99,7 +99,7 @@ def _sample_sites(tr):
     return [(n, s) for n, s in tr.nodes.items() if s["type"] == "sample"]
 
 
-def _log_weights(model_tr, guide_tr) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def log_weights(model_tr, guide_tr) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log w, reconstruction, KL), each (K, B); log w carries each site's scale (beta)."""
     model_tr.compute_log_prob()
     guide_tr.compute_log_prob()
@@ -171,7 +171,7 @@ class IWAE:
 
     def __call__(self, model, guide, x: torch.Tensor) -> LossTerms:
         model_tr, guide_tr = vectorized_traces(model, guide, x, self.num_particles)
-        log_w, recon, kl = _log_weights(model_tr, guide_tr)
+        log_w, recon, kl = log_weights(model_tr, guide_tr)
         log_w = log_w.reshape(self.num_particles, x.shape[0])
         bound = torch.logsumexp(log_w, 0) - math.log(self.num_particles)  # (B,)
         loss = -bound.sum()
@@ -200,7 +200,7 @@ class IWAE:
         m_fixed = poutine.trace(
             poutine.replay(_vectorized(run_frozen("model"), k), trace=guide_tr)
         ).get_trace(x)
-        log_w_path, _, _ = _log_weights(m_fixed, g_fixed)
+        log_w_path, _, _ = log_weights(m_fixed, g_fixed)
         w = torch.softmax(log_w.detach(), 0)
         beta = _latent_scale(guide_tr)
         coef = (1.0 - beta) * w + beta * w.pow(2)

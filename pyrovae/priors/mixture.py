@@ -24,6 +24,16 @@ two matrix products over d instead of an (..., K, d) tensor of differences
 (:class:`DiagonalNormalMixture`). The products are taken in float64: the three
 terms can be large and of opposite sign when the scales are small, and float32
 would lose the small difference.
+
+Components of any other kind (the VampPrior of a full-covariance, low-rank or
+IAF guide) are scored as
+
+    log p(z) = logsumexp_k [log pi_k + log q_k(z)],
+
+with z expanded to one copy per component, shape (..., K, d), before q_k is
+evaluated. A flow component's networks are conditioned on the K pseudo-inputs'
+features, shape (K, F); its inverse needs a value whose batch shape is the full
+(..., K), so that this context broadcasts against it.
 """
 
 from __future__ import annotations
@@ -76,7 +86,7 @@ class DiagonalNormalMixture(dist.MixtureSameFamily):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         params = self._compact_params()
         if params is None:
-            return super().log_prob(value)
+            return self._log_prob_per_component(value)
         if self._validate_args:
             self._validate_sample(value)
         loc, scale, logits = (p.double() for p in params)
@@ -87,6 +97,25 @@ class DiagonalNormalMixture(dist.MixtureSameFamily):
         log_comp = log_comp - 0.5 * loc.shape[-1] * math.log(2 * math.pi)
         out = torch.logsumexp(log_comp + torch.log_softmax(logits, -1), -1).to(value.dtype)
         return out.expand(torch.broadcast_shapes(out.shape, self.batch_shape))
+
+    def _log_prob_per_component(self, value: torch.Tensor) -> torch.Tensor:
+        """logsumexp_k [log pi_k + log q_k(z)], each q_k scored at z expanded to ``(..., K, d)``.
+
+        ``MixtureSameFamily.log_prob`` passes the value as ``(..., 1, d)`` and relies on
+        broadcasting inside the components; a conditional flow's inverse cannot
+        broadcast its per-component context against that singleton, so the value is
+        expanded to the components' full batch shape first (a view, no copy).
+        """
+        if self._validate_args:
+            self._validate_sample(value)
+        comp = self.component_distribution
+        event = self.event_shape
+        value = self._pad(value)  # (..., 1, *event)
+        lead = value.shape[: value.dim() - len(event)]
+        value = value.expand(torch.broadcast_shapes(lead, comp.batch_shape) + event)
+        log_comp = comp.log_prob(value)  # (..., K)
+        log_mix = torch.log_softmax(self.mixture_distribution.logits, -1)
+        return torch.logsumexp(log_comp + log_mix, -1)
 
 
 def _count(value: int) -> int:
@@ -134,6 +163,14 @@ class VampPrior(Prior):
         Number K of pseudo-inputs. Default 50.
     init_scale : float
         Pseudo-inputs start as 0.5 + init_scale * N(0, 1). Default 0.05.
+
+    Notes
+    -----
+    With a flow guide (``iaf``) each q(z | u_k) is evaluated at a z it did not draw,
+    which inverts the flow: ``latent_dim`` sequential network passes per flow step
+    over ``batch x K`` rows, against one closed-form pass for the Gaussian guides.
+    With 40 latents, K = 50, batches of 100 and 300-wide networks one training step
+    took about 27 s on a 2-core CPU, against 0.3 s with the diagonal Normal guide.
     """
 
     def __init__(self, latent_dim: int, components: int = 50, init_scale: float = 0.05) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, sites
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, PyrovaeError
 from ..runs import names, read_json, read_metrics, read_raw_config
@@ -743,8 +743,9 @@ def build_report(
     sections: list[Section] = []
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        q = est.encode(x)
-        ctx.mu, ctx.sd = q.mean.cpu().float(), q.stddev.cpu().float()
+        est.module_.eval()
+        mu, sd = est.module_.posterior_moments(x)[sites.LATENT]  # the guide's joint posterior
+        ctx.mu, ctx.sd = mu.cpu().float(), sd.cpu().float()
         if ctx.latent:
             from ..analysis import elbo_decomposition
 

@@ -80,7 +80,6 @@ import inspect
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -329,11 +328,24 @@ def wrap(module: nn.Module, objective, ctx: DistContext, probe: torch.Tensor) ->
 # -- launching ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: Set for the ranks that :func:`launch` starts: every rank, rank 0 included, is a
+#: client of the rendezvous store that the launching process hosts (torchrun's
+#: elastic agent sets the same variable for the same arrangement).
+AGENT_STORE_VAR = "TORCHELASTIC_USE_AGENT_STORE"
+
+
+def host_rendezvous_store():
+    """A ``TCPStore`` server on 127.0.0.1 at a port the operating system picks.
+
+    The port is bound when the store is made and stays bound while the store lives,
+    so no other process can take it between choosing it and using it (choosing a free
+    port, closing it and handing its number to the ranks races with any other process
+    that binds a port meanwhile, e.g. a parallel test run). Its ``port`` attribute is
+    the port number.
+    """
+    from torch.distributed import TCPStore
+
+    return TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def _entry(local_rank: int, world: int, port: int, threads: int, fn: Callable, args) -> None:
@@ -344,6 +356,7 @@ def _entry(local_rank: int, world: int, port: int, threads: int, fn: Callable, a
         LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
+        **{AGENT_STORE_VAR: "True"},
     )
     if threads > 0:
         torch.set_num_threads(threads)
@@ -359,6 +372,8 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
     ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` and, unless
     ``OMP_NUM_THREADS`` is set, an equal share of the CPU cores as torch threads;
     ``fn`` joins the group with :func:`init_from_env` and returns an exit status.
+    The rendezvous store is hosted by this process on a port it holds until the ranks
+    end (:func:`host_rendezvous_store`), as torchrun's agent does.
     Returns 0 when every process succeeded, else the status of the first that failed.
     The others are given ``grace`` seconds to end by themselves (they usually fail the
     same way, or notice the lost peer), then terminated.
@@ -376,16 +391,16 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
     if "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // nproc)
     spawn = multiprocessing.get_context("spawn")
-    port = free_port()
+    store = host_rendezvous_store()
     procs = [
-        spawn.Process(target=_entry, args=(r, nproc, port, threads, fn, args), daemon=True)
+        spawn.Process(target=_entry, args=(r, nproc, store.port, threads, fn, args), daemon=True)
         for r in range(nproc)
     ]
-    for proc in procs:
-        proc.start()
     status, deadline = 0, None
     forwarding = _forward_stop_signals(procs)
     try:
+        for proc in procs:
+            proc.start()
         while any(p.is_alive() for p in procs):
             procs[0].join(0.05)
             if status == 0:
@@ -399,9 +414,11 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
     finally:
         forwarding()
         for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-            proc.join()
+            if proc.pid is not None:
+                if proc.is_alive():
+                    proc.terminate()
+                proc.join()
+        del store  # the ranks are gone: release the port
     if status == 0:
         failed = [p.exitcode for p in procs if p.exitcode != 0]
         status = (failed[0] if failed[0] > 0 else 1) if failed else 0
@@ -418,7 +435,7 @@ def _forward_stop_signals(procs) -> Callable[[], None]:
     def forward(signum, frame) -> None:
         logger.info("passing %s on to the training processes", signal.Signals(signum).name)
         for proc in procs:
-            if proc.is_alive():
+            if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
     previous = {}

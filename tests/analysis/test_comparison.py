@@ -20,7 +20,7 @@ from pyrovae.analysis.comparison import (
     unique_labels,
 )
 from pyrovae.cli import main
-from pyrovae.errors import ConfigError
+from pyrovae.errors import ConfigError, DataError
 
 # -- metrics on constructed inputs -------------------------------------------------------
 
@@ -44,7 +44,7 @@ def test_mmd_is_near_zero_for_one_distribution_and_positive_for_a_shift():
     assert shifted > 0.15
     assert mmd_rbf(y + 1.0, x) == pytest.approx(shifted, rel=1e-9)  # symmetric
     # a closed form: one point each, bandwidth h: MMD^2 is not defined (n < 2) ...
-    with pytest.raises(Exception, match="two rows"):
+    with pytest.raises(DataError, match="^MMD needs at least two rows in each sample$"):
         mmd_rbf(x[:1], y)
     # ... two far-apart clusters with a tiny bandwidth: k = identity, MMD^2 = 2 / (n - 1) * ...
     a = torch.zeros(3, 1) + torch.tensor([[0.0], [100.0], [200.0]])
@@ -112,13 +112,35 @@ def test_compare_runs_on_shapes_reports_disentanglement():
     res = compare_runs([ae], data, n=60, samples=5, n_samples=60, pairs=10, classifier="logistic")
     row = res["rows"][0]
     assert row["label"] == "ae" and row["rate"] is None and row["log_likelihood"] is None
-    assert 0.0 <= row["mig"] <= 1.0 and 0.0 <= row["beta_vae_score"] <= 1.0
+    # the scores of the autoencoder's codes (deterministic) on the shapes grid, and the
+    # beta-VAE score with the comparison's seed: the values tests/analysis/
+    # test_disentanglement.py checks on known cases
+    from pyrovae.analysis.disentanglement import beta_vae_score, mig
+    from pyrovae.data.shapes import factor_generator
+
+    gen = factor_generator("shapes")
+    images, factors = gen.grid()
+    expected = mig(ae.encode(images).mean, factors)
+    assert row["mig"] == expected["mig"]
+    assert row["disentanglement"]["mig_per_factor"] == expected["per_factor"]
+    beta_vae = beta_vae_score(lambda im: ae.encode(im).mean, gen, seed=0)
+    assert row["beta_vae_score"] == beta_vae["accuracy"]
     assert len(row["disentanglement"]["mig_per_factor"]) == 4
     assert set(row["ood_auroc"]) == {"noise", "inverted", "other"}
     assert res["reference"]["other_dataset"] == "digits"
     # the classifier predicts the first factor (shape): 3 classes
     assert res["reference"]["max_label_entropy"] == pytest.approx(math.log(3))
-    assert 0.0 <= row["recon_accuracy"] <= 1.0 and res["settings"]["classifier"] == "logistic"
+    assert res["settings"]["classifier"] == "logistic"
+    # the share of reconstructions the (seeded, deterministic) classifier labels right
+    from pyrovae.analysis.comparison import make_reference
+
+    torch.manual_seed(0)
+    ref = make_reference(data, n=60, n_samples=60, seed=0, classifier="logistic")
+    pred = ref.classifier.predict(ae.reconstruct(ref.x_test).flatten(1).numpy())
+    assert row["recon_accuracy"] == float((pred == ref.y_test).mean())
+    assert res["reference"]["classifier_test_accuracy"] == float(
+        (ref.classifier.predict(ref.x_test.flatten(1).numpy()) == ref.y_test).mean()
+    )
 
 
 def _train(run, *extra):

@@ -65,15 +65,23 @@ def test_bottom_up_guide_cannot_carry_a_vamp_top_prior():
         _module(prior="vamp")
 
 
-def test_guide_parts_are_not_counted_as_generative_parameters():
+def _count(m, parts):
+    return sum(p.numel() for n in parts for p in getattr(m, n).parameters())
+
+
+def test_guide_networks_are_not_counted_as_generative_parameters():
     for opts in ({}, {"top_from_x": True}):
         m = _module(**opts)
-        gen = sum(
-            p.numel()
-            for n in ("decoder", "likelihood", "prior", "p_z1")
-            for p in getattr(m, n).parameters()
-        )
-        assert generative_parameters(m) == gen
+        assert generative_parameters(m) == _count(m, ("decoder", "likelihood", "prior", "p_z1"))
+
+
+def test_a_vamp_top_prior_counts_the_networks_that_compute_it():
+    """p(z2) = (1/K) sum_k q(z2|u_k) runs through the encoder and the guide head over z2;
+    q(z1|x, z2) stays out."""
+    m = _module(top_from_x=True, prior="vamp")
+    parts = ("decoder", "likelihood", "prior", "p_z1", "encoder", "guide_head")
+    assert generative_parameters(m) == _count(m, parts)
+    assert _count(m, ("q_z1",)) > 0
 
 
 def test_estimator_trains_with_a_vamp_top_prior_and_log_px_exceeds_the_elbo(small_digits):

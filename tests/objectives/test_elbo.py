@@ -115,12 +115,37 @@ def test_analytic_and_monte_carlo_kl_agree():
     assert ((mc.mean(0) - analytic).abs() < 4 * se).all()
 
 
-def test_particles_average():
+@pytest.mark.parametrize("objective", ["trace", "meanfield"])
+def test_particles_average(objective):
+    """K = 3 particles, drawn one after another: the loss, the reconstruction term and
+    the KL are the averages over the particles of the single-particle hand computation,
+    and the loss's gradient is Pyro's with num_particles=3."""
     vae = _vae()
+    vae.beta = 2.0
     x = (torch.rand(4, 6) > 0.5).float()
-    terms = TraceELBO(num_particles=3)(vae.model, vae.guide, x)
+    pyro.set_rng_seed(17)
+    terms = OBJECTIVES.get(objective)(num_particles=3)(vae.model, vae.guide, x)
+    grads = torch.autograd.grad(terms.loss, list(vae.parameters()))
+    pyro.set_rng_seed(17)
+    losses, recons, kls = [], [], []
+    for _ in range(3):
+        log_px, log_pz, log_qz, kl = _hand_terms(vae, x, torch.randn(4, 3))
+        if objective == "trace":
+            losses.append(-(log_px + 2.0 * (log_pz - log_qz)).sum())
+            kls.append(log_qz - log_pz)
+        else:
+            losses.append((-log_px + 2.0 * kl).sum())
+            kls.append(kl)
+        recons.append(log_px)
+    expected = torch.stack(losses).mean()
     assert terms.recon.shape == (4,) and terms.kl.shape == (4,)
-    assert torch.isfinite(terms.loss)
+    torch.testing.assert_close(terms.loss, expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(terms.recon, torch.stack(recons).mean(0).detach())
+    torch.testing.assert_close(terms.kl, torch.stack(kls).mean(0).detach())
+    assert not torch.allclose(recons[0], recons[1])  # the particles differ
+    expected_grads = torch.autograd.grad(expected, list(vae.parameters()))
+    for a, b in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_autoencoder_loss_is_negative_log_likelihood():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from pyrovae.api import AE, VAE
 from pyrovae.data.binarize import draw_bernoulli
 from pyrovae.training import distributed as D
 from pyrovae.training import load_checkpoint
+from pyrovae.training.trainer import CLOCKS
 
 SMALL = dict(hidden=(32,), latent_dim=2, patience=0)
 #: 300 rows in global batches of 70: 5 per epoch, the last of 20 rows (281 rows for the
@@ -64,6 +66,18 @@ def _crash_at(at: int):
     return identity
 
 
+class _TickClock:
+    """A clock that advances ``tick`` seconds per read (``conftest.FakeClock``, which the
+    spawned ranks cannot import)."""
+
+    def __init__(self, tick: float) -> None:
+        self.tick, self.now = tick, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
 def _params(est):
     return [p.detach().clone() for p in est.module_.parameters()]
 
@@ -103,9 +117,17 @@ def _worker(out: str) -> None:
         pass
     mid = resume(out / "mid", x, xv, train_transform=_crash_at(0))
     res["mid"] = {"params": _params(mid), "history": mid.history_}
-    # 3. a CPU-time budget: the ranks' clocks differ, they still stop together
-    tb = VAE(epochs=200, time_budget=1.0, budget_clock="cpu", **SMALL, **SIZES).fit(x, X_val=xv)
-    res["budget"] = {"params": _params(tb), "epochs": tb.n_epochs_}
+    # 3. a CPU-time budget: the ranks' clocks differ, they still stop together. The
+    # clocks are fake (rank r advances (r + 1) / 64 s per read: one read per step), so
+    # rank 1 spends 1 s in 64 reads, rank 0 would need 128, whatever the machine's speed
+    clocks = dict(CLOCKS)
+    CLOCKS["cpu"] = _TickClock((ctx.rank + 1) / 64)
+    try:
+        tb = VAE(epochs=200, time_budget=1.0, budget_clock="cpu", **SMALL, **SIZES)
+        tb.fit(x, X_val=xv)
+    finally:
+        CLOCKS.update(clocks)
+    res["budget"] = {"params": _params(tb), "epochs": tb.n_epochs_, "used": tb.time_used_}
     # 4. NaN on rank 1 only (its 8th training call: the DDP probe, then epoch 2's 2nd
     # step): both ranks skip the step and roll back
     est = VAE(epochs=3, on_divergence="rollback", **SMALL, **SIZES)
@@ -130,8 +152,9 @@ def _worker(out: str) -> None:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    assert D.launch(2, _worker, str(out)) == 0
+    with pytest.MonkeyPatch.context() as mp:  # for the ranks only; restored at once
+        mp.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+        assert D.launch(2, _worker, str(out)) == 0
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     return out, ranks
 
@@ -213,7 +236,9 @@ def _best_or_last(ckpt):
 
 def test_budget_and_divergence_stop_all_ranks_together(two_ranks):
     _, (r0, r1) = two_ranks
-    assert r0["budget"]["epochs"] == r1["budget"]["epochs"] < 200
+    # only rank 1's clock reached the budget; rank 0 stopped with it, at the same step
+    assert r1["budget"]["used"] >= 1.0 > r0["budget"]["used"]
+    assert 1 <= r0["budget"]["epochs"] == r1["budget"]["epochs"] < 200
     for r in (r0, r1):  # rank 1's NaN made both ranks roll back once
         (rb,) = r["nan"]["rollbacks"]
         assert rb["diverged_at"] == "epoch 2, step 2 of 5"
@@ -244,6 +269,17 @@ def test_rank_streams_differ_and_are_stable():
     assert 0 <= D.rank_seed(5, 3) < 2**63
 
 
+def test_the_rendezvous_port_is_held_from_the_start():
+    """launch() hosts the rendezvous store on a port bound when it is chosen, so no
+    other process can take it before the ranks connect (no free-then-reuse race)."""
+    store = D.host_rendezvous_store()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", store.port))
+    store.set("key", "value")  # and it serves
+    assert store.get("key") == b"value"
+
+
 def test_no_process_group_without_torchrun(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert D.init_from_env("cpu") is None and D.current() is None
@@ -270,9 +306,8 @@ def test_cli_nproc_and_torchrun(tmp_path):
     assert json.loads(a.stdout)["epochs"] == 2
     assert a.stderr.count("training vae on digits") == 1 and "(2 processes)" in a.stderr
     b = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-port", str(D.free_port()), "-m", "pyrovae.cli", "train", "-o",
-         str(tmp_path / "b"), *args],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         "2", "-m", "pyrovae.cli", "train", "-o", str(tmp_path / "b"), *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert b.returncode == 0, b.stderr

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -162,14 +163,37 @@ def test_cli_resume_options(tmp_path, capsys):
 
 # -- SIGKILL at random points ----------------------------------------------------------------
 
-#: Long enough that four kills, each at most KILL_WINDOW seconds after a checkpoint,
-#: cannot reach the end of training (an epoch takes about 40 ms here: 6 s in all).
+#: 1,800 steps; each killed session parks (below) within PARK_MAX steps of its start,
+#: so four kills cannot reach the end of training however fast the machine is.
 KILL_EPOCHS = 150
 KILL_WINDOW = 0.5
+#: A killed session parks at a seeded number of reads of its budget clock between
+#: these (one read per step, one per checkpoint; a checkpoint every 5 steps).
+PARK_MIN, PARK_MAX = 15, 60
 KILL_ARGS = [
     "--epochs", str(KILL_EPOCHS), "--hidden", "32", "--latent-dim", "2", "--patience", "0",
     "--checkpoint-every", "5", "--no-progress",
+    "--time-budget", "1000000",  # so the budget clock is read after every step
 ]  # fmt: skip
+
+#: ``pyrovae train`` whose budget clock parks the process at read PARK_AT (it then
+#: sleeps until it is killed): the kill lands at a random moment before the park, or
+#: at the park on a machine fast enough to get there first, never after the end.
+PARKED_TRAIN = textwrap.dedent(
+    """
+    import os, sys, time
+    from pyrovae.training.trainer import CLOCKS
+    park, reads = int(os.environ["PARK_AT"]), [0]
+    def clock():
+        reads[0] += 1
+        while reads[0] >= park:
+            time.sleep(3600)
+        return float(reads[0])
+    CLOCKS["wall"] = clock
+    from pyrovae.cli import main
+    sys.exit(main(["train", *sys.argv[1:]]))
+    """
+)
 
 
 def _metric_epochs(run) -> list[int]:
@@ -177,7 +201,9 @@ def _metric_epochs(run) -> list[int]:
         return [int(r["epoch"]) for r in csv.DictReader(fh)]
 
 
-def _wait_for_new_checkpoint(proc, path, since: float, timeout: float = 120) -> bool:
+def _wait_for_new_checkpoint(proc, path, since: float, timeout: float = 600) -> bool:
+    """Whether ``path`` was rewritten after ``since`` while ``proc`` runs (``timeout``
+    only guards against a hang)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -191,20 +217,24 @@ def _wait_for_new_checkpoint(proc, path, since: float, timeout: float = 120) -> 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
     """Kill ``pyrovae train`` with SIGKILL at 4 random points (seeded) while it trains
-    (checkpoint every 5 steps, 12 steps per epoch), resume until it finishes: every
-    checkpoint loads, at most one epoch is lost per kill, metrics.csv always matches a
-    prefix of the run, and the end result equals an uninterrupted run exactly."""
+    (checkpoint every 5 steps, 12 steps per epoch; each session parks within
+    :data:`PARK_MAX` steps, so a fast machine cannot finish first), resume until it
+    finishes: every checkpoint loads, at most one epoch is lost per kill, metrics.csv
+    always matches a prefix of the run, and the end result equals an uninterrupted run
+    exactly."""
     rng = random.Random(7)
     run = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "pyrovae.cli", "train"]
+    parked = [sys.executable, "-c", PARKED_TRAIN]
     args = ["-o", str(run), *KILL_ARGS]
     kills = []
     for _ in range(4):
         ckpt = run / "checkpoint.pt"
         since = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+        park = {"PARK_AT": str(rng.randint(PARK_MIN, PARK_MAX))}
         proc = subprocess.Popen(
-            cmd + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            parked + args, env={**env, **park}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         if not _wait_for_new_checkpoint(proc, ckpt, since):
             pytest.fail(f"training ended before it could be killed: {proc.stderr.read()}")

@@ -28,11 +28,14 @@ def test_metrics_file_and_checkpoint_each_epoch(small_digits, tmp_path):
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == METRIC_COLUMNS
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    for r in rows:
+    for r, h in zip(rows, vae.history_, strict=True):
         assert float(r["train_elbo"]) == pytest.approx(
             float(r["train_recon"]) - float(r["train_kl"]), abs=1e-3
         )
-        assert float(r["val_kl"]) >= 0 and float(r["seconds"]) > 0
+        assert float(r["val_kl"]) >= 0
+        # every column is the epoch's value, written with 6 significant digits
+        for name in METRIC_COLUMNS:
+            assert float(r[name]) == pytest.approx(h[name], rel=1e-5, abs=1e-12), name
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["format"] == "pyrovae-checkpoint"
     assert ckpt["trainer"]["epoch"] == 3 and ckpt["family"] == "vae"
@@ -78,12 +81,71 @@ def test_early_stopping_unit():
     assert es3.update(5.0, comparable=False) and es3.bad_epochs == 0
 
 
-def test_training_stops_early_and_restores_best(small_digits):
+def _record_weights_per_epoch(monkeypatch) -> list[dict]:
+    """A list that receives a copy of the module's weights at the end of every epoch."""
+    from pyrovae.training.trainer import Trainer
+
+    seen: list[dict] = []
+    real = Trainer._epoch
+
+    def epoch(self, *args, **kwargs):
+        before = self.epoch
+        real(self, *args, **kwargs)
+        if self.epoch > before:  # an epoch was completed
+            seen.append({k: v.clone() for k, v in self.module.state_dict().items()})
+
+    monkeypatch.setattr(Trainer, "_epoch", epoch)
+    return seen
+
+
+def _assert_weights(state: dict, expected: dict) -> None:
+    assert state.keys() == expected.keys()
+    for name, value in state.items():
+        assert torch.equal(value, expected[name]), name
+
+
+def _differ(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_stops_early_and_restores_best(small_digits, tmp_path, monkeypatch):
     x, xv = small_digits
-    vae = VAE(epochs=50, patience=1, learning_rate=1e-7, **SMALL).fit(x, X_val=xv)
+    per_epoch = _record_weights_per_epoch(monkeypatch)
+    vae = VAE(epochs=50, patience=1, learning_rate=1e-7, **SMALL)
+    vae.fit(x, X_val=xv, run_dir=tmp_path)
     assert vae.stopped_early_ and vae.n_epochs_ < 50
     best = min(vae.history_, key=lambda r: r["val_loss"])
-    assert vae.best_epoch_ == best["epoch"]
+    assert vae.best_epoch_ == best["epoch"] < vae.n_epochs_
+    # the weights in use are those of the best epoch, which the checkpoint keeps as best
+    assert len(per_epoch) == vae.n_epochs_
+    _assert_weights(vae.module_.state_dict(), per_epoch[vae.best_epoch_ - 1])
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    _assert_weights(ckpt["trainer"]["best_module"], per_epoch[vae.best_epoch_ - 1])
+    _assert_weights(ckpt["module"], per_epoch[-1])
+
+
+def test_best_and_last_weights_after_fit_and_load(small_digits, tmp_path, monkeypatch):
+    """Scripted held-out losses make epoch 6 of 9 the best: after fit and after load
+    (weights="best", the default) the module holds epoch 6's weights; weights="last"
+    gives epoch 9's."""
+    from pyrovae.api import from_checkpoint, load
+
+    _scripted_validation(monkeypatch)
+    per_epoch = _record_weights_per_epoch(monkeypatch)
+    x, xv = small_digits
+    vae = VAE(epochs=9, patience=0, **SMALL).fit(x, X_val=xv, run_dir=tmp_path)
+    assert vae.best_epoch_ == 6 and vae.n_epochs_ == 9 and len(per_epoch) == 9
+    best, last = per_epoch[5], per_epoch[8]
+    assert _differ(best, last)  # so that the comparisons below can tell them apart
+    _assert_weights(vae.module_.state_dict(), best)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    _assert_weights(ckpt["trainer"]["best_module"], best)
+    _assert_weights(load(tmp_path).module_.state_dict(), best)
+    _assert_weights(from_checkpoint(ckpt, weights="best").module_.state_dict(), best)
+    _assert_weights(from_checkpoint(ckpt, weights="last").module_.state_dict(), last)
+    # a model saved after fit keeps the best weights too
+    vae.save(tmp_path / "saved.pt")
+    _assert_weights(load(tmp_path / "saved.pt").module_.state_dict(), best)
 
 
 def test_warmup_sets_beta_per_epoch(small_digits):

@@ -1,0 +1,137 @@
+"""`pyrovae analyze`: --data, --split, --n, --output and --seed, and their errors.
+
+One small run (200 digit images from a .npy file, one epoch) is analyzed with the
+expensive parts off (no NUTS, no calibration) and few draws.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pyrovae import arviz_compat
+from pyrovae.cli import main
+from pyrovae.data import load_data
+
+FAST = ["--draws", "5", "--samples", "5", "--mcmc-points", "0", "--sbc", "0"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, digits):
+    folder = tmp_path_factory.mktemp("analyze")
+    np.save(folder / "x.npy", digits.train[:200].numpy())
+    args = ["train", "--data", str(folder / "x.npy"), "--epochs", "1", "--hidden", "16"]
+    args += ["--latent-dim", "2", "--no-progress", "-o", str(folder / "run")]
+    assert main(args) == 0
+    return folder / "run"
+
+
+def _analyze(capsys, run, out, *extra) -> dict:
+    capsys.readouterr()
+    status = main(["analyze", str(run), "--output", str(out), *FAST, *extra])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads((out / "diagnostics.json").read_text())
+
+
+def _observed(out) -> np.ndarray:
+    data = arviz_compat.from_netcdf(out / "posterior.nc")
+    return arviz_compat.group(data, "observed_data")["x"].values
+
+
+def _draws(out) -> np.ndarray:
+    data = arviz_compat.from_netcdf(out / "posterior.nc")
+    return arviz_compat.group(data, "posterior")["z"].values
+
+
+def _files(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_output_folder_and_the_run_left_alone(run, tmp_path, capsys):
+    before = _files(run)
+    diag = _analyze(capsys, run, tmp_path / "out", "--n", "10")
+    assert _files(run) == before  # nothing written into the run
+    for name in ("posterior.nc", "posterior_summary.csv", "diagnostics.json", "latent.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    assert diag["split"] == "test" and diag["n"] == 10
+
+
+@pytest.mark.parametrize("split, n, rows", [("val", 7, 7), ("train", 12, 12), ("test", 50, 20)])
+def test_split_and_n_choose_the_rows(run, tmp_path, capsys, split, n, rows):
+    """The run's splits of 200 rows (split seed 0): 20 test, 18 validation, 162 train."""
+    x = load_data(str(run.parent / "x.npy")).split(split)[:n]
+    diag = _analyze(capsys, run, tmp_path, "--split", split, "--n", str(n))
+    assert diag["split"] == split and diag["n"] == x.shape[0] == rows
+    np.testing.assert_array_equal(_observed(tmp_path), x.reshape(rows, -1).numpy())
+
+
+def test_data_replaces_the_runs_data(run, digits, tmp_path, capsys):
+    """200 copies of one image: the rows analyzed are copies of it, and the
+    out-of-distribution reference (each feature shuffled across rows) is the data itself,
+    so in- and out-scores are exchangeable Monte Carlo draws and the AUROC follows the
+    Mann-Whitney null distribution: mean 1/2, variance (n1 + n2 + 1) / (12 n1 n2)."""
+    image = digits.test[:1].numpy()
+    np.save(tmp_path / "same.npy", np.repeat(image, 200, axis=0))
+    same = str(tmp_path / "same.npy")
+    diag = _analyze(capsys, run, tmp_path / "out", "--data", same, "--split", "train")
+    n = 100  # --n's default; the training split has 162 rows
+    assert diag["n"] == n
+    np.testing.assert_array_equal(
+        _observed(tmp_path / "out"), np.repeat(image.reshape(1, -1), n, 0)
+    )
+    sd = math.sqrt((2 * n + 1) / (12 * n * n))
+    assert abs(diag["ood"]["auroc"] - 0.5) < 4 * sd
+
+
+def test_seed_reproduces_the_analysis(run, tmp_path, capsys):
+    a = _analyze(capsys, run, tmp_path / "a", "--n", "10", "--seed", "3")
+    b = _analyze(capsys, run, tmp_path / "b", "--n", "10", "--seed", "3")
+    c = _analyze(capsys, run, tmp_path / "c", "--n", "10", "--seed", "4")
+    assert a == b
+    z = [_draws(tmp_path / k) for k in "abc"]
+    assert np.array_equal(z[0], z[1]) and not np.array_equal(z[0], z[2])
+    assert a["decomposition"]["log_likelihood"] != c["decomposition"]["log_likelihood"]
+    assert a["decomposition"]["elbo"] != c["decomposition"]["elbo"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--n", "0"], "--n must be >= 1; got 0"),
+        (["--draws", "0"], "--draws must be >= 1; got 0"),
+        (["--samples", "0"], "--samples must be >= 1; got 0"),
+        (["--mcmc-points", "-1"], "--mcmc-points and --sbc must be >= 0"),
+        (["--sbc", "-1"], "--mcmc-points and --sbc must be >= 0"),
+        (["--data", "{tiny}"], "the test split is empty; choose another --split"),
+        (["--data", "{flat}"], "has rows of shape (3,); the model expects (1, 8, 8)"),
+        (["--data", "{missing}"], "missing.npy"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(run, tmp_path, capsys, extra, message):
+    np.save(tmp_path / "tiny.npy", np.zeros((4, 1, 8, 8), np.float32))  # no test rows
+    np.save(tmp_path / "flat.npy", np.zeros((50, 3), np.float32))
+    paths = {k: str(tmp_path / f"{k}.npy") for k in ("tiny", "flat", "missing")}
+    extra = [e.format(**paths) for e in extra]
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--output", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyrovae: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "out").exists() and _files(run) == before
+
+
+def test_a_missing_run_and_a_bad_split(tmp_path, run, capsys):
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyrovae: error: no checkpoint at") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", str(run), "--split", "holdout"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'holdout'" in err and err.count("\n") == 1
