@@ -13,8 +13,8 @@ Errors a user can cause print one line ``pyrovae: error: ...`` and exit with sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-import json
 import logging
 import math
 import sys
@@ -26,66 +26,23 @@ from typing import Any
 
 from . import __version__
 from .config import OPTIONS, RESUME_OVERRIDES, coerce, load_toml, resolve
-from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    PyrovaeError,
+    RunLockedError,
+    TrainingInterrupted,
+)
+from .runs import hold, names, read_config, to_json, write_config, write_json
+from .runs.config import has_config
+from .runs.names import RUN_FILES
 
 log = logging.getLogger("pyrovae")
-
-RUN_FILES = ("checkpoint.pt", "metrics.csv", "config.toml")
 
 
 def _registry(path: str):
     mod, name = path.rsplit(".", 1)
     return getattr(importlib.import_module(mod), name)
-
-
-# -- TOML output ---------------------------------------------------------------
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return (
-            repr(v)
-            if math.isfinite(v)
-            else ("nan" if math.isnan(v) else repr(v).replace("inf", "inf"))
-        )
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def to_toml(config: dict[str, Any]) -> str:
-    """Write a flat config (scalars, lists, tables of scalars) as TOML."""
-    lines, tables = [], []
-    for k, v in config.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            if v:
-                tables.append((k, v))
-            continue
-        lines.append(f"{k} = {_toml_value(v)}")
-    for k, table in tables:
-        lines += ["", f"[{k}]"] + [f"{tk} = {_toml_value(tv)}" for tk, tv in table.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _json(obj: Any) -> str:
-    """Strict JSON (NaN and infinities, e.g. the ELBO of an autoencoder, become null)."""
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), indent=2, default=str, allow_nan=False)
 
 
 # -- argument parsing --------------------------------------------------------------
@@ -354,55 +311,6 @@ def build_parser() -> argparse.ArgumentParser:
 # -- verbs ------------------------------------------------------------------------
 
 
-def _data_info(cfg: dict[str, Any], data) -> dict[str, Any]:
-    from .config import DATA_KEYS
-    from .data import DATASETS
-
-    info = {k: cfg[k] for k in DATA_KEYS}
-    # Absolute paths, so that evaluate / sample / --resume work from any folder.
-    if cfg["data"] not in DATASETS and Path(cfg["data"]).is_file():
-        info["data"] = str(Path(cfg["data"]).resolve())
-    if cfg["data_root"] is not None:
-        info["data_root"] = str(Path(cfg["data_root"]).resolve())
-    info.update(is_image=data.is_image, scaler=data.scaler.state_dict())
-    return info
-
-
-def _load_run_data(info: dict[str, Any], spec: str | None = None):
-    """The run's data (or ``spec``), split as in training and scaled with the run's own
-    fitted scaler, so that other data given with ``--data`` is put in the model's units."""
-    from .data import Scaler, load_data
-
-    if spec is None and "data" not in info:
-        raise ConfigError("this checkpoint does not record its data; pass --data")
-    state = info.get("scaler")
-    data = load_data(
-        spec or info["data"],
-        root=info.get("data_root"),
-        scale="none" if state else info.get("scale", "none"),
-        val_fraction=info.get("val_fraction", 0.1),
-        test_fraction=info.get("test_fraction", 0.1),
-        split_seed=info.get("split_seed", 0),
-        download=info.get("download", True),
-        binarize=info.get("binarize", "none"),
-        columns=info.get("columns") or None,
-        # a streamed run streams its own data, and other data given as a .npy file
-        stream=bool(info.get("stream")) and Path(spec or info["data"]).suffix == ".npy",
-    )
-    if state and state.get("shift") is not None:
-        scaler = Scaler.from_state(state)
-        if tuple(scaler.shift.shape) != data.data_shape:
-            raise DataError(
-                f"data {data.name!r} has rows of shape {data.data_shape}; the run was "
-                f"trained on rows of shape {tuple(scaler.shift.shape)}"
-            )
-        data.train, data.val, data.test = (
-            scaler.transform(t) for t in (data.train, data.val, data.test)
-        )
-        data.scaler = scaler
-    return data
-
-
 def _default_output(cfg: dict[str, Any]) -> Path:
     stem = Path(str(cfg["data"])).stem or "data"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -420,9 +328,9 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     recon = est.reconstruct(x)
     samples = est.sample(64 if data.is_image else max(500, min(2000, data.train.shape[0])))
     if data.is_image:
-        a = save_image_rows(run / "reconstructions.png", [x, recon], ["data", "reconstruction"])
+        a = save_image_rows(run / names.RECONSTRUCTIONS, [x, recon], ["data", "reconstruction"])
         b = save_image_rows(
-            run / "samples.png",
+            run / names.SAMPLES,
             [s for s in samples.split(16)],
             ["samples from the prior", "", "", ""],
         )
@@ -435,10 +343,10 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     inv = data.scaler.inverse
     xs = rows(data.test if data.test.shape[0] else data.train)
     a = save_scatter_matrix(
-        run / "reconstructions.png", {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
+        run / names.RECONSTRUCTIONS, {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
     )
     b = save_scatter_matrix(
-        run / "samples.png", {"data": inv(rows(data.train)), "samples": inv(samples)}
+        run / names.SAMPLES, {"data": inv(rows(data.train)), "samples": inv(samples)}
     )
     return [a, b]
 
@@ -459,10 +367,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.setLevel(logging.WARNING)
         args.no_progress = True
     try:
-        return _train(args, explicit, ctx)
+        with contextlib.ExitStack() as held:
+            return _train(args, explicit, ctx, held)
     except PyrovaeError:
         if ctx is not None and not ctx.is_main:
             raise SystemExit(2) from None
+        raise
+    except TrainingInterrupted as exc:
+        if ctx is not None and not ctx.is_main:  # rank 0 says why
+            raise SystemExit(exc.exit_status) from None
         raise
     finally:
         if ctx is not None:
@@ -473,8 +386,8 @@ def _launch_settings(args: argparse.Namespace, explicit: dict[str, Any]) -> tupl
     """``nproc`` and ``device`` of a training command: from the flags, else the
     --config file, else (with --resume) the run's config.toml, else the defaults."""
     layers = [explicit]
-    if args.resume and (Path(args.resume) / "config.toml").is_file():
-        layers.insert(0, load_toml(Path(args.resume) / "config.toml"))
+    if args.resume and has_config(args.resume):
+        layers.insert(0, read_config(args.resume))
     elif args.config:
         layers.insert(0, load_toml(args.config))
     cfg = resolve(
@@ -495,6 +408,9 @@ def _train_rank(args: argparse.Namespace) -> int:
     except PyrovaeError as exc:
         print(f"pyrovae: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        print(f"pyrovae: {exc}", file=sys.stderr)
+        return exc.exit_status
 
 
 #: Options that ``--resume`` may change (besides --epochs and --time-budget): the
@@ -502,19 +418,39 @@ def _train_rank(args: argparse.Namespace) -> int:
 RESUME_OPTIONS = ("nproc", *RESUME_OVERRIDES)
 
 
-def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
-    from .estimators import ESTIMATORS, estimator_params, resume
+def _hold(held: contextlib.ExitStack, run: Path, ctx) -> None:
+    """Hold the run folder until ``held`` closes: rank 0 takes its lock; if it cannot,
+    every rank fails with its error (:func:`pyrovae.runs.hold`)."""
     from .training import distributed
-    from .training.checkpoint import atomic_write_text
+
+    error = None
+    if ctx is None or ctx.is_main:
+        try:
+            held.enter_context(hold(run))
+        except RunLockedError as exc:
+            if ctx is None:
+                raise
+            error = str(exc)
+    if ctx is not None:
+        error = distributed.broadcast_object(ctx, error)
+        if error is not None:
+            raise RunLockedError(error)
+
+
+def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx, held) -> int:
+    from .estimators import ESTIMATORS, estimator_params, resume
+    from .runs.data import data_info, load_run_data
+    from .training import distributed
 
     main = ctx is None or ctx.is_main
     if args.resume:
         run = Path(args.resume)
         from .training.checkpoint import load_resumable, previous_path
 
-        latest = run / "checkpoint.pt"
+        latest = run / names.CHECKPOINT
         if not (latest.exists() or previous_path(latest).exists()):
             raise CheckpointError(f"no checkpoint to resume in {str(run)!r}")
+        _hold(held, run, ctx)  # until the figures are written
         ckpt, _ = load_resumable(run)
         extra = set(explicit) - {"epochs", "time_budget", *RESUME_OPTIONS}
         if args.config or args.output:
@@ -537,7 +473,7 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
         overrides = {
             k: coerce(k, v) for k, v in explicit.items() if k in RESUME_OPTIONS and k != "nproc"
         }
-        data = _load_run_data(ckpt.get("data", {}))
+        data = load_run_data(ckpt.get("data", {}))
         t0 = time.perf_counter()
         est = resume(
             run,
@@ -583,9 +519,10 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
     est.check_params()
     _check_model(est, data)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 writes
+    _hold(held, run, ctx)  # until the figures are written
     if main:
         run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run / "config.toml", to_toml(cfg))
+        write_config(run, cfg)
         where = f" ({ctx.world_size} processes)" if ctx is not None else ""
         print(
             f"training {cfg['model']} on {cfg['data']} ({data.train.shape[0]} train, "
@@ -597,7 +534,7 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx) -> int:
         data.train,
         X_val=_nonempty(data.val),
         run_dir=run,
-        data_info=_data_info(cfg, data),
+        data_info=data_info(cfg, data),
         train_transform=data.train_transform,
     )
     return _finish_train(est, data, run, time.perf_counter() - t0) if main else 0
@@ -633,15 +570,16 @@ def _finish_train(est, data, run: Path, seconds: float) -> int:
         "val_loss": last.get("val_loss"),
         "figures": [str(f) for f in figures],
     }
-    print(_json(summary))
+    print(to_json(summary))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .estimators import load
+    from .runs.data import load_run_data
 
     est = load(args.run)
-    data = _load_run_data(est.data_info_, args.data)
+    data = load_run_data(est.data_info_, args.data)
     if args.particles < 1:
         raise ConfigError(f"--particles must be >= 1; got {args.particles}")
     x = data.split(args.split)
@@ -656,17 +594,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out.update(est.evaluate(x, particles=args.particles))
     if args.samples:
         out.update(est.analyze(x, samples=args.samples, particles=args.particles))
-    text = _json(out)
+    text = to_json(out)
     print(text)
     run = Path(args.run)
     target = (
         Path(args.output)
         if args.output
-        else (run if run.is_dir() else run.parent) / "evaluation.json"
+        else (run if run.is_dir() else run.parent) / names.EVALUATION
     )
-    from .training.checkpoint import atomic_write_text
-
-    atomic_write_text(target, text + "\n")
+    write_json(target, out)
     return 0
 
 
@@ -684,7 +620,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     samples = est.sample(args.n, mean=not args.draw)
     run = Path(args.run)
     folder = run if run.is_dir() else run.parent
-    png = Path(args.output) if args.output else folder / f"samples-{args.n}.png"
+    png = Path(args.output) if args.output else folder / names.samples_grid(args.n)
     if not png.suffix:
         png = png.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -701,7 +637,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
     else:
         save_scatter_matrix(png, {"samples": samples_out})
-    print(_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
+    print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0
 
 
@@ -719,8 +655,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         plot_reconstruction_uncertainty,
         reconstruction_uncertainty,
     )
+    from .atomic import atomic_write_text
     from .estimators import load
-    from .training.checkpoint import atomic_write_text
+    from .runs.data import load_run_data
 
     for name in ("n", "draws", "samples"):
         if getattr(args, name) < 1:
@@ -732,7 +669,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"analyze needs a model with latent variables; this run is a {est.family}"
         )
-    data = _load_run_data(est.data_info_, args.data)
+    data = load_run_data(est.data_info_, args.data)
     x_all = data.split(args.split)
     if x_all.shape[0] == 0:
         raise ConfigError(f"the {args.split} split is empty; choose another --split")
@@ -745,12 +682,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)
     files = []
     idata = to_arviz(module, x, draws=args.draws)
-    files.append(arviz_compat.to_netcdf(idata, out / "posterior.nc"))
+    files.append(arviz_compat.to_netcdf(idata, out / names.POSTERIOR))
     few = to_arviz(module, x[:5], draws=args.draws)
-    files.append(arviz_compat.plot_forest(few, out / "posterior_forest.png", ["z"]))
+    files.append(arviz_compat.plot_forest(few, out / names.POSTERIOR_FOREST, ["z"]))
     table = arviz_compat.summary(idata, var_names=["z"])
-    atomic_write_text(out / "posterior_summary.csv", table.to_csv())
-    files.append(out / "posterior_summary.csv")
+    atomic_write_text(out / names.POSTERIOR_SUMMARY, table.to_csv())
+    files.append(out / names.POSTERIOR_SUMMARY)
     diag: dict[str, Any] = {"run": str(args.run), "split": args.split, "n": int(x.shape[0])}
     diag["decomposition"] = elbo_decomposition(module, x, samples=args.samples)
     # out-of-distribution: the same data with every feature shuffled across rows
@@ -760,8 +697,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     ).reshape(x.shape)
     ood = ood_scores(module, x, shuffled, samples=args.samples)
     diag["ood"] = {"reference": "features shuffled across rows", "auroc": ood["auroc"]}
-    plot_ood(ood, out / "ood.png", "features shuffled")
-    files.append(out / "ood.png")
+    plot_ood(ood, out / names.OOD, "features shuffled")
+    files.append(out / names.OOD)
     if args.mcmc_points:
         ref = refine(module, x[: args.mcmc_points], seed=args.seed)
         diag["mcmc"] = {
@@ -779,17 +716,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             "coverage_50": cal["coverage_50"].tolist(),
             "coverage_90": cal["coverage_90"].tolist(),
         }
-        plot_rank_histograms(cal, out / "sbc.png")
-        files.append(out / "sbc.png")
-    plot_latent(module, x, labels[: args.n] if labels is not None else None, out / "latent.png")
-    files.append(out / "latent.png")
+        plot_rank_histograms(cal, out / names.SBC)
+        files.append(out / names.SBC)
+    plot_latent(module, x, labels[: args.n] if labels is not None else None, out / names.LATENT)
+    files.append(out / names.LATENT)
     if len(est.data_shape_) >= 2:
         mean, sd = reconstruction_uncertainty(module, x[:16])
-        plot_reconstruction_uncertainty(x[:16], mean, sd, out / "uncertainty.png")
-        files.append(out / "uncertainty.png")
-    text = _json(diag)
-    atomic_write_text(out / "diagnostics.json", text + "\n")
-    files.append(out / "diagnostics.json")
+        plot_reconstruction_uncertainty(x[:16], mean, sd, out / names.UNCERTAINTY)
+        files.append(out / names.UNCERTAINTY)
+    files.append(write_json(out / names.DIAGNOSTICS, diag))
     summary = {
         "log_likelihood": diag["decomposition"].get("log_likelihood"),
         "elbo": diag["decomposition"]["elbo"],
@@ -801,7 +736,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if "mcmc" in diag:
         summary["max_khat"] = diag["mcmc"]["max_khat"]
         summary["mcmc_max_rhat"] = diag["mcmc"]["max_rhat"]
-    print(_json(summary))
+    print(to_json(summary))
     return 0
 
 
@@ -809,7 +744,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.comparison import check_same_data
     from .analysis.selection import best, plot_selection, score_model
     from .estimators import load
-    from .training.checkpoint import atomic_write_text
+    from .runs.data import load_run_data
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1; got {args.samples}")
@@ -821,7 +756,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     check_same_data([(run, est.data_info_) for run, est in zip(args.runs, ests, strict=True)])
     rows = []
     for run, est in zip(args.runs, ests, strict=True):
-        data = _load_run_data(est.data_info_)
+        data = load_run_data(est.data_info_)
         label = f"{Path(run).name} (latent {est.latent_dim})"
         rows.append(
             {
@@ -833,9 +768,9 @@ def cmd_select(args: argparse.Namespace) -> int:
     result = {"rows": rows, "best": best(rows)}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "selection.json", _json(result) + "\n")
-    plot_selection(result, out / "selection.png", xlabel="run")
-    print(_json(result))
+    write_json(out / names.SELECTION, result)
+    plot_selection(result, out / names.SELECTION_PLOT, xlabel="run")
+    print(to_json(result))
     return 0
 
 
@@ -843,13 +778,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .analysis.comparison import check_same_data, compare_runs
     from .estimators import load
     from .report.compare import format_tables, write_comparison
+    from .runs.data import load_run_data
 
     for name in ("samples", "n"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be >= 1; got {getattr(args, name)}")
     ests = [load(run) for run in args.runs]
     check_same_data([(run, est.data_info_) for run, est in zip(args.runs, ests, strict=True)])
-    data = _load_run_data(ests[0].data_info_)
+    data = load_run_data(ests[0].data_info_)
     result = compare_runs(
         ests, data, names=args.runs, n=args.n, samples=args.samples, seed=args.seed
     )
@@ -868,7 +804,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     path = build_report(args.run, args.output, n=args.n, data=args.data, seed=args.seed)
     print(
-        _json(
+        to_json(
             {
                 "report": str(path),
                 "bytes": path.stat().st_size,
@@ -938,6 +874,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.debug("warning before the error: %s", w.message)
             print(f"pyrovae: error: {exc}", file=sys.stderr)
             return 2
+        except TrainingInterrupted as exc:  # SIGINT or SIGTERM, its position saved
+            print(f"pyrovae: {exc}", file=sys.stderr)
+            return exc.exit_status
         except KeyboardInterrupt:
             print("pyrovae: interrupted; the last checkpoint is kept", file=sys.stderr)
             return 130

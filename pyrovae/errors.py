@@ -29,3 +29,33 @@ class RegistryError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class RunLockedError(PyrovaeError, RuntimeError):
+    """Another process is training into the same run folder (it holds ``run.lock``)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint of its position
+    (:mod:`pyrovae.training.interrupt`).
+
+    A ``KeyboardInterrupt``, not a :class:`PyrovaeError`: nothing is wrong, and code
+    that handles Ctrl-C handles it too.
+
+    Attributes
+    ----------
+    signum : int
+        The signal's number (``signal.SIGINT`` or ``signal.SIGTERM``).
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal: 128 + its number."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

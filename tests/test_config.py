@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pyrovae.cli import to_toml
 from pyrovae.config import (
     DATA_KEYS,
     ESTIMATOR_KEYS,
@@ -17,6 +16,7 @@ from pyrovae.config import (
     resolve,
 )
 from pyrovae.errors import ConfigError
+from pyrovae.runs import to_toml
 
 
 def test_option_table_is_consistent():

@@ -10,6 +10,9 @@ checks that docs/errors.md shows exactly these rows, so the two cannot drift apa
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import re
 import shutil
 from collections.abc import Callable
@@ -24,6 +27,8 @@ from pyrovae.api import VAE, load
 from pyrovae.cli import main
 from pyrovae.errors import PyrovaeError
 from pyrovae.priors import PRIORS
+from pyrovae.runs.lock import process_start
+from pyrovae.runs.names import LOCK
 from pyrovae.training import load_checkpoint
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -140,6 +145,22 @@ def _other_config_checkpoint(folder: Path):
 
 def _existing_run(folder: Path):
     shutil.copytree(_RUN["run"], folder / "run")
+
+
+def _run_in_use(folder: Path):
+    """A run folder whose lock names a live process on this host (this one's parent)."""
+    _existing_run(folder)
+    holder = {
+        "pid": os.getppid(),
+        "host": platform.node(),
+        "started": "2020-01-01T00:00:00+00:00",
+        "process_start": process_start(os.getppid()),
+    }
+    (folder / "run" / LOCK).write_text(json.dumps(holder))
+
+
+def _holder() -> dict[str, str]:
+    return {"<pid>": str(os.getppid()), "<host>": platform.node()}
 
 
 def _registered(registry) -> Callable[[], dict[str, str]]:
@@ -314,6 +335,14 @@ ROWS: dict[str, Row] = {
         "pyrovae: error: run folder 'run' already holds a run; use --force to write into it "
         "or choose another --output",
         cli(*TRAIN, before=_existing_run),
+    ),
+    "run-in-use": Row(
+        "a run folder another process is training into",
+        "`pyrovae train -o run --force` (or `--resume run`)",
+        "pyrovae: error: run folder 'run' is in use by process <pid> on <host> (since "
+        "2020-01-01T00:00:00+00:00); wait for it to finish or stop it",
+        cli(*TRAIN, "--force", before=_run_in_use),
+        _holder,
     ),
     "option-value": Row(
         "an option value out of range",

@@ -50,7 +50,7 @@ def load_amat(path: Path) -> np.ndarray:
         with np.load(cache) as z:
             return np.unpackbits(z["bits"], axis=1, count=784)[: int(z["n"])]
     data = parse_amat(path)
-    from ..training.checkpoint import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     try:
         bits = np.packbits(data, axis=1)

@@ -38,6 +38,8 @@ from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..models import ModuleSpec, build_module
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
+from ..runs import hold
+from ..runs.names import CHECKPOINT
 from ..training import Trainer, distributed, load_checkpoint, make_adam, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -378,19 +380,21 @@ class Estimator:
     def fit_with(self, trainer: Trainer, x, x_val) -> Estimator:
         t0 = time.perf_counter()
         self.trainer_ = trainer
-        trainer.fit(x, x_val)
-        self.history_ = trainer.history
-        self.n_epochs_ = trainer.epoch
-        self.best_epoch_ = trainer.best_epoch
-        self.stopped_early_ = trainer.stopped_early
-        self.time_used_ = trainer.time_used
-        self.budget_spent_ = trainer.budget_spent
-        self.fit_time_ = time.perf_counter() - t0
-        self._after_fit(x)
-        # the module now holds the best weights plus anything fitted after training
-        trainer.best_state = copy.deepcopy(self.module_.state_dict())
-        if trainer.run_dir is not None:
-            trainer.save(trainer.run_dir / "checkpoint.pt")
+        # the run folder stays held from the first step to the last checkpoint
+        with hold(trainer.run_dir if trainer.is_main else None):
+            trainer.fit(x, x_val)
+            self.history_ = trainer.history
+            self.n_epochs_ = trainer.epoch
+            self.best_epoch_ = trainer.best_epoch
+            self.stopped_early_ = trainer.stopped_early
+            self.time_used_ = trainer.time_used
+            self.budget_spent_ = trainer.budget_spent
+            self.fit_time_ = time.perf_counter() - t0
+            self._after_fit(x)
+            # the module now holds the best weights plus anything fitted after training
+            trainer.best_state = copy.deepcopy(self.module_.state_dict())
+            if trainer.run_dir is not None:
+                trainer.save(trainer.run_dir / CHECKPOINT)
         return self
 
     def _after_fit(self, x: torch.Tensor) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from ..config import RESUME_OVERRIDES
 from ..errors import CheckpointError, ConfigError
+from ..runs import hold
+from ..runs.names import CHECKPOINT, CORRUPT_CHECKPOINT
 from ..training import distributed
 from ..training.checkpoint import load_resumable
 from .base import Estimator, from_checkpoint, has_rows
@@ -60,13 +62,31 @@ def resume(
             f"{', '.join(RESUME_OVERRIDES)} (and the epoch and time budgets)"
         )
     run_dir = Path(run_dir)
+    ctx = distributed.current()
+    with hold(run_dir if ctx is None or ctx.is_main else None, create=False):
+        return _resume(
+            run_dir, x_train, x_val, epochs, progress, train_transform, time_budget, overrides
+        )
+
+
+def _resume(
+    run_dir: Path,
+    x_train,
+    x_val,
+    epochs,
+    progress,
+    train_transform,
+    time_budget,
+    overrides: dict[str, Any],
+) -> Estimator:
+    """:func:`resume` in a run folder this process holds (one writer at a time)."""
     ckpt, used_path = load_resumable(run_dir)
-    if used_path.name != "checkpoint.pt":  # set the unreadable one aside
+    if used_path.name != CHECKPOINT:  # set the unreadable one aside
         ctx = distributed.current()
         distributed.barrier(ctx)  # every rank has read the previous one
-        corrupt = run_dir / "checkpoint.pt"
+        corrupt = run_dir / CHECKPOINT
         if corrupt.exists() and (ctx is None or ctx.is_main):
-            corrupt.replace(run_dir / "checkpoint.corrupt.pt")
+            corrupt.replace(run_dir / CORRUPT_CHECKPOINT)
     if overrides:
         ckpt = {**ckpt, "params": {**ckpt.get("params", {}), **overrides}}
     est = from_checkpoint(ckpt, weights="last")

@@ -7,13 +7,14 @@ The metrics come from :func:`pyrovae.analysis.comparison.compare_runs`.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_text
 from ..plotting import pyplot, save_image_rows
+from ..runs import names, write_json
 
 #: (title, [(key or (key, subkey), column header, format)]) of the markdown tables.
 TABLES = (
@@ -51,24 +52,6 @@ TABLES = (
         ],
     ),
 )
-
-
-def _clean(v):
-    """JSON-safe copy: NaN/inf -> None, tensors and NumPy values -> Python."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if hasattr(v, "tolist"):
-        return _clean(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def to_json(result: dict) -> str:
-    """The comparison as strict JSON (missing or undefined values are null)."""
-    return json.dumps(_clean(result), indent=2, allow_nan=False)
 
 
 def _cell(row: dict, key, fmt: str) -> str:
@@ -168,17 +151,14 @@ def save_grids(path, estimators, labels, x: torch.Tensor, n: int = 8, seed: int 
 def write_comparison(result: dict, out, estimators=None, x=None) -> list[Path]:
     """Write comparison.json, comparison.md, rate_distortion.png and, given the
     estimators and image data ``x``, grids.png into folder ``out``; return the paths."""
-    from ..training.checkpoint import atomic_write_text
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "comparison.json", out / "comparison.md"]
-    atomic_write_text(files[0], to_json(result) + "\n")
+    files = [write_json(out / names.COMPARISON, result), out / names.COMPARISON_TABLES]
     atomic_write_text(files[1], format_tables(result))
-    files.append(plot_rate_distortion(result, out / "rate_distortion.png"))
+    files.append(plot_rate_distortion(result, out / names.RATE_DISTORTION))
     if estimators is not None and x is not None and x.dim() >= 3:
         labels = [r["label"] for r in result["rows"]]
         files.append(
-            save_grids(out / "grids.png", estimators, labels, x, seed=result["settings"]["seed"])
+            save_grids(out / names.GRIDS, estimators, labels, x, seed=result["settings"]["seed"])
         )
     return files

@@ -29,11 +29,9 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 import logging
 import math
 import time
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +42,10 @@ import numpy as np
 import torch
 
 from .. import __version__, sites
+from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, PyrovaeError
+from ..runs import names, read_json, read_metrics, read_raw_config
+from ..runs.data import load_run_data
 from . import figures
 
 logger = logging.getLogger(__name__)
@@ -52,22 +53,22 @@ logger = logging.getLogger(__name__)
 #: Files of ``pyrovae analyze`` embedded in the posterior-analysis section, with captions.
 ANALYSIS_FIGURES = (
     (
-        "uncertainty.png",
+        names.UNCERTAINTY,
         "Reconstruction uncertainty: inputs, posterior predictive means and "
         "per-pixel standard deviations.",
     ),
-    ("latent.png", "Posterior means of z[0] and z[1] with one-sd ellipses of q(z|x)."),
+    (names.LATENT, "Posterior means of z[0] and z[1] with one-sd ellipses of q(z|x)."),
     (
-        "posterior_forest.png",
+        names.POSTERIOR_FOREST,
         "Posterior draws of z for the first data points (ArviZ forest plot, HDI).",
     ),
     (
-        "sbc.png",
+        names.SBC,
         "Simulation-based calibration: rank histograms per latent dimension "
         "(uniform when the guide is calibrated).",
     ),
     (
-        "ood.png",
+        names.OOD,
         "Out-of-distribution score -log p(x): test data against the same data with "
         "every feature shuffled across rows.",
     ),
@@ -191,47 +192,13 @@ def note(text: str) -> str:
 # -- reading a run folder --------------------------------------------------------------
 
 
-def read_metrics(path: Path) -> list[dict[str, float | None]]:
-    """Rows of ``metrics.csv`` as floats (None for empty cells); [] if there is none."""
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            parsed: dict[str, float | None] = {}
-            for k, v in row.items():
-                if k is None:
-                    continue
-                try:
-                    parsed[k] = float(v) if v not in (None, "") else None
-                except ValueError:
-                    parsed[k] = None
-            rows.append(parsed)
-    return rows
-
-
 def read_config(run: Path, est) -> dict[str, Any]:
     """The run's ``config.toml`` as written by ``pyrovae train`` (raw, unchecked: the
     report shows what the file says), else the estimator's parameters."""
-    path = run / "config.toml"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                return tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            logger.warning("cannot read %s: %s", path, exc)
+    config = read_raw_config(run)
+    if config is not None:
+        return config
     return {"model": est.family, **est.plain_params()}
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        logger.warning("cannot read %s: %s", path, exc)
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # -- context shared by the sections ---------------------------------------------------------
@@ -319,19 +286,19 @@ def _section_run(ctx: _Context) -> Section:
     n = int(ctx.x.shape[0])
     for key, value in ctx.summary.items():
         numbers.append((f"{ctx.split} split ({n} points): {key}", value))
-    evaluation = _read_json(ctx.run / "evaluation.json")
+    evaluation = read_json(ctx.run / names.EVALUATION)
     if evaluation:
         for key in ("elbo", "recon", "kl", "log_likelihood", "bits_per_dim", "gap"):
             if isinstance(evaluation.get(key), (int, float)):
                 numbers.append(
-                    (f"evaluation.json ({evaluation.get('split', '?')}): {key}", evaluation[key])
+                    (f"{names.EVALUATION} ({evaluation.get('split', '?')}): {key}", evaluation[key])
                 )
-    diag = _read_json(ctx.run / "diagnostics.json")
+    diag = read_json(ctx.run / names.DIAGNOSTICS)
     if diag and isinstance(diag.get("decomposition"), dict):
         dec = diag["decomposition"]
         for key in ("log_likelihood", "bits_per_dim", "gap"):
             if isinstance(dec.get(key), (int, float)):
-                numbers.append((f"diagnostics.json: {key}", dec[key]))
+                numbers.append((f"{names.DIAGNOSTICS}: {key}", dec[key]))
     config_rows = flatten(ctx.config)
     body = (
         '<div class="tables"><div><h3>Summary</h3>'
@@ -340,13 +307,13 @@ def _section_run(ctx: _Context) -> Section:
         + table(config_rows, ("option", "value"))
         + "</div></div>"
     )
-    provenance = _read_json(ctx.run / "run.json")
+    provenance = read_json(ctx.run / names.RUN_INFO)
     if provenance:
         sessions = provenance.get("sessions")
         last = sessions[-1] if isinstance(sessions, list) and sessions else provenance
         if isinstance(last, dict):
             body += (
-                "<details><summary>Provenance (run.json, last of "
+                f"<details><summary>Provenance ({names.RUN_INFO}, last of "
                 f"{len(sessions) if isinstance(sessions, list) else 1} sessions)</summary>"
                 + table(flatten(last))
                 + "</details>"
@@ -357,7 +324,7 @@ def _section_run(ctx: _Context) -> Section:
 def _section_curves(ctx: _Context) -> Section:
     png = figures.plot_curves(ctx.history, latent=ctx.latent)
     if png is None:
-        return Section("curves", "Training curves", note("metrics.csv holds no epochs."))
+        return Section("curves", "Training curves", note(f"{names.METRICS} holds no epochs."))
     caption = (
         "Per epoch, on the training minibatches (mean over the epoch) and on the validation "
         "split: the ELBO, its reconstruction term E_q[log p(x|z)] and its KL term, in nats "
@@ -620,7 +587,7 @@ def _section_kl(ctx: _Context) -> Section:
 
 def _section_analysis(ctx: _Context) -> Section:
     title = "Posterior analysis"
-    diag = _read_json(ctx.run / "diagnostics.json")
+    diag = read_json(ctx.run / names.DIAGNOSTICS)
     pngs = [(name, cap) for name, cap in ANALYSIS_FIGURES if (ctx.run / name).is_file()]
     if diag is None and not pngs:
         return Section(
@@ -633,15 +600,15 @@ def _section_analysis(ctx: _Context) -> Section:
         )
     body = ""
     if diag is not None:
-        body += "<h3>diagnostics.json</h3>" + table(flatten(diag), ("quantity", "value"))
-    summary = ctx.run / "posterior_summary.csv"
+        body += f"<h3>{names.DIAGNOSTICS}</h3>" + table(flatten(diag), ("quantity", "value"))
+    summary = ctx.run / names.POSTERIOR_SUMMARY
     if summary.is_file():
         with open(summary, newline="") as fh:
             rows = list(csv.reader(fh))
         if rows:
             shown = rows[1:21]
             body += (
-                f"<h3>posterior_summary.csv (first {len(shown)} of {len(rows) - 1} rows)</h3>"
+                f"<h3>{names.POSTERIOR_SUMMARY} (first {len(shown)} of {len(rows) - 1} rows)</h3>"
                 + grid_table(rows[0], shown)
             )
     for name, caption in pngs:
@@ -667,11 +634,9 @@ SECTIONS: tuple[tuple[Callable[[_Context], Section], str], ...] = (
 
 
 def _load_data(est, data):
-    from ..cli import _load_run_data
-
     if data is None or isinstance(data, str):
         try:
-            return _load_run_data(est.data_info_, data)
+            return load_run_data(est.data_info_, data)
         except ConfigError as exc:
             raise ConfigError(f"{exc} (the report needs data to show)") from None
     return data
@@ -745,8 +710,8 @@ def build_report(
 
     t0 = time.perf_counter()
     run = Path(run_dir)
-    if not run.is_dir() or not (run / "checkpoint.pt").is_file():
-        raise CheckpointError(f"{str(run)!r} is not a run folder (no checkpoint.pt in it)")
+    if not run.is_dir() or not (run / names.CHECKPOINT).is_file():
+        raise CheckpointError(f"{str(run)!r} is not a run folder (no {names.CHECKPOINT} in it)")
     for name, value, low in (
         ("n", n, 1),
         ("show", show, 1),
@@ -770,7 +735,7 @@ def build_report(
         x=x,
         labels=class_labels(labels[:n].cpu().numpy()) if labels is not None else None,
         config=read_config(run, est),
-        history=read_metrics(run / "metrics.csv") or list(est.history_),
+        history=read_metrics(run) or list(est.history_),
         n_show=min(show, int(x.shape[0])),
         traverse=traverse,
         max_dims=max_dims,
@@ -810,9 +775,7 @@ def build_report(
         f"{run.resolve()} | {est.family} | written {datetime.now():%Y-%m-%d %H:%M} by "
         f"pyrovae {__version__}"
     )
-    out = Path(output) if output else run / "report.html"
-    from ..training.checkpoint import atomic_write_text
-
+    out = Path(output) if output else run / names.REPORT
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, render(title, subtitle, sections))
     logger.info("report written to %s in %.1f s", out, time.perf_counter() - t0)

@@ -20,17 +20,34 @@ a file damaged later).
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    previous_path,
+    remove_stale_temporaries,
+)
 from ..errors import CheckpointError
+from ..runs.names import CHECKPOINT
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "UnreadableCheckpointError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "load_checkpoint",
+    "load_resumable",
+    "previous_path",
+    "remove_stale_temporaries",
+    "save_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,87 +58,6 @@ VERSION = 1
 class UnreadableCheckpointError(CheckpointError):
     """The checkpoint file is missing, truncated or corrupt (as after a crash or a disk
     fault), as opposed to readable but foreign or unsafe."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def previous_path(path: str | Path) -> Path:
-    """Where the checkpoint before ``path`` is kept: ``checkpoint.pt`` ->
-    ``checkpoint.prev.pt``."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.prev{path.suffix}")
-
-
-def _keep_previous(path: Path) -> None:
-    """Make ``previous_path(path)`` the current ``path`` (atomically; no-op if none)."""
-    if not path.exists():
-        return
-    prev = previous_path(path)
-    tmp = path.parent / f".{prev.name}.{os.getpid()}.tmp"
-    try:
-        os.link(path, tmp)
-    except FileExistsError:
-        os.unlink(tmp)
-        os.link(path, tmp)
-    except OSError:  # no hard links here: copy (and fsync) instead
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    os.replace(tmp, prev)
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete temporary files left in ``folder`` by writes that were killed midway."""
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
-
-
-def atomic_write_bytes(path: str | Path, write, keep_previous: bool = False) -> None:
-    """Call ``write(fh)`` on a temporary file, fsync it, rename it to ``path``.
-
-    With ``keep_previous`` the file being replaced becomes ``previous_path(path)``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        if keep_previous:
-            _keep_previous(path)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text`` (UTF-8)."""
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any], keep_previous: bool = False) -> None:
@@ -143,7 +79,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        path = path / CHECKPOINT
     if not path.exists():
         raise UnreadableCheckpointError(f"no checkpoint at {str(path)!r}")
     try:
@@ -190,7 +126,7 @@ def load_resumable(run_dir: str | Path, map_location: str | torch.device = "cpu"
         If neither can be read (the error about ``checkpoint.pt``).
     """
     run_dir = Path(run_dir)
-    path = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
+    path = run_dir / CHECKPOINT if run_dir.is_dir() else run_dir
     try:
         return load_checkpoint(path, map_location), path
     except UnreadableCheckpointError as exc:

@@ -79,6 +79,8 @@ import hashlib
 import inspect
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -375,6 +377,10 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
     Returns 0 when every process succeeded, else the status of the first that failed.
     The others are given ``grace`` seconds to end by themselves (they usually fail the
     same way, or notice the lost peer), then terminated.
+
+    While the processes run, a SIGTERM sent to this one is passed on to them (each
+    checkpoints and stops, :mod:`pyrovae.training.interrupt`), and Ctrl-C, which the
+    terminal sends to them as well, no longer ends this process before they have.
     """
     import multiprocessing
 
@@ -391,6 +397,7 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
         for r in range(nproc)
     ]
     status, deadline = 0, None
+    forwarding = _forward_stop_signals(procs)
     try:
         for proc in procs:
             proc.start()
@@ -405,6 +412,7 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
                 logger.warning("terminating the remaining training processes")
                 break
     finally:
+        forwarding()
         for proc in procs:
             if proc.pid is not None:
                 if proc.is_alive():
@@ -415,3 +423,28 @@ def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
         failed = [p.exitcode for p in procs if p.exitcode != 0]
         status = (failed[0] if failed[0] > 0 else 1) if failed else 0
     return status
+
+
+def _forward_stop_signals(procs) -> Callable[[], None]:
+    """Pass SIGTERM on to ``procs`` and let Ctrl-C reach them alone (the terminal sends
+    it to the whole process group) until the returned function restores the handlers.
+    Only from the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def forward(signum, frame) -> None:
+        logger.info("passing %s on to the training processes", signal.Signals(signum).name)
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    previous = {}
+    for sig, handler in ((signal.SIGTERM, forward), (signal.SIGINT, lambda *_: None)):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

@@ -8,7 +8,6 @@ versions says so. Everything here is plain data.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
@@ -17,9 +16,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import atomic_write_text
-
-RUN_INFO = "run.json"
+from ..runs.jsonfile import read_json, write_json
+from ..runs.names import RUN_INFO
 
 
 def code_version() -> dict[str, Any]:
@@ -86,10 +84,7 @@ def machine_info() -> dict[str, Any]:
 def record_session(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
     """Append this training session (time, code version, machine, ``extra``) to ``run.json``."""
     path = Path(run_dir) / RUN_INFO
-    try:
-        info = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        info = {}
+    info = read_json(path) or {}
     session = {
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "code": code_version(),
@@ -97,5 +92,5 @@ def record_session(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
         **extra,
     }
     info.setdefault("sessions", []).append(session)
-    atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
+    write_json(path, info)
     return info

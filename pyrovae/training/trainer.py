@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import io
 import logging
 import math
 import time
@@ -60,30 +58,20 @@ from ..config import check_value
 from ..data import TensorBatches
 from ..errors import PyrovaeError
 from ..objectives import BetaSchedule, LossTerms, Objective
+from ..runs import hold, write_metrics
+from ..runs.metrics import METRIC_COLUMNS
+from ..runs.names import CHECKPOINT
 from . import distributed as D
 from .callbacks import EarlyStopping
-from .checkpoint import atomic_write_text, remove_stale_temporaries, save_checkpoint
+from .checkpoint import remove_stale_temporaries, save_checkpoint
+from .interrupt import StopRequest, TrainingInterrupted, signal_name
 from .precision import autocast_networks
 from .provenance import record_session
 from .step import eval_step, step_is_finite
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = (
-    "epoch",
-    "beta",
-    "train_loss",
-    "train_elbo",
-    "train_recon",
-    "train_kl",
-    "val_loss",
-    "val_elbo",
-    "val_recon",
-    "val_kl",
-    "seconds",
-    "cpu_seconds",
-    "lr",
-)
+__all__ = ["CLOCKS", "DIVERGENCE_POLICIES", "METRIC_COLUMNS", "Trainer", "TrainingError"]
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -289,6 +277,7 @@ class Trainer:
         self._last_rng: dict | None = None
         self._snapshot: dict | None = None
         self._ddp = None
+        self._stop = StopRequest()  # installed while fit() runs
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -385,8 +374,9 @@ class Trainer:
             self.module.beta = self.schedule(self.epoch + (i + 0.5) / n_batches)
             terms, n_local, finite = self._step(xb)
             diverged, out_of_time = not finite, self._out_of_time()
+            stop = self._stop.requested
             if ctx is not None:
-                diverged, out_of_time = D.any_flags(ctx, diverged, out_of_time)
+                diverged, out_of_time, stop = D.any_flags(ctx, diverged, out_of_time, stop)
             if diverged:
                 self._diverged(i, n_batches, terms)
             if n_local:
@@ -405,9 +395,12 @@ class Trainer:
                     # checkpoints of this session keep the position too.
                     self._resume_partial = self._partial_epoch(i + 1, start, sums)
                     if self.run_dir is not None:
-                        self.save(self.run_dir / "checkpoint.pt")
+                        self.save(self.run_dir / CHECKPOINT)
                     return None
                 break
+            if stop and i + 1 < n_batches:  # SIGINT / SIGTERM: checkpoint this position
+                self._resume_partial = self._partial_epoch(i + 1, start, sums)
+                raise self._interrupt()
             if (
                 self.checkpoint_every > 0
                 and self.step % self.checkpoint_every == 0
@@ -423,7 +416,7 @@ class Trainer:
             return
         self._progress_state = {"batch": batch, "shuffle_start": shuffle_start, "sums": sums}
         try:
-            self.save(self.run_dir / "checkpoint.pt")
+            self.save(self.run_dir / CHECKPOINT)
         finally:
             self._progress_state = None
 
@@ -510,7 +503,41 @@ class Trainer:
 
     # -- main loop -----------------------------------------------------------
     def fit(self, x_train, x_val=None) -> list[dict]:
-        """Train until ``epochs`` or early stopping; restore the best weights."""
+        """Train until ``epochs`` or early stopping; restore the best weights.
+
+        While it trains, the run folder is held (:func:`pyrovae.runs.hold`: a second
+        writer fails) and SIGINT / SIGTERM stop training after the current step with a
+        checkpoint of that position (:mod:`pyrovae.training.interrupt`).
+
+        Raises
+        ------
+        RunLockedError
+            Another process trains into ``run_dir``.
+        TrainingInterrupted
+            On SIGINT or SIGTERM, after the checkpoint is written.
+        """
+        with hold(self.run_dir if self.is_main else None), self._stop:
+            return self._fit(x_train, x_val)
+
+    def _interrupt(self) -> TrainingInterrupted:
+        """Checkpoint the current position (mid-epoch if ``_resume_partial`` is set) and
+        return the exception that ends training on the signal received."""
+        signum = self._stop.stopped_by
+        name = signal_name(signum)
+        where = (
+            f"in epoch {self.epoch + 1}"
+            if self._resume_partial is not None
+            else f"after epoch {self.epoch}"
+        )
+        stopped = f"training stopped by {name} at step {self.step}, {where}"
+        if self.run_dir is None:
+            message = f"{stopped}; no run folder, nothing saved"
+        else:
+            self.save(self.run_dir / CHECKPOINT)
+            message = f"{stopped}; the checkpoint in {str(self.run_dir)!r} holds this position"
+        return TrainingInterrupted(signum, message)
+
+    def _fit(self, x_train, x_val=None) -> list[dict]:
         from tqdm.auto import tqdm
 
         ctx = self.dist
@@ -552,6 +579,11 @@ class Trainer:
         self._take_snapshot()
         try:
             while self.epoch < self.epochs and not self.stopped_early and not self.budget_spent:
+                stop = self._stop.requested  # a signal after an epoch's last step
+                if ctx is not None:
+                    stop = D.any_flags(ctx, stop)[0]
+                if stop:
+                    raise self._interrupt()
                 try:
                     self._epoch(x_train, x_val, has_val, bar)
                 except _Rollback:
@@ -621,20 +653,13 @@ class Trainer:
         if self.run_dir is not None:
             if self.is_main:
                 self.write_metrics()
-            self.save(self.run_dir / "checkpoint.pt")
+            self.save(self.run_dir / CHECKPOINT)
         self._take_snapshot()
 
     # -- persistence ---------------------------------------------------------
     def write_metrics(self) -> None:
         """Rewrite ``metrics.csv`` from the history (atomic; consistent after resume)."""
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in self.history:
-            writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        write_metrics(self.run_dir, self.history)
 
     def state_dict(self, gather: bool = True) -> dict:
         """Everything needed to resume, as plain data and tensors.

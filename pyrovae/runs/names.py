@@ -1,0 +1,89 @@
+"""The names of the files in a run folder: the run folder's table of contents.
+
+A run folder (``pyrovae train -o RUN``) is a file format that the training loop,
+the estimators, the command line, the analysis and the report share. Every file
+name in it is spelled here and nowhere else in pyrovae.
+
+Written by training (``pyrovae train``, :meth:`pyrovae.api.Estimator.fit` with
+``run_dir``, :func:`pyrovae.api.resume`):
+
+* :data:`CHECKPOINT` (and :data:`PREVIOUS_CHECKPOINT`, the one before it;
+  :data:`CORRUPT_CHECKPOINT`, an unreadable one set aside by a resume),
+* :data:`CONFIG` (the resolved options of ``pyrovae train``),
+* :data:`METRICS` (one row per epoch), :data:`RUN_INFO` (one record per session),
+* :data:`LOCK` (present while a process trains into the folder),
+* :data:`RECONSTRUCTIONS` and :data:`SAMPLES` (figures at the end of ``train``).
+
+Written by the other verbs: :data:`EVALUATION` (``evaluate``), :func:`samples_grid`
+(``sample``), the files of ``analyze`` (:data:`ANALYZE_FILES`), :data:`REPORT`
+(``report``). ``select`` and ``compare`` write :data:`SELECTION`,
+:data:`SELECTION_PLOT`, :data:`COMPARISON`, :data:`COMPARISON_TABLES`,
+:data:`RATE_DISTORTION` and :data:`GRIDS` into a folder of their own.
+"""
+
+from __future__ import annotations
+
+#: The latest resumable checkpoint (:mod:`pyrovae.training.checkpoint`).
+CHECKPOINT = "checkpoint.pt"
+#: The checkpoint before :data:`CHECKPOINT` (``pyrovae.atomic.previous_path``).
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+#: An unreadable :data:`CHECKPOINT`, set aside by a resume that used the previous one.
+CORRUPT_CHECKPOINT = "checkpoint.corrupt.pt"
+#: The options of ``pyrovae train``, resolved (TOML; read back by ``--resume``).
+CONFIG = "config.toml"
+#: Training curves: one row per epoch (columns :data:`pyrovae.runs.METRIC_COLUMNS`).
+METRICS = "metrics.csv"
+#: Provenance: one record per training session (code version, machine).
+RUN_INFO = "run.json"
+#: Held by the process that trains into the folder (:mod:`pyrovae.runs.lock`).
+LOCK = "run.lock"
+
+#: Figures written at the end of ``pyrovae train``.
+RECONSTRUCTIONS = "reconstructions.png"
+SAMPLES = "samples.png"
+
+#: ``pyrovae evaluate``.
+EVALUATION = "evaluation.json"
+
+#: ``pyrovae analyze``: ArviZ InferenceData, its summary table and forest plot, the
+#: diagnostics and their figures.
+POSTERIOR = "posterior.nc"
+POSTERIOR_SUMMARY = "posterior_summary.csv"
+POSTERIOR_FOREST = "posterior_forest.png"
+DIAGNOSTICS = "diagnostics.json"
+UNCERTAINTY = "uncertainty.png"
+LATENT = "latent.png"
+SBC = "sbc.png"
+OOD = "ood.png"
+ANALYZE_FILES = (
+    POSTERIOR,
+    POSTERIOR_SUMMARY,
+    POSTERIOR_FOREST,
+    DIAGNOSTICS,
+    UNCERTAINTY,
+    LATENT,
+    SBC,
+    OOD,
+)
+
+#: ``pyrovae report``.
+REPORT = "report.html"
+
+#: ``pyrovae select`` (into its ``--output`` folder).
+SELECTION = "selection.json"
+SELECTION_PLOT = "selection.png"
+
+#: ``pyrovae compare`` (into its ``--output`` folder).
+COMPARISON = "comparison.json"
+COMPARISON_TABLES = "comparison.md"
+RATE_DISTORTION = "rate_distortion.png"
+GRIDS = "grids.png"
+
+#: A folder holding any of these holds a run (``pyrovae train`` refuses to write into
+#: it without ``--force``).
+RUN_FILES = (CHECKPOINT, METRICS, CONFIG)
+
+
+def samples_grid(n: int) -> str:
+    """The PNG of ``pyrovae sample -n N`` (its samples go next to it as ``.npy``)."""
+    return f"samples-{int(n)}.png"
