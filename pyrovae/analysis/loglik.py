@@ -33,6 +33,7 @@ import pyro
 import torch
 
 from .. import sites
+from ..data import TensorBatches
 from ..errors import ConfigError
 from ..objectives.iwae import log_weights, vectorized_traces
 
@@ -82,9 +83,8 @@ def log_likelihood(
         raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     out = []
     try:
         with pyro.validation_enabled(False):
@@ -101,7 +101,6 @@ def log_likelihood(
                 out.append(total - math.log(samples))
     finally:
         module.train(was_training)
-        module.beta = beta
     return torch.cat(out)
 
 
@@ -114,19 +113,17 @@ def elbo_terms(
     from ..objectives import TraceELBO
 
     objective = TraceELBO(num_particles=int(particles))
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     recon, kl = [], []
     try:
         with pyro.validation_enabled(False):
-            for i in range(0, x.shape[0], batch_size):
-                terms = objective(module.model, module.guide, x[i : i + batch_size])
+            for batch in TensorBatches(x, batch_size):
+                terms = objective(module.model, module.guide, batch)
                 recon.append(terms.recon)
                 kl.append(terms.kl)
     finally:
         module.train(was_training)
-        module.beta = beta
     return torch.cat(recon), torch.cat(kl)
 
 

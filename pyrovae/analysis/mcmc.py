@@ -63,9 +63,8 @@ def refine(
         raise ConfigError("chains and num_samples must be >= 1, warmup >= 0")
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     try:
         for p in params:
             p.requires_grad_(False)
@@ -87,7 +86,6 @@ def refine(
         for p, f in zip(params, flags, strict=True):
             p.requires_grad_(f)
         module.train(was_training)
-        module.beta = beta
     draws = torch.stack(per_chain)  # (chains, S, n, L)
     data = arviz_compat.from_groups(
         {"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]}

@@ -45,9 +45,8 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
     docstring), for data ``x`` (default: a batch simulated from the model)."""
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     try:
         with pyro.validation_enabled(False):
             with torch.no_grad():
@@ -69,7 +68,6 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
         for p, f in zip(params, flags, strict=True):
             p.requires_grad_(f)
         module.train(was_training)
-        module.beta = beta
     return [p for p, g in zip(params, grads, strict=True) if g is not None]
 
 

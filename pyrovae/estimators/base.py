@@ -40,7 +40,15 @@ from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
 from ..runs import hold
 from ..runs.names import CHECKPOINT
-from ..training import Trainer, distributed, load_checkpoint, make_adam, save_checkpoint
+from ..training import (
+    Trainer,
+    TrainingOptions,
+    distributed,
+    load_checkpoint,
+    make_adam,
+    save_checkpoint,
+    standard_callbacks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +263,9 @@ class Estimator:
         self.n_features_in_ = math.prod(self.data_shape_)
 
     def make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+        """A :class:`~pyrovae.training.Trainer` over ``module_`` with this estimator's
+        objective, schedule, Adam optimizer and training options, and the standard
+        callbacks (:func:`~pyrovae.training.standard_callbacks`)."""
         from ..training.precision import amp_allowed
 
         optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
@@ -262,28 +273,17 @@ class Estimator:
         amp = bool(self.amp) and amp_allowed(self.device_)
         if self.amp and not amp:
             logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
+        options = TrainingOptions.from_params(self.get_params(), amp=amp)
         return Trainer(
             self.module_,
             self._objective(),
             self._schedule(),
             optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            lr_decay_patience=self.lr_decay_patience,
-            lr_decay_factor=self.lr_decay_factor,
-            seed=self.seed,
+            options,
+            standard_callbacks(options),
             run_dir=run_dir,
             payload=self.payload,
-            progress=self.progress,
             transform=transform,
-            time_budget=self.time_budget,
-            budget_clock=self.budget_clock,
-            amp=amp,
-            checkpoint_every=self.checkpoint_every,
-            on_divergence=self.on_divergence,
-            divergence_retries=self.divergence_retries,
-            rollback_lr_factor=self.rollback_lr_factor,
             distributed=distributed.current(),
         )
 
@@ -363,7 +363,6 @@ class Estimator:
         """Evaluate the objective once on two rows, so that a combination of components
         that cannot work fails with one clear line before any training (RNG untouched)."""
         objective = self._objective()
-        self.module_.beta = 1.0
         try:
             devices = [self.device_] if self.device_.type == "cuda" else []
             with torch.random.fork_rng(devices=devices), torch.no_grad():
