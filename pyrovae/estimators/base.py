@@ -35,6 +35,7 @@ from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
 from ..data.validation import as_data_tensor, check_support, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
@@ -468,7 +469,6 @@ class Estimator:
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..analysis.loglik import elbo_terms
 
         return elbo_terms(self.module_, x, particles)
 
