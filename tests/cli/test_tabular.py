@@ -17,6 +17,7 @@ from pyrovae import arviz_compat as ax
 from pyrovae.api import load
 from pyrovae.cli import main
 from pyrovae.data import load_data
+from pyrovae.report import build_report
 from pyrovae.runs.data import load_run_data
 
 TINY = ["--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--no-progress"]
@@ -140,6 +141,8 @@ def test_a_label_column_is_kept_through_resume(breast_cancer, tmp_path, capsys, 
     again = load(run)
     assert again.n_epochs_ == 2 and again.data_info_["classes"] == [0, 1]
     assert again.data_info_["label_column"] == "target"
+    # the report reads the labels back as their classes (the latent view's legend)
+    assert build_report(run, n=50, show=4, traverse=3, max_dims=2).is_file()
 
 
 def test_one_row_trains_on_the_training_loss_with_a_warning(tmp_path, capsys, caplog):
