@@ -89,6 +89,8 @@ DATA_KEYS = (
     "scale",
     "binarize",
     "columns",
+    "drop_columns",
+    "label_column",
 )
 
 
@@ -524,6 +526,16 @@ def evaluate_run(
 # -- several runs -----------------------------------------------------------------------
 
 
+#: Column options whose empty value is recorded as [] or None, or not at all by runs
+#: that predate the option.
+_COLUMN_KEYS = ("columns", "drop_columns", "label_column")
+
+
+def _recorded(info: dict, key: str):
+    value = info.get(key)
+    return (value or None) if key in _COLUMN_KEYS else value
+
+
 def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
     """Raise :class:`ConfigError` unless every run (``(name, data info)``) was trained
     on the same data with the same split and preprocessing."""
@@ -537,7 +549,7 @@ def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
             )
     first_name, first = runs[0]
     for name, info in runs[1:]:
-        diff = [k for k in DATA_KEYS if info.get(k) != first.get(k)]
+        diff = [k for k in DATA_KEYS if _recorded(info, k) != _recorded(first, k)]
         if diff:
             k = diff[0]
             raise ConfigError(
