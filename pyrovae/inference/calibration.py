@@ -22,6 +22,7 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 
 
 @torch.no_grad()
@@ -35,8 +36,7 @@ def sbc(module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0) ->
         ``p_values`` (chi-square uniformity per dimension), ``coverage_50`` and
         ``coverage_90`` (per dimension), and ``min_p_value``.
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("calibration needs a model with latent variables")
+    require_latent_variables(module, "calibration")
     if (draws + 1) % bins:
         raise ConfigError(f"draws + 1 must be a multiple of bins; got {draws} and {bins}")
     was_training = module.training
