@@ -35,6 +35,7 @@ import torch
 from .. import sites
 from ..data import TensorBatches
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
@@ -42,7 +43,7 @@ from ..objectives.iwae import log_weights, vectorized_traces
 DEFAULT_MEMORY = 512 * 2**20
 
 
-def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
+def chunk_size(module, batch: int, samples: int, memory: int) -> int:
     per_sample = (
         4
         * 6
@@ -79,8 +80,7 @@ def log_likelihood(
     memory : int
         Bytes one chunk of samples may use (sets the chunk size).
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
+    require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
     was_training = module.training
@@ -90,7 +90,7 @@ def log_likelihood(
         with pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
-                chunk = _chunk_size(module, xb.shape[0], samples, memory)
+                chunk = chunk_size(module, xb.shape[0], samples, memory)
                 total = torch.full((xb.shape[0],), -math.inf, device=x.device)
                 done = 0
                 while done < samples:
