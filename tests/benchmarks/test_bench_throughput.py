@@ -10,25 +10,16 @@ that the benchmark times the trainer's own step.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_throughput.py"
 
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_throughput", module)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(bench_throughput):
+    return bench_throughput
 
 
 def _positive_finite(v) -> bool:

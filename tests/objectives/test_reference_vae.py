@@ -9,24 +9,13 @@ compute the Bernoulli term with different formulas, equal up to rounding).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_throughput.py"
 
-
-@pytest.fixture(scope="module")
-def bench():
-    """``benchmarks/bench_throughput.py`` (not a package), for its reference VAE."""
-    spec = importlib.util.spec_from_file_location("bench_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_throughput", module)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(bench_throughput):
+    return bench_throughput
 
 
 def test_same_loss_and_gradients_from_same_noise(bench):

@@ -135,26 +135,23 @@ def test_standard_callbacks_follow_the_options():
     assert isinstance(rollback[0], EarlyStopping)
 
 
-class _NaNAt:
-    """Objective wrapper: the loss is NaN on training call ``at`` (1-based)."""
+class PoisonWeights(Callback):
+    """Sets a weight to NaN after step ``at``: the next step diverges."""
 
-    def __init__(self, inner, at: int) -> None:
-        self.inner, self.at, self.calls = inner, at, 0
+    def __init__(self, at: int) -> None:
+        self.at = at
 
-    def __call__(self, model, guide, batch, beta=1.0):
-        terms = self.inner(model, guide, batch, beta=beta)
-        if torch.is_grad_enabled():
-            self.calls += 1
-            if self.calls == self.at:
-                terms.loss = terms.loss * math.nan
-        return terms
+    def on_step_end(self, trainer):
+        if trainer.step == self.at and not trainer.rollbacks:
+            with torch.no_grad():
+                next(trainer.module.parameters()).view(-1)[0] = math.nan
 
 
 def test_rollback_to_a_save_point_inside_an_epoch(small_digits):
-    """With a save point every 2 steps, a divergence at the 4th step goes back to step 2
-    of the same epoch (not to the epoch's start): the epoch continues from there, the
-    step count stays that of an undisturbed run, and with the rate factor close to 1
-    the losses are those of an undisturbed run."""
+    """With a save point every 2 steps, a divergence at the 4th step (the weights were
+    poisoned after the 3rd) goes back to step 2 of the same epoch, not to the epoch's
+    start: the epoch continues from there, the step count stays that of an undisturbed
+    run, and with the rate factor close to 1 the losses are those of an undisturbed run."""
     x, xv = small_digits
     kw = dict(epochs=3, checkpoint_every=2, **SMALL)
     clean = VAE(**kw).fit(x, X_val=xv)
@@ -163,7 +160,7 @@ def test_rollback_to_a_save_point_inside_an_epoch(small_digits):
     pyro.set_rng_seed(est.seed)
     est.build(tuple(x.shape[1:]), "bernoulli")
     trainer = est.make_trainer(None, None)
-    trainer.objective = _NaNAt(trainer.objective, 4)
+    trainer.callbacks.append(PoisonWeights(at=3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pyro warns "Encountered NaN: loss"
         est.fit_with(trainer, x, xv)

@@ -4,11 +4,8 @@ trainer and the throughput benchmark take."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import pyro
 import pytest
@@ -21,17 +18,10 @@ from pyrovae.models import ModuleSpec, build_module
 from pyrovae.objectives import TraceELBO
 from pyrovae.training import train_step
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_throughput.py"
 
-
-@pytest.fixture(scope="module")
-def bench():
-    """``benchmarks/bench_throughput.py`` (not a package), for its reference VAE."""
-    spec = importlib.util.spec_from_file_location("bench_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_throughput", module)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(bench_throughput):
+    return bench_throughput
 
 
 def _vae(seed=0):
