@@ -1,6 +1,8 @@
 """Posterior analysis: importance-sampled log-likelihood, the ELBO's decomposition,
-export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
+export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat; :func:`analyze_run`
+writes all of them for a trained run (``pyrovae analyze``)."""
 
+from .analyze import analyze_run
 from .calibration import plot_rank_histograms, sbc
 from .comparison import compare_runs
 from .disentanglement import beta_vae_score, mig
@@ -12,6 +14,7 @@ from .psis import pareto_khat
 from .selection import compare, latent_dim_curve, plot_selection
 
 __all__ = [
+    "analyze_run",
     "beta_vae_score",
     "compare_runs",
     "mig",

@@ -74,6 +74,7 @@ from .. import sites
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .loglik import log_likelihood
+from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -402,11 +403,11 @@ def run_label(est) -> str:
     return est.family if beta is None else f"{est.family} β={beta:g}"
 
 
-def novelty_scores(est, x: torch.Tensor, samples: int = 500) -> np.ndarray:
+def novelty_scores(est, x: torch.Tensor, samples: int = 500, progress: bool = False) -> np.ndarray:
     """Out-of-distribution score per row: ``-log p(x)`` for models with latent variables,
     the squared reconstruction error for autoencoders."""
     if est.module_.has_latent_sites:
-        return -log_likelihood(est.module_, x, samples=samples).cpu().numpy()
+        return -log_likelihood(est.module_, x, samples=samples, progress=progress).cpu().numpy()
     return _flat(est.reconstruct(x) - x).pow(2).sum(1).cpu().numpy()
 
 
@@ -420,6 +421,7 @@ def evaluate_run(
     steps: int = 16,
     particles: int = 10,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """All metrics of one fitted estimator against ``ref`` (see the module docstring).
 
@@ -440,6 +442,8 @@ def evaluate_run(
     seed : int
         Seed set before the run is evaluated (every run sees the same random numbers
         where their shapes agree).
+    progress : bool
+        Show bars over the importance sampling.
     """
     pyro.set_rng_seed(int(seed))
     module = est.module_
@@ -459,7 +463,7 @@ def evaluate_run(
     row["rate"] = ev["kl"] if latent else None
     row["elbo"] = ev["elbo"] if latent else None
     if latent:
-        ll = log_likelihood(module, x, samples=samples)
+        ll = log_likelihood(module, x, samples=samples, progress=progress)
         row["log_likelihood"] = float(ll.mean())
         row["log_likelihood_se"] = float(ll.std() / math.sqrt(ll.numel()))
     else:
@@ -491,7 +495,7 @@ def evaluate_run(
     z_prior = module.sample_latent(n)
     row["mmd"] = mmd_rbf(z_agg.cpu(), z_prior.cpu())
     # out-of-distribution
-    s_in = -ll.cpu().numpy() if latent else novelty_scores(est, x, samples)
+    s_in = -ll.cpu().numpy() if latent else novelty_scores(est, x, samples, progress)
     row["ood_auroc"] = {}
     for name, x_out in ref.ood.items():
         x_out = est.as_input(x_out)
@@ -500,7 +504,7 @@ def evaluate_run(
         except DataError as exc:
             logger.info("OOD set %s skipped for %s: %s", name, est.family, exc)
             continue
-        row["ood_auroc"][name] = auroc(s_in, novelty_scores(est, x_out, samples))
+        row["ood_auroc"][name] = auroc(s_in, novelty_scores(est, x_out, samples, progress))
     # disentanglement
     if ref.generator is not None:
         from .disentanglement import beta_vae_score, mig
@@ -567,6 +571,7 @@ def compare_runs(
     steps: int = 16,
     seed: int = 0,
     classifier: str = "mlp",
+    progress: bool = False,
 ) -> dict:
     """Evaluate fitted estimators trained on ``data`` on one :class:`Reference`.
 
@@ -582,6 +587,8 @@ def compare_runs(
         Row labels (default: model and beta, made unique with the run name).
     n, samples, n_samples, pairs, steps, seed, classifier
         See :func:`make_reference` and :func:`evaluate_run`.
+    progress : bool
+        Show a progress bar over the runs (and the importance sampling of each).
 
     Returns
     -------
@@ -607,12 +614,23 @@ def compare_runs(
     torch.manual_seed(int(seed))
     ref = make_reference(data, n=n, n_samples=n_samples, seed=seed, classifier=classifier)
     rows = []
-    for est, name, label in zip(estimators, names, labels, strict=True):
-        logger.info("comparing %s (%s)", label, name)
-        row = evaluate_run(
-            est, ref, samples=samples, n_samples=n_samples, pairs=pairs, steps=steps, seed=seed
-        )
-        rows.append({"label": label, "run": str(name), **row})
+    bar = progress_bar(enabled=progress, total=len(estimators), desc="compare", unit="run")
+    with bar:
+        for est, name, label in zip(estimators, names, labels, strict=True):
+            logger.info("comparing %s (%s)", label, name)
+            bar.set_postfix_str(label)
+            row = evaluate_run(
+                est,
+                ref,
+                samples=samples,
+                n_samples=n_samples,
+                pairs=pairs,
+                steps=steps,
+                seed=seed,
+                progress=progress,
+            )
+            rows.append({"label": label, "run": str(name), **row})
+            bar.update()
     return {
         "data": str(data.name),
         "settings": {

@@ -35,6 +35,7 @@ import torch
 from .. import sites
 from ..errors import ConfigError
 from ..objectives.iwae import log_weights, vectorized_traces
+from .progress import progress_bar
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -62,6 +63,7 @@ def log_likelihood(
     samples: int = 5000,
     batch_size: int = 100,
     memory: int = DEFAULT_MEMORY,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
 
@@ -77,6 +79,8 @@ def log_likelihood(
         Data points per pass.
     memory : int
         Bytes one chunk of samples may use (sets the chunk size).
+    progress : bool
+        Show a progress bar over the data points (:mod:`.progress`).
     """
     if not getattr(module, "has_latent_sites", False):
         raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
@@ -86,8 +90,11 @@ def log_likelihood(
     module.eval()
     module.beta = 1.0
     out = []
+    bar = progress_bar(
+        enabled=progress, total=int(x.shape[0]), desc="log p(x)", unit="point", leave=False
+    )
     try:
-        with pyro.validation_enabled(False):
+        with bar, pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
                 chunk = _chunk_size(module, xb.shape[0], samples, memory)
@@ -99,6 +106,7 @@ def log_likelihood(
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))
+                bar.update(xb.shape[0])
     finally:
         module.train(was_training)
         module.beta = beta
@@ -137,9 +145,15 @@ def _mean_se(v: torch.Tensor) -> tuple[float, float]:
 
 @torch.no_grad()
 def elbo_decomposition(
-    module, x: torch.Tensor, samples: int = 0, particles: int = 10, batch_size: int = 500
+    module,
+    x: torch.Tensor,
+    samples: int = 0,
+    particles: int = 10,
+    batch_size: int = 500,
+    progress: bool = False,
 ) -> dict:
-    """The ELBO's parts over the rows of ``x`` (see the module docstring).
+    """The ELBO's parts over the rows of ``x`` (see the module docstring); ``progress``
+    shows a bar over the importance sampling of log p(x).
 
     Returns
     -------
@@ -182,7 +196,7 @@ def elbo_decomposition(
     out["activity"] = activity.tolist()
     out["mutual_info"] = mutual_information(module, x[:1000])
     if samples:
-        ll = log_likelihood(module, x, samples=samples)
+        ll = log_likelihood(module, x, samples=samples, progress=progress)
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
         out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))

@@ -201,6 +201,36 @@ def read_config(run: Path, est) -> dict[str, Any]:
     return {"model": est.family, **est.plain_params()}
 
 
+def family_options(family: str) -> tuple[set[str], set[str]]:
+    """The options ``family`` takes, and those some other family takes: the parameters
+    of the registered estimators (``ESTIMATORS.get(f)().get_params()``)."""
+    from ..estimators import ESTIMATORS
+
+    params = {f: set(ESTIMATORS.get(f)().get_params()) for f in ESTIMATORS.names()}
+    own = params.get(family)
+    every = set().union(*params.values())
+    return (every if own is None else own), every
+
+
+def config_table(config: dict[str, Any], family: str) -> str:
+    """The configuration as a table of the options that apply to the run's family (and
+    those of no family: data, model, processes), with the others folded into a
+    ``<details>`` block: the options only other families read (``noise`` and
+    ``corruption`` for a VAE, ``top_dim`` for anything but the hierarchical VAE, ...)."""
+    own, every = family_options(family)
+    applies, other = [], []
+    for key, value in flatten(config):
+        option = key.split(".")[0]  # a table's entries go with their option
+        (applies if option in own or option not in every else other).append((key, value))
+    html_ = table(applies, ("option", "value"))
+    if other:
+        html_ += (
+            f'<details class="unused"><summary>Options a {esc(family)} run does not use '
+            f"({len(other)})</summary>" + table(other, ("option", "value")) + "</details>"
+        )
+    return html_
+
+
 # -- context shared by the sections ---------------------------------------------------------
 
 
@@ -299,12 +329,11 @@ def _section_run(ctx: _Context) -> Section:
         for key in ("log_likelihood", "bits_per_dim", "gap"):
             if isinstance(dec.get(key), (int, float)):
                 numbers.append((f"{names.DIAGNOSTICS}: {key}", dec[key]))
-    config_rows = flatten(ctx.config)
     body = (
         '<div class="tables"><div><h3>Summary</h3>'
         + table(numbers)
         + "</div><div><h3>Configuration</h3>"
-        + table(config_rows, ("option", "value"))
+        + config_table(ctx.config, est.family)
         + "</div></div>"
     )
     provenance = read_json(ctx.run / names.RUN_INFO)

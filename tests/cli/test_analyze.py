@@ -14,6 +14,7 @@ import pytest
 
 from pyrovae import arviz_compat
 from pyrovae.cli import main
+from pyrovae.cli.args import N
 from pyrovae.data import load_data
 
 FAST = ["--draws", "5", "--samples", "5", "--mcmc-points", "0", "--sbc", "0"]
@@ -78,7 +79,7 @@ def test_data_replaces_the_runs_data(run, digits, tmp_path, capsys):
     np.save(tmp_path / "same.npy", np.repeat(image, 200, axis=0))
     same = str(tmp_path / "same.npy")
     diag = _analyze(capsys, run, tmp_path / "out", "--data", same, "--split", "train")
-    n = 100  # --n's default; the training split has 162 rows
+    n = min(N, 162)  # --n's default, or all of the training split's 162 rows
     assert diag["n"] == n
     np.testing.assert_array_equal(
         _observed(tmp_path / "out"), np.repeat(image.reshape(1, -1), n, 0)
