@@ -19,10 +19,19 @@ VERB_MODULES = (train, evaluate, analyze, compare, report, components)
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (and exit with status 2)."""
+    """An argument parser whose errors are one line (and exit with status 2), and whose
+    help texts may be completed when they are shown: an action's ``complete_help()``
+    (set by :func:`.train.add_config_options`) replaces its help in ``--help``."""
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            complete = getattr(action, "complete_help", None)
+            if complete is not None:
+                action.help = complete()
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:

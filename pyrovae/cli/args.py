@@ -26,7 +26,9 @@ one-line ``pyrovae: error`` like every other error a user can cause.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+from collections.abc import Callable
 
 from ..errors import ConfigError
 
@@ -38,6 +40,27 @@ SAMPLES = 500
 SEED = 0
 #: The splits a verb may work on.
 SPLITS = ("test", "val", "train")
+
+
+def add_verb(sub, name: str, func: Callable, summary: str) -> argparse.ArgumentParser:
+    """The parser of a verb that runs ``func``: ``summary`` is its line in
+    ``pyrovae --help``, ``func``'s docstring its description in ``pyrovae NAME --help``."""
+    p = sub.add_parser(name, help=summary, description=inspect.cleandoc(func.__doc__ or ""))
+    p.set_defaults(func=func)
+    return p
+
+
+def add_count(
+    parser: argparse.ArgumentParser, flag_: str, default: int, what: str, *, skip: bool = False
+) -> None:
+    """An integer option ``flag_`` (``what`` it counts); with ``skip``, 0 skips that step."""
+    text = what + ("; 0 skips it" if skip else "") + f" (default: {default})"
+    parser.add_argument(flag_, type=int, default=default, help=text)
+
+
+def add_switch(parser: argparse.ArgumentParser, flag_: str, what: str) -> None:
+    """A flag that is off unless given."""
+    parser.add_argument(flag_, action="store_true", help=what)
 
 
 def add_run_argument(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -93,10 +116,10 @@ def add_seed(parser: argparse.ArgumentParser) -> None:
 
 def add_progress(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``."""
-    parser.add_argument(
+    add_switch(
+        parser,
         "--no-progress",
-        action="store_true",
-        help="hide the progress bars (they are shown only when stderr is a terminal)",
+        "hide the progress bars (they are shown only when stderr is a terminal)",
     )
 
 

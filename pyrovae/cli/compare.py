@@ -8,52 +8,38 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..runs import names, to_json, write_json
-from .args import (
-    add_n,
-    add_output,
-    add_progress,
-    add_run_argument,
-    add_samples,
-    add_seed,
-    check_at_least,
-    show_progress,
-)
+from . import args as shared
 
 
 def register(sub) -> None:
     """Add the ``select`` and ``compare`` verbs."""
-    p = sub.add_parser(
+    _add_runs_verb(
+        sub,
         "select",
-        help="model selection over trained runs: held-out log p(x), AIC and BIC",
-        description="Score trained VAE runs (for example one per --latent-dim or per "
-        "--prior, trained on the same data) by the importance-sampled log-likelihood of "
-        "their validation data, AIC and BIC on their training data; print the table and "
-        "the best run by each criterion, and write selection.json and selection.png.",
+        cmd_select,
+        "model selection over trained runs: held-out log p(x), AIC and BIC",
+        "folder for selection.json and selection.png (default: .)",
     )
-    add_run_argument(p, many=True)
-    add_samples(p)
-    add_seed(p)
-    add_output(p, "folder for selection.json and selection.png (default: .)", default=".")
-    add_progress(p)
-    p.set_defaults(func=cmd_select)
-
-    p = sub.add_parser(
+    p = _add_runs_verb(
+        sub,
         "compare",
-        help="compare runs (AE, DAE, VAE, beta-VAE, ...) trained on the same data",
-        description="Score runs trained on the same data on one set of metrics: "
-        "reconstruction error, held-out log p(x), rate and distortion, sample quality "
-        "(label classifier, nearest-neighbour distances), latent smoothness, prior filling "
-        "(MMD), out-of-distribution AUROC and, on shapes, MIG and the beta-VAE score. "
-        "Writes comparison.json, comparison.md, rate_distortion.png and grids.png into "
-        "--output and prints the tables (see docs/comparison.md).",
+        cmd_compare,
+        "compare runs (AE, DAE, VAE, beta-VAE, ...) trained on the same data",
+        "folder for the comparison files (default: .)",
     )
-    add_run_argument(p, many=True)
-    add_output(p, "folder for the comparison files (default: .)", default=".")
-    add_samples(p)
-    add_n(p, "held-out data points scored")
-    add_seed(p)
-    add_progress(p)
-    p.set_defaults(func=cmd_compare)
+    shared.add_n(p, "held-out data points scored")
+
+
+def _add_runs_verb(sub, name, func, summary, output_help) -> argparse.ArgumentParser:
+    """A verb that scores several runs: ``RUN...``, ``--samples``, ``--seed``, ``--output``
+    (a folder, default the working folder) and ``--no-progress``."""
+    p = shared.add_verb(sub, name, func, summary)
+    shared.add_run_argument(p, many=True)
+    shared.add_samples(p)
+    shared.add_seed(p)
+    shared.add_output(p, output_help, ".")
+    shared.add_progress(p)
+    return p
 
 
 def _load(runs: list[str], *, latent: bool = False) -> list:
@@ -86,15 +72,19 @@ def _selection_data(run: str, est):
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    """Score trained VAE runs (for example one per --latent-dim or per --prior, trained
+    on the same data) by the importance-sampled log-likelihood of their validation data,
+    AIC and BIC on their training data; print the table and the best run by each
+    criterion, and write selection.json and selection.png."""
     import pyro
 
     from ..analysis.progress import progress_bar
     from ..analysis.selection import best, plot_selection, score_model
 
-    check_at_least(args, 1, "samples")
+    shared.check_at_least(args, 1, "samples")
     ests = _load(args.runs, latent=True)
     datasets = [_selection_data(run, est) for run, est in zip(args.runs, ests, strict=True)]
-    progress = show_progress(args)
+    progress = shared.show_progress(args)
     rows = []
     for run, est, data in progress_bar(
         list(zip(args.runs, ests, datasets, strict=True)),
@@ -116,11 +106,17 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Score runs trained on the same data on one set of metrics: reconstruction error,
+    held-out log p(x), rate and distortion, sample quality (label classifier,
+    nearest-neighbour distances), latent smoothness, prior filling (MMD),
+    out-of-distribution AUROC and, on shapes, MIG and the beta-VAE score. Writes
+    comparison.json, comparison.md, rate_distortion.png and grids.png into --output and
+    prints the tables (see docs/comparison.md)."""
     from ..analysis.comparison import compare_runs
     from ..report.compare import format_tables, write_comparison
     from ..runs.data import load_run_data
 
-    check_at_least(args, 1, "samples", "n")
+    shared.check_at_least(args, 1, "samples", "n")
     ests = _load(args.runs)
     data = load_run_data(ests[0].data_info_)
     result = compare_runs(
@@ -130,7 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         n=args.n,
         samples=args.samples,
         seed=args.seed,
-        progress=show_progress(args),
+        progress=shared.show_progress(args),
     )
     x = data.test if data.test.shape[0] else data.val
     files = write_comparison(result, args.output, ests, x if data.is_image else None)

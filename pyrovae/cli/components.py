@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from . import args as shared
+
 #: Every registry, in the order ``pyrovae components`` lists them: a title and the
 #: registry's dotted path.
 REGISTRIES = (
@@ -44,21 +46,15 @@ def registry_table() -> str:
 
 def register(sub) -> None:
     """Add the ``components`` verb."""
-    p = sub.add_parser(
-        "components",
-        help="list the registered components",
-        description="List every registered prior, likelihood, guide, network, objective, "
-        "beta schedule, model family, corruption, dataset and scaling.",
+    p = shared.add_verb(sub, "components", cmd_components, "list the registered components")
+    shared.add_switch(
+        p, "--markdown", "print the registries as the markdown table of docs/architecture.md"
     )
-    p.add_argument(
-        "--markdown",
-        action="store_true",
-        help="print the registries as the markdown table of docs/architecture.md",
-    )
-    p.set_defaults(func=cmd_components)
 
 
 def cmd_components(args: argparse.Namespace) -> int:
+    """List every registered prior, likelihood, guide, network, objective, beta
+    schedule, model family, corruption, dataset and scaling."""
     if args.markdown:
         print(registry_table(), end="")
         return 0

@@ -9,59 +9,31 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..runs import names, to_json, write_json
-from .args import (
-    add_data_options,
-    add_n,
-    add_output,
-    add_progress,
-    add_run_argument,
-    add_samples,
-    add_seed,
-    check_at_least,
-    show_progress,
-)
+from . import args as shared
 
 
 def register(sub) -> None:
     """Add the ``evaluate`` and ``sample`` verbs."""
-    p = sub.add_parser(
-        "evaluate",
-        help="test-set ELBO and its terms, as JSON",
-        description="Evaluate a trained run on a held-out split: the ELBO per data point "
-        "with its reconstruction and KL terms and their standard errors; prints JSON and "
-        "writes it to RUN/evaluation.json. With --samples K also log p(x) by importance "
-        "sampling, bits per dimension, the gap log p(x) - ELBO, KL per latent dimension, "
-        "active units and I(x; z).",
+    p = shared.add_verb(sub, "evaluate", cmd_evaluate, "test-set ELBO and its terms, as JSON")
+    shared.add_run_argument(p)
+    shared.add_data_options(p)
+    shared.add_count(
+        p, "--particles", 10, "Monte Carlo samples of z per data point in the ELBO estimate"
     )
-    add_run_argument(p)
-    add_data_options(p)
-    p.add_argument(
-        "--particles",
-        type=int,
-        default=10,
-        help="Monte Carlo samples of z per data point in the ELBO estimate (default: 10)",
-    )
-    add_samples(p, optional=True)
-    add_seed(p)
-    add_output(p, "JSON file to write (default: RUN/evaluation.json)")
-    add_progress(p)
-    p.set_defaults(func=cmd_evaluate)
+    shared.add_samples(p, optional=True)
+    shared.add_seed(p)
+    shared.add_output(p, "JSON file to write (default: RUN/evaluation.json)")
+    shared.add_progress(p)
 
-    p = sub.add_parser(
-        "sample",
-        help="draw samples from the prior and write an image grid",
-        description="Decode N draws of z from the prior (from the fitted code distribution "
-        "for autoencoders) and write a PNG grid plus the samples as .npy.",
+    p = shared.add_verb(
+        sub, "sample", cmd_sample, "draw samples from the prior and write an image grid"
     )
-    add_run_argument(p)
-    add_n(p, "number of samples drawn")
-    add_output(p, "PNG to write (default: RUN/samples-N.png)")
-    add_seed(p)
-    p.add_argument(
-        "--draw", action="store_true", help="draw x ~ p(x|z) instead of showing the mean E[x|z]"
-    )
-    add_progress(p)
-    p.set_defaults(func=cmd_sample)
+    shared.add_run_argument(p)
+    shared.add_n(p, "number of samples drawn")
+    shared.add_output(p, "PNG to write (default: RUN/samples-N.png)")
+    shared.add_seed(p)
+    shared.add_switch(p, "--draw", "draw x ~ p(x|z) instead of showing the mean E[x|z]")
+    shared.add_progress(p)
 
 
 def _folder(run: str) -> Path:
@@ -71,6 +43,11 @@ def _folder(run: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a trained run on a held-out split: the ELBO per data point with its
+    reconstruction and KL terms and their standard errors; prints JSON and writes it to
+    RUN/evaluation.json. With --samples K also log p(x) by importance sampling, bits per
+    dimension, the gap log p(x) - ELBO, KL per latent dimension, active units and
+    I(x; z)."""
     import pyro
 
     from ..analysis import elbo_decomposition
@@ -79,14 +56,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     est = load(args.run)
     data = load_run_data(est.data_info_, args.data)
-    check_at_least(args, 1, "particles")
+    shared.check_at_least(args, 1, "particles")
     x = data.split(args.split)
     if x.shape[0] == 0:
         raise ConfigError(
             f"the {args.split} split of {data.name!r} is empty (its fraction is 0); "
             "choose another --split"
         )
-    check_at_least(args, 0, "samples")
+    shared.check_at_least(args, 0, "samples")
     if args.samples and not est.module_.has_latent_sites:
         raise ConfigError(
             f"--samples estimates log p(x), which needs latent variables; this run is a "
@@ -97,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out.update(est.evaluate(x, particles=args.particles))  # checks x against the model
     if args.samples:
         x = est.as_input(x)
-        progress = show_progress(args)
+        progress = shared.show_progress(args)
         out.update(
             elbo_decomposition(
                 est.module_, x, samples=args.samples, particles=args.particles, progress=progress
@@ -110,13 +87,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """Decode N draws of z from the prior (from the fitted code distribution for
+    autoencoders) and write a PNG grid plus the samples as .npy."""
     import numpy as np
     import pyro
 
     from ..estimators import load
     from ..plotting import save_image_rows, save_scatter_matrix
 
-    check_at_least(args, 1, "n")
+    shared.check_at_least(args, 1, "n")
     est = load(args.run)
     pyro.set_rng_seed(args.seed)
     samples = est.sample(args.n, mean=not args.draw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -21,7 +22,7 @@ from ..errors import CheckpointError, ConfigError, PyrovaeError, RunLockedError,
 from ..runs import hold, names, read_config, to_json, write_config
 from ..runs.config import has_config
 from ..runs.names import RUN_FILES
-from .args import add_progress, show_progress
+from . import args as shared
 from .components import registry
 
 log = logging.getLogger("pyrovae")
@@ -36,13 +37,7 @@ RESUME_OPTIONS = ("nproc", *RESUME_OVERRIDES)
 
 def register(sub) -> None:
     """Add the ``train`` verb: its own arguments and one flag per training option."""
-    p = sub.add_parser(
-        "train",
-        help="train a model into a run folder",
-        description="Train a VAE (or the ae/dae baselines) and write a run folder with "
-        "config.toml, checkpoint.pt, metrics.csv and PNGs of reconstructions and samples. "
-        "Options override the --config file, which overrides the defaults.",
-    )
+    p = shared.add_verb(sub, "train", cmd_train, "train a model into a run folder")
     p.add_argument(
         "--config",
         metavar="FILE",
@@ -61,16 +56,15 @@ def register(sub) -> None:
         help="continue training the run in RUN from its checkpoint (--epochs and "
         "--time-budget set new totals)",
     )
-    p.add_argument("--force", action="store_true", help="write into an existing run folder")
-    add_progress(p)
+    shared.add_switch(p, "--force", "write into an existing run folder")
+    shared.add_progress(p)
     add_config_options(p)
-    p.set_defaults(func=cmd_train)
 
 
-def _option_help(opt) -> str:
-    """An option's help text with its registry's names and its default."""
+def _option_help(opt, names: bool = True) -> str:
+    """An option's help text with its default and (``names``) its registry's names."""
     text = opt.help
-    if opt.registry:
+    if opt.registry and names:
         text += f"; one of: {', '.join(registry(opt.registry).names())}"
     if opt.default not in (None, {}, []):
         shown = ",".join(map(str, opt.default)) if isinstance(opt.default, list) else opt.default
@@ -81,7 +75,8 @@ def _option_help(opt) -> str:
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One flag per :data:`pyrovae.config.OPTIONS` entry, in its group. Unset flags are
     absent from the namespace (``argparse.SUPPRESS``), so that only the options given
-    override the ``--config`` file."""
+    override the ``--config`` file. The registered names join an option's help when the
+    help is shown (``complete_help``): listing them imports the components, and torch."""
     groups = {
         "data": parser.add_argument_group("data"),
         "model": parser.add_argument_group("model"),
@@ -91,7 +86,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {
             "dest": opt.name,
             "default": argparse.SUPPRESS,
-            "help": _option_help(opt),
+            "help": _option_help(opt, names=False),
         }
         if opt.metavar:
             kwargs["metavar"] = opt.metavar
@@ -99,13 +94,18 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             kwargs["action"] = "append"
         elif isinstance(opt.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
-        groups[opt.group].add_argument(opt.flag, **kwargs)
+        action = groups[opt.group].add_argument(opt.flag, **kwargs)
+        if opt.registry:
+            action.complete_help = functools.partial(_option_help, opt)
 
 
 # -- the verb ----------------------------------------------------------------------------
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a VAE (or the ae/dae baselines) and write a run folder with config.toml,
+    checkpoint.pt, metrics.csv and PNGs of reconstructions and samples. Options override
+    the --config file, which overrides the defaults."""
     from ..config import OPTIONS_BY_NAME, resolve_device
     from ..training import distributed
 
@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return distributed.launch(nproc, train_rank, args)
     else:
         ctx = None
-    progress = show_progress(args)
+    progress = shared.show_progress(args)
     if ctx is not None and not ctx.is_main:  # rank 0 speaks for all
         log.setLevel(logging.WARNING)
         progress = False

@@ -225,7 +225,7 @@ def config_table(config: dict[str, Any], family: str) -> str:
     html_ = table(applies, ("option", "value"))
     if other:
         html_ += (
-            f'<details class="unused"><summary>Options a {esc(family)} run does not use '
+            f'<details class="unused"><summary>Options this {esc(family)} run does not use '
             f"({len(other)})</summary>" + table(other, ("option", "value")) + "</details>"
         )
     return html_

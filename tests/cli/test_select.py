@@ -13,13 +13,16 @@ from pyrovae.cli import main
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, digits):
-    """Runs trained one epoch on 200 digit images (a VAE and an AE), a VAE on 200 other
-    images, and a model saved by the API, which records no data."""
+    """Runs trained one epoch on 200 digit images (a VAE and an AE, and a VAE without a
+    validation split), a VAE on 200 other images, and a model saved by the API, which
+    records no data."""
     folder = tmp_path_factory.mktemp("select")
     np.save(folder / "x.npy", digits.train[:200].numpy())
     np.save(folder / "y.npy", digits.train[200:400].numpy())
     base = ["train", "--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--no-progress"]
-    for name, data, extra in (("vae", "x", []), ("ae", "x", ["--model", "ae"]), ("other", "y", [])):
+    runs = [("vae", "x", []), ("ae", "x", ["--model", "ae"]), ("other", "y", [])]
+    runs += [("noval", "x", ["--val-fraction", "0"])]
+    for name, data, extra in runs:
         args = [*base, "--data", str(folder / f"{data}.npy"), "-o", str(folder / name), *extra]
         assert main(args) == 0
     VAE(epochs=1, hidden=(16,), latent_dim=2).fit(digits.train[:100]).save(folder / "m.pt")
@@ -34,10 +37,16 @@ def runs(tmp_path_factory, digits):
         (["vae", "other"], [], "runs were trained on different data: {vae} has data = "),
         (["saved"], [], "{saved} does not record the data it was trained on"),
         (["vae", "nowhere"], [], "no checkpoint at '{nowhere}'"),
+        (
+            ["noval"],
+            [],
+            "select scores held-out log p(x) on the validation split, and the validation "
+            "split of {noval} is empty (val_fraction = 0.0)",
+        ),
     ],
 )
 def test_refusals_are_one_line_and_write_nothing(runs, tmp_path, capsys, names, extra, message):
-    paths = {name: str(runs / name) for name in ("vae", "ae", "other", "nowhere")}
+    paths = {name: str(runs / name) for name in ("vae", "ae", "other", "nowhere", "noval")}
     paths["saved"] = str(runs / "m.pt")
     capsys.readouterr()
     out = tmp_path / "out"
