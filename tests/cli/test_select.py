@@ -1,8 +1,10 @@
-"""`pyrovae select`: the runs it refuses, each with one line and nothing written.
-
-(The scores themselves are checked in tests/test_cli_analyze.py.)"""
+"""`pyrovae select`: the scores against hand-computed AIC and BIC, and the runs it
+refuses, each with one line and nothing written."""
 
 from __future__ import annotations
+
+import json
+import math
 
 import numpy as np
 import pytest
@@ -56,3 +58,49 @@ def test_refusals_are_one_line_and_write_nothing(runs, tmp_path, capsys, names, 
     assert err.startswith("pyrovae: error: ") and err.count("\n") == 1
     assert message.format(**paths) in err
     assert not out.exists()
+
+
+def test_select_compares_runs(tmp_path, capsys):
+    runs = []
+    for d in (1, 3):
+        run = tmp_path / f"l{d}"
+        assert (
+            main(
+                [
+                    "train",
+                    "--latent-dim",
+                    str(d),
+                    "--epochs",
+                    "2",
+                    "--hidden",
+                    "16",
+                    "--no-progress",
+                    "-o",
+                    str(run),
+                ]
+            )
+            == 0
+        )
+        runs.append(str(run))
+    capsys.readouterr()
+    assert main(["select", *runs, "--samples", "20", "--output", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["run"] for r in result["rows"]] == runs
+    # by hand: the decoder d -> 16 -> 64 Bernoulli logits (the N(0, I) prior has no
+    # parameters), N = 1455 training images, log L = N x the mean training log p(x)
+    n = 1455
+    for row, d in zip(result["rows"], (1, 3), strict=True):
+        k = (d * 16 + 16) + (16 * 64 + 64)
+        assert row["parameters"] == k
+        total = n * row["train_log_likelihood"]
+        assert row["aic"] == pytest.approx(-2 * total + 2 * k, rel=1e-6)
+        assert row["bic"] == pytest.approx(-2 * total + k * math.log(n), rel=1e-6)
+    rows = result["rows"]
+    assert result["best"] == {
+        "val_log_likelihood": max(rows, key=lambda r: r["val_log_likelihood"])["label"],
+        "aic": min(rows, key=lambda r: r["aic"])["label"],
+        "bic": min(rows, key=lambda r: r["bic"])["label"],
+    }
+    assert [r["label"] for r in rows] == ["l1 (latent 1)", "l3 (latent 3)"]
+    assert json.loads((tmp_path / "selection.json").read_text()) == result
+    assert (tmp_path / "selection.png").stat().st_size > 1000
