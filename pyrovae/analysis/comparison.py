@@ -613,22 +613,14 @@ def compare_runs(
         labels = unique_labels([run_label(e) for e in estimators], names)
     torch.manual_seed(int(seed))
     ref = make_reference(data, n=n, n_samples=n_samples, seed=seed, classifier=classifier)
+    options = {"samples": samples, "n_samples": n_samples, "pairs": pairs, "steps": steps}
     rows = []
     bar = progress_bar(enabled=progress, total=len(estimators), desc="compare", unit="run")
     with bar:
         for est, name, label in zip(estimators, names, labels, strict=True):
             logger.info("comparing %s (%s)", label, name)
             bar.set_postfix_str(label)
-            row = evaluate_run(
-                est,
-                ref,
-                samples=samples,
-                n_samples=n_samples,
-                pairs=pairs,
-                steps=steps,
-                seed=seed,
-                progress=progress,
-            )
+            row = evaluate_run(est, ref, seed=seed, progress=progress, **options)
             rows.append({"label": label, "run": str(name), **row})
             bar.update()
     return {
