@@ -8,10 +8,11 @@ this package and writes the files whose names :mod:`pyrovae.runs.names` lists in
   (:func:`.export.to_arviz`), with ``posterior_summary.csv`` (ArviZ's summary of z) and
   ``posterior_forest.png`` (the first five points);
 * ``diagnostics.json``: the ELBO's decomposition with importance-sampled log p(x)
-  (:func:`.loglik.elbo_decomposition`), an out-of-distribution AUROC against the same
-  data with every feature shuffled across rows (:func:`.uncertainty.ood_scores`), NUTS
-  refinement of ``mcmc_points`` points (:func:`.mcmc.refine`) and simulation-based
-  calibration on ``sbc`` simulations (:func:`.calibration.sbc`);
+  (:func:`pyrovae.inference.loglik.elbo_decomposition`), an out-of-distribution AUROC
+  against the same data with every feature shuffled across rows
+  (:func:`.uncertainty.ood_scores`), NUTS refinement of ``mcmc_points`` points
+  (:func:`pyrovae.inference.mcmc.refine`) and simulation-based calibration on
+  ``sbc_simulations`` simulations (:func:`pyrovae.inference.calibration.sbc`);
 * figures: ``ood.png``, ``sbc.png``, ``latent.png`` and, for images, ``uncertainty.png``.
 
 Every check of the options and the data comes before the first file is written.
@@ -29,11 +30,11 @@ import torch
 from .. import arviz_compat
 from ..atomic import atomic_write_text
 from ..errors import ConfigError
+from ..inference.calibration import plot_rank_histograms, sbc
+from ..inference.loglik import elbo_decomposition
+from ..inference.mcmc import refine
 from ..runs import names, write_json
-from .calibration import plot_rank_histograms, sbc
 from .export import to_arviz
-from .loglik import elbo_decomposition
-from .mcmc import refine
 from .uncertainty import (
     ood_scores,
     plot_latent,
@@ -135,7 +136,7 @@ def analyze_run(
     out.mkdir(parents=True, exist_ok=True)
     pyro.set_rng_seed(seed)
     module = est.module_
-    files = _export_posterior(module, x, draws, out)
+    files = _export_posterior(module, x, draws, out, splits.feature_names)
     diag: dict[str, Any] = {
         "run": None if run is None else str(run),
         "split": split,
@@ -177,10 +178,11 @@ def _output_folder(run, output) -> Path:
     return run if run.is_dir() else run.parent
 
 
-def _export_posterior(module, x: torch.Tensor, draws: int, out: Path) -> list[Path]:
-    """``posterior.nc``, its forest plot and its summary table."""
+def _export_posterior(module, x: torch.Tensor, draws: int, out: Path, features) -> list[Path]:
+    """``posterior.nc`` (its data coordinates named by ``features``), its forest plot and
+    its summary table."""
     logger.info("exporting %d posterior draws of %d points to ArviZ", draws, x.shape[0])
-    idata = to_arviz(module, x, draws=draws)
+    idata = to_arviz(module, x, draws=draws, feature_names=features)
     files = [arviz_compat.to_netcdf(idata, out / names.POSTERIOR)]
     few = to_arviz(module, x[:FOREST_POINTS], draws=draws)
     files.append(arviz_compat.plot_forest(few, out / names.POSTERIOR_FOREST, ["z"]))

@@ -12,7 +12,7 @@ Reconstruction and likelihood
     * squared error per image ``sum_d (x_d - x_hat_d)^2`` (mean over test images);
     * reconstruction term ``E_q[log p(x|z)]`` (for an autoencoder ``log p(x|z(x))``);
     * held-out ``log p(x)`` by importance sampling with the guide as proposal
-      (:func:`~pyrovae.analysis.loglik.log_likelihood`; Burda et al. 2016), VAEs only;
+      (:func:`~pyrovae.inference.loglik.log_likelihood`; Burda et al. 2016), VAEs only;
     * rate ``R = E_x KL(q(z|x) || p(z))`` and distortion ``D = -E_x E_q[log p(x|z)]``,
       whose trade-off beta controls (Alemi et al. 2018, "Fixing a broken ELBO").
 
@@ -72,9 +72,9 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError, DataError
+from ..inference.loglik import log_likelihood
+from ..inference.progress import progress_bar
 from ..registry import Registry
-from .loglik import log_likelihood
-from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ DATA_KEYS = (
     "scale",
     "binarize",
     "columns",
+    "drop_columns",
+    "label_column",
 )
 
 
@@ -528,6 +530,16 @@ def evaluate_run(
 # -- several runs -----------------------------------------------------------------------
 
 
+#: Column options whose empty value is recorded as [] or None, or not at all by runs
+#: that predate the option.
+_COLUMN_KEYS = ("columns", "drop_columns", "label_column")
+
+
+def _recorded(info: dict, key: str):
+    value = info.get(key)
+    return (value or None) if key in _COLUMN_KEYS else value
+
+
 def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
     """Raise :class:`ConfigError` unless every run (``(name, data info)``) was trained
     on the same data with the same split and preprocessing."""
@@ -541,7 +553,7 @@ def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
             )
     first_name, first = runs[0]
     for name, info in runs[1:]:
-        diff = [k for k in DATA_KEYS if info.get(k) != first.get(k)]
+        diff = [k for k in DATA_KEYS if _recorded(info, k) != _recorded(first, k)]
         if diff:
             k = diff[0]
             raise ConfigError(

@@ -78,8 +78,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     criterion, and write selection.json and selection.png."""
     import pyro
 
-    from ..analysis.progress import progress_bar
     from ..analysis.selection import best, plot_selection, score_model
+    from ..inference.progress import progress_bar
 
     shared.check_at_least(args, 1, "samples")
     ests = _load(args.runs, latent=True)

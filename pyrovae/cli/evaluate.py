@@ -115,6 +115,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
         ncol = math.ceil(math.sqrt(args.n))
         save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
     else:
-        save_scatter_matrix(png, {"samples": samples_out})
+        save_scatter_matrix(png, {"samples": samples_out}, names=info.get("feature_names"))
     print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0

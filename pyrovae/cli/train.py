@@ -262,32 +262,16 @@ def _run_folder(args: argparse.Namespace, cfg: dict[str, Any], ctx) -> Path:
     return run
 
 
-def _load_data(cfg: dict[str, Any]):
-    from ..data import load_data
-
-    return load_data(
-        cfg["data"],
-        root=cfg["data_root"],
-        scale=cfg["scale"],
-        val_fraction=cfg["val_fraction"],
-        test_fraction=cfg["test_fraction"],
-        split_seed=cfg["split_seed"],
-        download=cfg["download"],
-        binarize=cfg["binarize"],
-        columns=cfg["columns"] or None,
-        stream=cfg["stream"],
-    )
-
-
 def _train(args, explicit, ctx, held, progress: bool) -> int:
     from ..estimators import ESTIMATORS, estimator_params
-    from ..runs.data import data_info
+    from ..runs.data import data_info, load_config_data
     from ..training import distributed
 
     main = ctx is None or ctx.is_main
-    cfg = resolve(load_toml(args.config) if args.config else {}, explicit)
+    file_cfg = load_toml(args.config) if args.config else {}
+    cfg = resolve(file_cfg, explicit)
     run = _run_folder(args, cfg, ctx)
-    data = _load_data(cfg)
+    data = load_config_data(cfg, given={*file_cfg, *explicit}, advice=main)
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=progress)
@@ -361,10 +345,14 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     inv = data.scaler.inverse
     xs = rows(data.test if data.test.shape[0] else data.train)
     a = save_scatter_matrix(
-        run / names.RECONSTRUCTIONS, {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
+        run / names.RECONSTRUCTIONS,
+        {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))},
+        names=data.feature_names,
     )
     b = save_scatter_matrix(
-        run / names.SAMPLES, {"data": inv(rows(data.train)), "samples": inv(samples)}
+        run / names.SAMPLES,
+        {"data": inv(rows(data.train)), "samples": inv(samples)},
+        names=data.feature_names,
     )
     return [a, b]
 

@@ -31,10 +31,11 @@ from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
-from ..data.datasets import suggest_likelihood
+from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
-from ..data.validation import as_data_tensor, check_support
+from ..data.validation import as_data_tensor, check_support, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
@@ -348,10 +349,14 @@ class Estimator:
             raise DataError(
                 f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
             )
-        likelihood = self.likelihood if self.likelihood is not None else suggest_likelihood(x)
+        likelihood = self.likelihood
+        if likelihood is None:
+            likelihood, why = choose_likelihood(x)
+            logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
         self.build(tuple(x.shape[1:]), likelihood)
         check_support(self.module_.likelihood, x)
+        warn_caveat(self.module_.likelihood, x)
         if x_val is not None:
             check_support(self.module_.likelihood, x_val)
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
@@ -464,7 +469,6 @@ class Estimator:
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..analysis.loglik import elbo_terms
 
         return elbo_terms(self.module_, x, particles)
 

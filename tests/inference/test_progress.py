@@ -10,10 +10,10 @@ import pyro
 import pytest
 import torch
 
-from pyrovae.analysis.calibration import CHUNK, sbc
-from pyrovae.analysis.loglik import elbo_decomposition, log_likelihood
-from pyrovae.analysis.mcmc import refine
 from pyrovae.analysis.uncertainty import ood_scores
+from pyrovae.inference.calibration import CHUNK, sbc
+from pyrovae.inference.loglik import elbo_decomposition, log_likelihood
+from pyrovae.inference.mcmc import refine
 
 
 def _run(capsys, fn, progress: bool):
