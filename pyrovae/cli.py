@@ -512,6 +512,7 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx, held) -> int
         binarize=cfg["binarize"],
         columns=cfg["columns"] or None,
         stream=cfg["stream"],
+        data_options=cfg["data_options"] or None,
     )
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])

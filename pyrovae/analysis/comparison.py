@@ -89,6 +89,7 @@ DATA_KEYS = (
     "scale",
     "binarize",
     "columns",
+    "data_options",
 )
 
 

@@ -15,7 +15,14 @@ training or estimators (the import contract in ``pyproject.toml``).
 
 from __future__ import annotations
 
-from .arbitrage import ArbitrageReport, arbitrage_report, durrleman_g
+from .arbitrage import (
+    ArbitrageReport,
+    arbitrage_report,
+    butterfly_violations,
+    calendar_violations,
+    durrleman_g,
+    total_variance,
+)
 from .blackscholes import (
     black_scholes_price,
     implied_total_vol,
@@ -36,6 +43,8 @@ __all__ = [
     "HestonParams",
     "arbitrage_report",
     "black_scholes_price",
+    "butterfly_violations",
+    "calendar_violations",
     "durrleman_g",
     "expected_total_variance",
     "heston_implied_vol",
@@ -45,4 +54,5 @@ __all__ = [
     "implied_total_vol",
     "implied_vol",
     "normalized_otm_price",
+    "total_variance",
 ]
