@@ -648,7 +648,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     from . import arviz_compat
     from .analysis import elbo_decomposition, refine, sbc, to_arviz
-    from .analysis.calibration import plot_rank_histograms
     from .analysis.uncertainty import (
         ood_scores,
         plot_latent,
@@ -658,6 +657,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     from .atomic import atomic_write_text
     from .estimators import load
+    from .inference.calibration import plot_rank_histograms
     from .runs.data import load_run_data
 
     for name in ("n", "draws", "samples"):

@@ -202,7 +202,7 @@ def test_analyze_is_the_elbo_decomposition_of_the_validated_input(fitted, digits
 
 
 def test_refine_runs_nuts_with_the_estimators_seed(small_digits):
-    from pyrovae.analysis.mcmc import refine
+    from pyrovae.inference.mcmc import refine
 
     x, _ = small_digits
     vae = VAE(seed=5, **SMALL).fit(x)
@@ -219,7 +219,7 @@ def test_refine_runs_nuts_with_the_estimators_seed(small_digits):
 def test_calibrate_runs_sbc_with_the_estimators_seed(small_digits):
     import numpy as np
 
-    from pyrovae.analysis.calibration import sbc
+    from pyrovae.inference.calibration import sbc
 
     x, _ = small_digits
     vae = VAE(seed=5, **SMALL).fit(x)

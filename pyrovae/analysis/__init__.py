@@ -1,14 +1,18 @@
-"""Posterior analysis: importance-sampled log-likelihood, the ELBO's decomposition,
-export of posterior draws to ArviZ, NUTS refinement and Pareto k-hat."""
+"""Posterior analysis of fitted models and runs: export of posterior draws to ArviZ,
+inference gaps, model selection, comparison of runs, disentanglement, uncertainty maps.
 
-from .calibration import plot_rank_histograms, sbc
+The statistics these build on (importance-sampled log p(x), NUTS refinement, SBC,
+Pareto k-hat) live one layer down in :mod:`pyrovae.inference` and are re-exported here.
+"""
+
+from ..inference.calibration import plot_rank_histograms, sbc
+from ..inference.loglik import elbo_decomposition, log_likelihood
+from ..inference.mcmc import refine
+from ..inference.psis import pareto_khat
 from .comparison import compare_runs
 from .disentanglement import beta_vae_score, mig
 from .export import posterior_groups, to_arviz
 from .gaps import inference_gaps
-from .loglik import elbo_decomposition, log_likelihood
-from .mcmc import refine
-from .psis import pareto_khat
 from .selection import compare, latent_dim_curve, plot_selection
 
 __all__ = [

@@ -12,7 +12,7 @@ Reconstruction and likelihood
     * squared error per image ``sum_d (x_d - x_hat_d)^2`` (mean over test images);
     * reconstruction term ``E_q[log p(x|z)]`` (for an autoencoder ``log p(x|z(x))``);
     * held-out ``log p(x)`` by importance sampling with the guide as proposal
-      (:func:`~pyrovae.analysis.loglik.log_likelihood`; Burda et al. 2016), VAEs only;
+      (:func:`~pyrovae.inference.loglik.log_likelihood`; Burda et al. 2016), VAEs only;
     * rate ``R = E_x KL(q(z|x) || p(z))`` and distortion ``D = -E_x E_q[log p(x|z)]``,
       whose trade-off beta controls (Alemi et al. 2018, "Fixing a broken ELBO").
 
@@ -72,8 +72,8 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError, DataError
+from ..inference.loglik import log_likelihood
 from ..registry import Registry
-from .loglik import log_likelihood
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from pyro.distributions import Distribution
 from torch import nn
 
 from ..errors import ConfigError
-from .loglik import DEFAULT_MEMORY, _chunk_size
+from ..inference.loglik import DEFAULT_MEMORY, chunk_size
 
 
 class PerPointShifts:
@@ -99,7 +99,7 @@ def _log_joint(module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def _log_weights(module, x, features, k: int, shifts: PerPointShifts | None, memory: int):
     """(k, n) log p(x, z) - log q(z|x), z ~ q, in chunks; q the head at ``features``
     (with ``shifts`` if given)."""
-    chunk = _chunk_size(module, x.shape[0], k, memory)
+    chunk = chunk_size(module, x.shape[0], k, memory)
     out, done = [], 0
     while done < k:
         j = min(chunk, k - done)

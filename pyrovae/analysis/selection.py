@@ -34,7 +34,7 @@ from pyro import poutine
 from torch import nn
 
 from .. import sites
-from .loglik import log_likelihood
+from ..inference.loglik import log_likelihood
 
 #: Rows of the simulated batch on which the model's dependencies are traced.
 TRACE_ROWS = 2

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import sites
-from .loglik import log_likelihood
+from ..inference.loglik import log_likelihood
 
 
 @torch.no_grad()

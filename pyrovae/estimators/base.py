@@ -35,6 +35,7 @@ from ..data.datasets import suggest_likelihood
 from ..data.stream import is_stream
 from ..data.validation import as_data_tensor, check_support
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
@@ -464,7 +465,6 @@ class Estimator:
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..analysis.loglik import elbo_terms
 
         return elbo_terms(self.module_, x, particles)
 

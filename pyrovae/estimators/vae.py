@@ -7,6 +7,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..inference.calibration import sbc
+from ..inference.loglik import elbo_decomposition, log_likelihood
+from ..inference.mcmc import refine
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from .base import ESTIMATORS, Estimator
 
@@ -109,7 +112,6 @@ class VAE(Estimator):
     def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
         :func:`pyrovae.analysis.log_likelihood`."""
-        from ..analysis import log_likelihood
 
         self._check_fitted()
         x = self.as_input(x)
@@ -119,7 +121,6 @@ class VAE(Estimator):
     def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
         """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the
         ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`."""
-        from ..analysis import elbo_decomposition
 
         self._check_fitted()
         x = self.as_input(x)
@@ -128,8 +129,7 @@ class VAE(Estimator):
 
     def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
         """NUTS on z given x with the networks fixed, compared with the guide; see
-        :func:`pyrovae.analysis.mcmc.refine`."""
-        from ..analysis.mcmc import refine
+        :func:`pyrovae.inference.mcmc.refine`."""
 
         self._check_fitted()
         x = self.as_input(x)
@@ -138,8 +138,7 @@ class VAE(Estimator):
 
     def calibrate(self, n: int = 500, draws: int = 99) -> dict:
         """Simulation-based calibration of the guide on the model's own simulations; see
-        :func:`pyrovae.analysis.calibration.sbc`."""
-        from ..analysis.calibration import sbc
+        :func:`pyrovae.inference.calibration.sbc`."""
 
         self._check_fitted()
         return sbc(self.module_, n=n, draws=draws, seed=self.seed)

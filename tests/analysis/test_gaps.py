@@ -23,8 +23,8 @@ import torch
 from torch.distributions import kl_divergence
 
 from pyrovae.analysis.gaps import inference_gaps
-from pyrovae.analysis.loglik import elbo_terms
 from pyrovae.guides import GUIDES
+from pyrovae.inference.loglik import elbo_terms
 from pyrovae.models import ModuleSpec, build_module
 
 #: Rounding allowed on float64 log densities of a few nats.

@@ -19,8 +19,8 @@ import torch
 
 from pyrovae import arviz_compat, sites
 from pyrovae.analysis import elbo_decomposition, posterior_groups, refine, sbc, to_arviz
-from pyrovae.analysis.loglik import mutual_information
 from pyrovae.analysis.uncertainty import reconstruction_uncertainty
+from pyrovae.inference.loglik import mutual_information
 from pyrovae.models import ModuleSpec, Moments, build_module
 
 

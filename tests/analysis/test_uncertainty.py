@@ -1,5 +1,5 @@
 """Reconstruction uncertainty and the out-of-distribution AUROC on probabilistic PCA,
-where both have closed forms (see tests/analysis/conftest.py).
+where both have closed forms (see the pPCA fixture in tests/conftest.py).
 
 With z ~ q(z|x) = N(m(x), S) and E[x|z] = W z + b, the draws of E[x|z] are Normal with
 mean W m(x) + b and per-feature sd sqrt(diag(W S W^T)). With the exact posterior as

@@ -71,8 +71,8 @@ def test_tiny_run_writes_outputs_and_resumes(tmp_path, monkeypatch):
     assert math.isfinite(vae["nll"]) and vae["nll"] > 0 and vae["nll_se"] > 0
     # importance sampling tightens the bound: -log p(x) <= -ELBO up to Monte Carlo noise,
     # the standard error of the paired per-point difference (the ELBO's draws replayed)
-    from pyrovae.analysis.loglik import elbo_terms
     from pyrovae.api import load
+    from pyrovae.inference.loglik import elbo_terms
 
     val = mod.load(mod.parse_args(argv))[2]
     module = load(tmp_path / "runs" / "vae-0.01min").module_

@@ -1,4 +1,4 @@
-"""pyrovae.analysis.psis.pareto_khat against the k-hat of whichever ArviZ is installed:
+"""pyrovae.inference.psis.pareto_khat against the k-hat of whichever ArviZ is installed:
 ``az.psislw`` of ArviZ 0.x (Python 3.11 here) or arviz-stats' ``psislw`` of ArviZ
 >= 1.0 (the ``.ci/run`` leg on Python 3.12, without torch).
 
@@ -30,7 +30,7 @@ def _load_psis():
         stub = sys.modules["torch"] = types.ModuleType("torch")
         stub.is_tensor = lambda obj: False
     try:
-        path = Path(__file__).resolve().parents[2] / "pyrovae" / "analysis" / "psis.py"
+        path = Path(__file__).resolve().parents[2] / "pyrovae" / "inference" / "psis.py"
         spec = importlib.util.spec_from_file_location("pyrovae_psis", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

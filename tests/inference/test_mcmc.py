@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pyrovae import arviz_compat
-from pyrovae.analysis.mcmc import refine
-from pyrovae.analysis.psis import pareto_khat
+from pyrovae.inference.mcmc import refine
+from pyrovae.inference.psis import pareto_khat
 
 
 def test_nuts_recovers_the_exact_posterior(ppca_class):

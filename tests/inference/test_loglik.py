@@ -115,7 +115,7 @@ def test_active_units_of_a_latent_the_decoder_ignores(PPCA):  # noqa: N803
 
 
 def test_mutual_information_against_the_closed_form(PPCA):  # noqa: N803
-    from pyrovae.analysis.loglik import mutual_information
+    from pyrovae.inference.loglik import mutual_information
 
     m = PPCA(exact=True, w=0.3 * PPCA(exact=True).W)  # I(x; z) about 1.1 nats: the
     # InfoNCE bias bound is below 0.01

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrovae.analysis.calibration import plot_rank_histograms, sbc
 from pyrovae.errors import ConfigError
+from pyrovae.inference.calibration import plot_rank_histograms, sbc
 
 
 def test_exact_guide_is_calibrated(ppca_class, tmp_path):

@@ -41,7 +41,7 @@ from ..objectives.iwae import log_weights, vectorized_traces
 DEFAULT_MEMORY = 512 * 2**20
 
 
-def _chunk_size(module, batch: int, samples: int, memory: int) -> int:
+def chunk_size(module, batch: int, samples: int, memory: int) -> int:
     per_sample = (
         4
         * 6
@@ -90,7 +90,7 @@ def log_likelihood(
         with pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
-                chunk = _chunk_size(module, xb.shape[0], samples, memory)
+                chunk = chunk_size(module, xb.shape[0], samples, memory)
                 total = torch.full((xb.shape[0],), -math.inf, device=x.device)
                 done = 0
                 while done < samples:

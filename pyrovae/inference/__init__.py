@@ -1,0 +1,32 @@
+"""Inference on a trained model: the statistics that the estimators, the analyses and
+the reports share.
+
+* :func:`log_likelihood` — importance-sampled log p(x) per data point (Burda et al.
+  2016), with :func:`elbo_terms` and :func:`elbo_decomposition` (the ELBO, its terms,
+  the gap, active units and I(x; z));
+* :func:`refine` — NUTS on z given x with the networks fixed, against the guide;
+* :func:`sbc` — simulation-based calibration of the guide (Talts et al. 2018);
+* :func:`pareto_khat` — the Pareto k-hat diagnostic of importance weights (Vehtari
+  et al. 2024).
+
+Each module's docstring gives the estimator and its references. These functions take a
+model family's module (``est.module_``), not an estimator, so that the estimators can
+use them (``VAE.log_likelihood``, ``VAE.refine``, ...) and the analyses can build on
+them.
+"""
+
+from .calibration import plot_rank_histograms, sbc
+from .loglik import elbo_decomposition, elbo_terms, log_likelihood, mutual_information
+from .mcmc import refine
+from .psis import pareto_khat
+
+__all__ = [
+    "elbo_decomposition",
+    "elbo_terms",
+    "log_likelihood",
+    "mutual_information",
+    "pareto_khat",
+    "plot_rank_histograms",
+    "refine",
+    "sbc",
+]
