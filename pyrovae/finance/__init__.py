@@ -28,6 +28,7 @@ from .blackscholes import (
     implied_total_vol,
     implied_vol,
     normalized_otm_price,
+    total_vol_uncertainty,
 )
 from .heston import (
     HestonParams,
@@ -55,4 +56,5 @@ __all__ = [
     "implied_vol",
     "normalized_otm_price",
     "total_variance",
+    "total_vol_uncertainty",
 ]

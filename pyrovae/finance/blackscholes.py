@@ -53,6 +53,7 @@ __all__ = [
     "implied_total_vol",
     "log_normalized_call",
     "normalized_otm_price",
+    "total_vol_uncertainty",
 ]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -167,7 +168,7 @@ def _intrinsic(k: torch.Tensor, call: bool) -> torch.Tensor:
 
 
 def _initial_guess(m: torch.Tensor, log_c: torch.Tensor) -> torch.Tensor:
-    """A starting total volatility: the larger of the at-the-money inversion of the same
+    r"""A starting total volatility: the larger of the at-the-money inversion of the same
     normalised price (a lower bound of the root, since c falls with m) and the
     small-price asymptote :math:`\ln c \approx -m^2/(2s^2)`."""
     c = torch.exp(log_c)
@@ -233,7 +234,8 @@ def implied_total_vol(
         Log-moneyness :math:`\ln(K/F)` (broadcast with ``otm_price``).
     price_tol : float or Tensor, optional
         Absolute accuracy of ``otm_price``: entries not above it have no resolvable time
-        value and are NaN (default 0: only non-positive prices are).
+        value and are NaN (default: only prices below the smallest normal double, whose
+        few significant bits determine no volatility).
     max_iter : int
         Newton iterations at most (the bracketed iteration converges in fewer than 15
         for any representable price; entries that do not converge are NaN).
@@ -251,7 +253,9 @@ def implied_total_vol(
     otm, k = torch.broadcast_tensors(*_as64(otm_price, k))
     m = k.abs()
     c = otm / torch.exp(torch.clamp(k, max=0.0))  # the call at |k|
-    floor = 0.0 if price_tol is None else torch.as_tensor(price_tol, dtype=torch.float64)
+    # a subnormal price has too few significant bits to determine a volatility
+    tiny = torch.finfo(torch.float64).tiny
+    floor = tiny if price_tol is None else torch.clamp(torch.as_tensor(price_tol), min=tiny)
     ok = (otm > floor) & (c < 1.0) & torch.isfinite(otm) & torch.isfinite(k)
     safe_c = torch.where(ok, c, torch.full_like(c, 0.5))
     target = torch.log(safe_c)
@@ -267,6 +271,17 @@ def implied_total_vol(
     return torch.where(ok, s, nan), ok
 
 
+def total_vol_uncertainty(k, s, price_tol) -> torch.Tensor:
+    r"""How far a price error of ``price_tol`` (per unit forward, undiscounted) moves the
+    total implied volatility ``s`` at log-moneyness ``k``: ``price_tol`` over the
+    normalised vega :math:`e^{\min(k, 0)}\varphi(d_1(|k|, s))` (first order)."""
+    k, s = _as64(k, s)
+    m = k.abs()
+    d1 = -m / s + 0.5 * s
+    log_vega = -0.5 * d1 * d1 - _LOG_SQRT_2PI + torch.clamp(k, max=0.0)
+    return torch.as_tensor(price_tol, dtype=torch.float64) * torch.exp(-log_vega)
+
+
 def implied_vol(
     price,
     strikes,
@@ -276,6 +291,7 @@ def implied_vol(
     q=0.0,
     call: bool = True,
     price_tol=None,
+    iv_tol: float | None = None,
     max_iter: int = 100,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Black–Scholes implied volatility of European option prices, vectorised.
@@ -292,7 +308,12 @@ def implied_vol(
         Absolute accuracy of the prices. An entry whose time value (its price less its
         intrinsic value, i.e. the out-of-the-money price by put–call parity) is not
         above it is NaN. Default: the rounding of the given price, ``4 eps |price|``
-        for in-the-money options, 0 for out-of-the-money ones.
+        for in-the-money options, 0 for out-of-the-money ones. The implied volatility
+        is then accurate to about ``price_tol`` over the vega.
+    iv_tol : float, optional
+        Also mark missing the entries whose implied volatility ``price_tol`` leaves
+        uncertain by more than ``iv_tol`` (``price_tol / vega > iv_tol``; deep in- or
+        out-of-the-money options whose time value is lost in the price's rounding).
     max_iter : int
         Newton iterations at most.
 
@@ -320,4 +341,8 @@ def implied_vol(
     else:
         tol = torch.as_tensor(price_tol, dtype=torch.float64) / scale
     s, ok = implied_total_vol(otm, k, price_tol=tol, max_iter=max_iter)
+    if iv_tol is not None:
+        with torch.no_grad():
+            ok = ok & (total_vol_uncertainty(k, s, tol) <= iv_tol * torch.sqrt(tau))
+        s = torch.where(ok, s, torch.full_like(s, math.nan))
     return s / torch.sqrt(tau), ok

@@ -80,7 +80,7 @@ import torch
 
 from ..errors import ParameterError
 from . import _complex as _c
-from .blackscholes import implied_total_vol, normalized_otm_price
+from .blackscholes import implied_total_vol, normalized_otm_price, total_vol_uncertainty
 from .quadrature import composite_gauss_legendre
 
 __all__ = [
@@ -99,6 +99,9 @@ DEFAULT_TOL = 1e-13
 NODES_PER_PANEL = 32
 #: Radians of oscillation (log-moneyness times panel width) one panel resolves.
 PANEL_RADIANS = 20.0
+#: Geometric refinements of the first panel toward u = 0, where the integrand's
+#: analytic continuation has its singularities (moment explosion) closest.
+GRADED_PANELS = 8
 #: Parameter sets whose truncation points lie within this ratio share one rule.
 GROUP_RATIO = 1.5
 #: Nodes per maturity at most; beyond it the rule is capped with a warning.
@@ -403,7 +406,7 @@ def _correction(col, w, tau_f: float, tau, k, upper: torch.Tensor, kmax: float) 
                 tau_f,
             )
             panels = MAX_NODES // NODES_PER_PANEL
-    u, weights = composite_gauss_legendre(upper, panels, NODES_PER_PANEL)
+    u, weights = composite_gauss_legendre(upper, panels, NODES_PER_PANEL, GRADED_PANELS)
     a = u * u + 0.25
     phi = _c.exp(_log_phi_lewis(u, tau, *col))
     bs = torch.exp(-0.5 * w[:, None] * a)
@@ -531,9 +534,7 @@ def heston_implied_vol(
     s, ok = implied_total_vol(otm, k, price_tol=tol)
     if iv_tol is not None:
         with torch.no_grad():
-            d1 = -k.abs() / s + 0.5 * s
-            vega = torch.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * torch.sqrt(tau)[:, None]
-            vega = vega * torch.exp(torch.clamp(k, max=0.0))  # the put side: K/F times
-            ok = ok & (tol <= iv_tol * vega)
+            spread = total_vol_uncertainty(k, s, tol)
+            ok = ok & (spread <= iv_tol * torch.sqrt(tau)[:, None])
         s = torch.where(ok, s, torch.full_like(s, math.nan))
     return s / torch.sqrt(tau)[:, None], ok

@@ -29,7 +29,7 @@ def _legendre(m: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def composite_gauss_legendre(
-    upper: float, panels: int, nodes_per_panel: int = 16
+    upper: float, panels: int, nodes_per_panel: int = 16, graded: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and weights of the composite Gauss–Legendre rule on ``[0, upper]``.
 
@@ -41,15 +41,22 @@ def composite_gauss_legendre(
         Number of equal panels.
     nodes_per_panel : int
         Gauss–Legendre order on each panel.
+    graded : int
+        The first panel ``[0, h]`` is split geometrically into ``graded + 1`` panels
+        ``[0, h/2^graded], ..., [h/4, h/2], [h/2, h]``, which resolves an integrand that
+        varies on a scale much shorter than ``h`` near 0 (a singularity of its analytic
+        continuation close to the origin).
 
     Returns
     -------
     nodes, weights : Tensor
-        float64, shape ``(panels * nodes_per_panel,)``, nodes increasing.
+        float64, shape ``((panels + graded) * nodes_per_panel,)``, nodes increasing.
     """
     x, w = _legendre(nodes_per_panel)
     h = float(upper) / int(panels)
-    left = np.arange(int(panels))[:, None] * h
-    nodes = (left + 0.5 * h * (x[None, :] + 1.0)).ravel()
-    weights = np.broadcast_to(0.5 * h * w[None, :], (int(panels), len(w))).ravel()
-    return torch.from_numpy(nodes.copy()), torch.from_numpy(weights.copy())
+    first = h * 0.5 ** np.arange(int(graded), -1, -1)  # right ends of the graded panels
+    edges = np.concatenate([[0.0], first, h * np.arange(2, int(panels) + 1)])
+    left, width = edges[:-1, None], np.diff(edges)[:, None]
+    nodes = (left + 0.5 * width * (x[None, :] + 1.0)).ravel()
+    weights = (0.5 * width * w[None, :]).ravel()
+    return torch.from_numpy(nodes), torch.from_numpy(weights)
