@@ -204,11 +204,11 @@ def _solve(m: torch.Tensor, target: torch.Tensor, max_iter: int, rtol: float):
         halley = (f * f2).abs() <= f1 * f1
         denom = torch.where(halley, f1 - 0.5 * f * f2 / f1, f1)
         new = sa - f / denom
-        bad = ~((new > la) & (new < ha)) | ~torch.isfinite(new)
+        # a step below rtol leaves an error of order rtol^2 (Newton) or rtol^3 (Halley)
+        conv = (((new - sa).abs() <= rtol * sa) & torch.isfinite(new)) | (f == 0)
+        bad = ~conv & (~((new >= la) & (new <= ha)) | ~torch.isfinite(new))
         mid = torch.where(la > 0, torch.sqrt(la * ha), 0.5 * ha)  # bisection in log s
         new = torch.where(bad, mid, new)
-        # a step below rtol leaves an error of order rtol^2 (Newton) or rtol^3 (Halley)
-        conv = ((new - sa).abs() <= rtol * sa) | (f == 0)
         conv = conv | (ha - la <= 4.0 * torch.finfo(m.dtype).eps * ha)
         s[active], lo[active], hi[active] = new, la, ha
         converged[active] = conv
