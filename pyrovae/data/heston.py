@@ -103,7 +103,9 @@ def _range(name: str, value) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise DataError(f"heston option {name} must be a range [low, high]; got {value!r}") from None
+        raise DataError(
+            f"heston option {name} must be a range [low, high]; got {value!r}"
+        ) from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
         raise DataError(f"heston option {name} must be a range [low, high] with low <= high")
     return lo, hi
@@ -169,10 +171,12 @@ class HestonSpec:
         try:
             days = tuple(float(d) for d in days)
         except (TypeError, ValueError):
-            raise DataError(f"heston option maturity_days must be a list of days; got {days!r}") from None
+            raise DataError(
+                f"heston option maturity_days must be a list of days; got {days!r}"
+            ) from None
         if not days or any(not (np.isfinite(d) and d > 0) for d in days):
             raise DataError("heston option maturity_days must be positive numbers of days")
-        if any(b <= a for a, b in zip(days, days[1:])):
+        if any(b <= a for a, b in zip(days[:-1], days[1:], strict=True)):
             raise DataError("heston option maturity_days must be increasing")
         set_(self, "maturity_days", days)
         if not self.k_min < 0 < self.k_max:

@@ -141,7 +141,9 @@ class HestonParams:
         try:
             values = torch.broadcast_tensors(*values)
         except RuntimeError:
-            shapes = ", ".join(f"{n} {tuple(v.shape)}" for n, v in zip(self.NAMES, values))
+            shapes = ", ".join(
+                f"{n} {tuple(v.shape)}" for n, v in zip(self.NAMES, values, strict=True)
+            )
             raise ParameterError(f"Heston parameters do not broadcast: {shapes}") from None
         for f, v in zip(fields(self), values, strict=True):
             object.__setattr__(self, f.name, v)

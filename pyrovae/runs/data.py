@@ -62,7 +62,7 @@ def load_run_data(info: dict[str, Any], spec: str | None = None) -> DataSplits:
         binarize=info.get("binarize", "none"),
         columns=info.get("columns") or None,
         # the run's dataset options apply to the run's own dataset only
-        data_options=(info.get("data_options") or None) if spec in (None, info.get("data")) else None,
+        data_options=info.get("data_options") if spec in (None, info.get("data")) else None,
         # a streamed run streams its own data, and other data given as a .npy file
         stream=bool(info.get("stream")) and Path(spec or info["data"]).suffix == ".npy",
     )

@@ -25,8 +25,12 @@ F64 = torch.float64
 TAU = torch.tensor([6, 26, 78, 182, 364], dtype=F64) / 365.0
 #: The notes' cubic grid (spacings down to 1e-8 at the money) on a smaller scale.
 K_CUBIC = torch.unique(
-    torch.cat([torch.linspace(-(0.4 ** (1 / 3)), 0.6 ** (1 / 3), 40, dtype=F64) ** 3,
-               torch.zeros(1, dtype=F64)])
+    torch.cat(
+        [
+            torch.linspace(-(0.4 ** (1 / 3)), 0.6 ** (1 / 3), 40, dtype=F64) ** 3,
+            torch.zeros(1, dtype=F64),
+        ]
+    )
 )
 
 
@@ -108,8 +112,12 @@ def test_min_spacing_makes_the_check_robust_to_float32_rounding():
     rounding (spacings of 1e-8 at the money), stencils 1e-3 wide do not."""
     p = HestonParams(0.05, 0.5, 0.0225, -0.5, 0.3)
     k = torch.unique(
-        torch.cat([torch.linspace(-(0.4 ** (1 / 3)), 0.6 ** (1 / 3), 100, dtype=F64) ** 3,
-                   torch.zeros(1, dtype=F64)])
+        torch.cat(
+            [
+                torch.linspace(-(0.4 ** (1 / 3)), 0.6 ** (1 / 3), 100, dtype=F64) ** 3,
+                torch.zeros(1, dtype=F64),
+            ]
+        )
     )
     iv, _ = heston_implied_vol(p, k, TAU[-2:])
     w32 = total_variance(iv, TAU[-2:]).to(torch.float32).to(F64)

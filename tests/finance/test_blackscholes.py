@@ -120,7 +120,6 @@ def test_prices_outside_the_bounds_are_nan(price, call, why):
     assert math.isnan(float(iv[0])) and not bool(ok[0]), why
 
 
-
 def test_implied_total_vol_on_the_normalised_scale():
     k = torch.tensor([-0.5, 0.0, 0.5], dtype=F64)
     s = torch.tensor([0.3, 0.3, 0.3], dtype=F64)

@@ -58,9 +58,7 @@ def _ql_setup(ql, p):
     model = ql.HestonModel(ql.HestonProcess(rates, divs, spot, v0, kappa, eta, sigma, rho))
     # adaptive Gauss-Lobatto to a relative 1e-13: QuantLib's most accurate setting
     engine = ql.AnalyticHestonEngine(model, 1e-13, 1_000_000)
-    flat = ql.BlackVolTermStructureHandle(
-        ql.BlackConstantVol(today, ql.NullCalendar(), 0.2, dc)
-    )
+    flat = ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), 0.2, dc))
     bs_process = ql.BlackScholesMertonProcess(spot, divs, rates, flat)
     return today, engine, bs_process
 
@@ -86,10 +84,7 @@ def test_prices_match_quantlib(name, call):
         PARAMS[name], torch.tensor(STRIKES, dtype=F64), tau, SPOT, RATE, DIV, call=call
     )
     theirs = torch.tensor(
-        [
-            [_ql_option(ql, today, engine, d, k, call).NPV() for k in STRIKES]
-            for d in DAYS
-        ],
+        [[_ql_option(ql, today, engine, d, k, call).NPV() for k in STRIKES] for d in DAYS],
         dtype=F64,
     )
     assert ours.shape == (len(DAYS), len(STRIKES))
@@ -194,7 +189,7 @@ def test_characteristic_function_exact_values():
         )
         h = 1e-3  # fourth-order central difference: truncation ~h^4, rounding ~1e-14/h
 
-        def diff(x):
+        def diff(x, p=p):
             return heston_log_cf(x, tau, p) - heston_log_cf(-x, tau, p)
 
         mean = (8.0 * diff(h) - diff(2 * h)) / (12j * h)
