@@ -343,10 +343,14 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     inv = data.scaler.inverse
     xs = rows(data.test if data.test.shape[0] else data.train)
     a = save_scatter_matrix(
-        run / names.RECONSTRUCTIONS, {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))}
+        run / names.RECONSTRUCTIONS,
+        {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))},
+        names=data.feature_names,
     )
     b = save_scatter_matrix(
-        run / names.SAMPLES, {"data": inv(rows(data.train)), "samples": inv(samples)}
+        run / names.SAMPLES,
+        {"data": inv(rows(data.train)), "samples": inv(samples)},
+        names=data.feature_names,
     )
     return [a, b]
 
@@ -499,21 +503,9 @@ def _train(args: argparse.Namespace, explicit: dict[str, Any], ctx, held) -> int
             f"run folder {str(run)!r} already holds a run; use --force to write "
             "into it or choose another --output"
         )
-    from .data import load_data
+    from .runs.data import load_config_data
 
-    data = load_data(
-        cfg["data"],
-        root=cfg["data_root"],
-        scale=cfg["scale"],
-        val_fraction=cfg["val_fraction"],
-        test_fraction=cfg["test_fraction"],
-        split_seed=cfg["split_seed"],
-        download=cfg["download"],
-        binarize=cfg["binarize"],
-        columns=cfg["columns"] or None,
-        stream=cfg["stream"],
-        data_options=cfg["data_options"] or None,
-    )
+    data = load_config_data(cfg, given={*file_cfg, *explicit}, advice=main)
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=not args.no_progress)
@@ -637,7 +629,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         ncol = math.ceil(math.sqrt(args.n))
         save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
     else:
-        save_scatter_matrix(png, {"samples": samples_out})
+        save_scatter_matrix(png, {"samples": samples_out}, names=info.get("feature_names"))
     print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0
 
@@ -682,7 +674,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     module = est.module_
     pyro.set_rng_seed(args.seed)
     files = []
-    idata = to_arviz(module, x, draws=args.draws)
+    idata = to_arviz(module, x, draws=args.draws, feature_names=data.feature_names)
     files.append(arviz_compat.to_netcdf(idata, out / names.POSTERIOR))
     few = to_arviz(module, x[:5], draws=args.draws)
     files.append(arviz_compat.plot_forest(few, out / names.POSTERIOR_FOREST, ["z"]))

@@ -271,6 +271,7 @@ def _section_run(ctx: _Context) -> Section:
         ("model family", est.family),
         ("latent dimensions", est.module_.latent_dim),
         ("data shape", " x ".join(map(str, est.data_shape_))),
+        *([("features", ", ".join(ctx.data.feature_names))] if ctx.data.feature_names else []),
         ("epochs trained", est.n_epochs_ or len(hist)),
         ("best epoch (by validation)", est.best_epoch_),
     ]
@@ -369,7 +370,8 @@ def _section_reconstructions(ctx: _Context) -> Section:
     xs = ctx.x
     body = figure(
         figures.scatter_matrix_png(
-            {"data": ctx.inverse(xs), "reconstruction": ctx.inverse(ctx.est.reconstruct(xs))}
+            {"data": ctx.inverse(xs), "reconstruction": ctx.inverse(ctx.est.reconstruct(xs))},
+            names=ctx.data.feature_names,
         ),
         "Scatter matrix of the first features: data and their reconstructions "
         "(decoded posterior means).",
@@ -378,7 +380,7 @@ def _section_reconstructions(ctx: _Context) -> Section:
     if ctx.latent:
         _, sd_all = reconstruction_uncertainty(ctx.module, xs, draws=100)
         body += figure(
-            figures.plot_feature_sd(sd_all.cpu().numpy()),
+            figures.plot_feature_sd(sd_all.cpu().numpy(), names=ctx.data.feature_names),
             "Per feature, the standard deviation of E[x|z] over z ~ q(z|x) "
             "(model units), averaged over data points.",
             "reconstruction uncertainty per feature",
@@ -415,7 +417,8 @@ def _section_samples(ctx: _Context) -> Section:
         {
             "training data": ctx.inverse(ctx.data.train[:2000]),
             "samples": ctx.inverse(ctx.est.sample(n).cpu()),
-        }
+        },
+        names=ctx.data.feature_names,
     )
     return Section(
         "samples",
@@ -471,7 +474,7 @@ def _section_traversals(ctx: _Context) -> Section:
         png = figures.plot_traversal_images(images, dims, values)
     else:
         feats = ctx.inverse(decoded).reshape(len(dims), ctx.traverse, -1).numpy()
-        png = figures.plot_traversal_features(feats, dims, values)
+        png = figures.plot_traversal_features(feats, dims, values, names=ctx.data.feature_names)
     return Section("traversals", "Latent traversals", figure(png, caption, "latent traversals"))
 
 
@@ -514,7 +517,9 @@ def _section_interpolations(ctx: _Context) -> Section:
             )
         else:
             dec = ctx.inverse(decoded).reshape(2 * len(t), -1).numpy()
-            png = figures.plot_interpolation_features(dec[: len(t)], dec[len(t) :], t)
+            png = figures.plot_interpolation_features(
+                dec[: len(t)], dec[len(t) :], t, names=ctx.data.feature_names
+            )
         body += figure(
             png,
             f"Between the posterior means a and b of {what}, t = 0 ... 1 in "
@@ -642,6 +647,13 @@ def _load_data(est, data):
     return data
 
 
+def _class_names(data, labels: np.ndarray) -> np.ndarray:
+    """Label indices as their classes' names where the labels came from a label column."""
+    if data.classes is None:
+        return labels
+    return np.asarray([str(c) for c in data.classes])[labels.astype(np.int64)]
+
+
 def _pick_split(data) -> str:
     for name in ("test", "val", "train"):
         if data.split(name).shape[0]:
@@ -733,7 +745,9 @@ def build_report(
         data=splits,
         split=split,
         x=x,
-        labels=class_labels(labels[:n].cpu().numpy()) if labels is not None else None,
+        labels=_class_names(splits, class_labels(labels[:n].cpu().numpy()))
+        if labels is not None
+        else None,
         config=read_config(run, est),
         history=read_metrics(run) or list(est.history_),
         n_show=min(show, int(x.shape[0])),
