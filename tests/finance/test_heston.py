@@ -260,19 +260,19 @@ def test_per_surface_spot_and_rates():
 
 
 def test_prices_are_differentiable_in_every_parameter():
-    def price(v0, kappa, eta, rho, sigma, spot, r):
+    def price(v0, kappa, eta, rho, sigma, spot, r, q):
         return heston_price(
             HestonParams(v0, kappa, eta, rho, sigma),
             torch.tensor([0.9, 1.1], dtype=F64),
             torch.tensor([0.3], dtype=F64),
             spot,
             r,
-            0.01,
+            q,
         )
 
     args = tuple(
         torch.tensor(x, dtype=F64, requires_grad=True)
-        for x in (0.05, 1.1, 0.03, -0.6, 0.4, 1.0, 0.02)
+        for x in (0.05, 1.1, 0.03, -0.6, 0.4, 1.0, 0.02, 0.01)
     )
     assert torch.autograd.gradcheck(price, args, eps=1e-6, atol=1e-7, rtol=1e-5)
 
