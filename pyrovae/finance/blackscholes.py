@@ -22,11 +22,14 @@ relative accuracy. The other option follows by put–call parity, the discounted
 Implied volatility. :math:`\ln c(m, s)` is increasing and concave in :math:`s`, so a
 Newton iteration on :math:`\ln c(m, s) - \ln c^{*}` converges from any starting point
 once an iterate lies left of the root (the tangent of a concave function lies above
-it); the iteration keeps a bracket :math:`[s_{lo}, s_{hi}]` and bisects whenever a step
-leaves it. Where no volatility reproduces the price — at or below the intrinsic value,
-at or above the forward-discounted upper bound :math:`e^{-q\tau}S` (call) or
-:math:`e^{-r\tau}K` (put) — or where the time value is not above the stated price
-accuracy, the result is NaN and the returned mask is false: prices are never clipped
+it); near the root Halley's correction (the second derivative is a by-product) makes
+the convergence cubic. The iteration keeps a bracket :math:`[s_{lo}, s_{hi}]` and
+bisects (in :math:`\log s`) whenever a step leaves it; it starts from the larger of the
+at-the-money inversion and the small-price asymptote :math:`s \approx m/\sqrt{-2\ln c}`.
+Where no volatility reproduces the price — at or below the intrinsic value, at or above
+the forward-discounted upper bound :math:`e^{-q\tau}S` (call) or :math:`e^{-r\tau}K`
+(put) — or where the time value is not above the stated price accuracy, the result is
+NaN and the returned mask is false: prices are never clipped
 into the bounds. The solution is returned with the implicit-function gradient (one
 Newton step taken with autograd at the converged point), so implied volatilities are
 differentiable with respect to the prices and the contract terms.

@@ -49,15 +49,19 @@ the Black–Scholes price as :math:`\sigma \to 0`.
 Quadrature. The integral is truncated at :math:`U`, the first point of a geometric
 probe grid beyond which the integrand's envelope
 :math:`(|\varphi(u - i/2)| + e^{-w(u^2+1/4)/2})\,u/(u^2+1/4)` stays below a tenth of
-the tolerance, and integrated on :math:`[0, U]` by a composite Gauss–Legendre rule
-whose panel count grows with :math:`U` times the oscillation frequency (the largest
-:math:`|k|`) plus the scale of the characteristic function (:math:`\sqrt{w}`). The
-nodes are shared by the parameter sets of one maturity, so the sum over strikes is a
-matrix product. The truncation and the node count are chosen without gradient;
-prices are differentiable with respect to every parameter, the spot, the rates and
-the strikes. ``tol`` is the target absolute error of the out-of-the-money price per
-unit forward; ``tests/finance/test_heston.py`` checks it against a rule with four
-times as many nodes, and against QuantLib's ``AnalyticHestonEngine``.
+the tolerance (per parameter set), and integrated on :math:`[0, U]` by a composite
+Gauss–Legendre rule: 32 nodes per panel, a panel count that grows with :math:`U` times
+the oscillation frequency (the largest :math:`|k|`) plus the scale of the characteristic
+function (:math:`\sqrt{w}`), and the first panel refined geometrically toward
+:math:`u = 0`, where the analytic continuation of the integrand has its singularities
+when moments explode (large :math:`\sigma` with :math:`\rho > 0`, long maturities).
+Parameter sets of one maturity whose truncation points lie within a ratio of 1.5 share
+one rule, so the sum over strikes is a matrix product. The truncation and the node
+count are chosen without gradient; prices are differentiable with respect to every
+parameter, the spot, the rates and the strikes. ``tol`` is the target absolute error of
+the out-of-the-money price per unit forward; ``tests/finance/test_heston.py`` checks it
+against a rule with four times as many nodes, and the prices against QuantLib's
+``AnalyticHestonEngine``.
 
 References
 ----------
