@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..inference.calibration import plot_rank_histograms, sbc
 from ..inference.loglik import elbo_decomposition
 from ..inference.mcmc import refine
+from ..models.base import require_latent_variables
 from ..runs import names, write_json
 from .export import to_arviz
 from .uncertainty import (
@@ -121,10 +122,7 @@ def analyze_run(
     est = load(run) if estimator is None else estimator
     if getattr(est, "module_", None) is None:
         raise ConfigError("analyze needs a fitted estimator; call fit first")
-    if not est.module_.has_latent_sites:
-        raise ConfigError(
-            f"analyze needs a model with latent variables; this run is a {est.family}"
-        )
+    require_latent_variables(est.module_, f"analyze (of a {est.family} run)")
     splits = _load_data(est, data)
     x_all = splits.split(split)
     if x_all.shape[0] == 0:

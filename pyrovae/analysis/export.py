@@ -27,13 +27,13 @@ import torch
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 
 
 @torch.no_grad()
 def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     """The four groups as plain dicts of NumPy arrays (chain axis of length 1)."""
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("ArviZ export needs a model with latent variables (not an autoencoder)")
+    require_latent_variables(module, "ArviZ export")
     was_training = module.training
     module.eval()
     try:

@@ -464,18 +464,37 @@ class Estimator:
         for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
             out[name] = float(v.mean())
             out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
-        if not self.module_.has_latent_sites:
-            out["elbo"] = out["elbo_se"] = math.nan
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
-        out = self.evaluate(X)
-        return out["elbo"] if self.module_.has_latent_sites else out["recon"]
+        return self.evaluate(X)["elbo"]
+
+    # -- what differs between families -------------------------------------------------
+    @property
+    def kl_weight(self) -> float | None:
+        """The weight β of the KL term the model was trained with (the final value of a
+        schedule); None for families without a KL term."""
+        return None
+
+    def likelihood_metrics(
+        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None
+    ) -> dict[str, float | None]:
+        """Rate (KL), ELBO and importance-sampled log p(x) with its standard error per
+        data point; None for families that do not define them. ``novelty``: this
+        family's :meth:`novelty_scores` of ``x`` if already computed (reused where the
+        family can)."""
+        return dict.fromkeys(("rate", "elbo", "log_likelihood", "log_likelihood_se"))
+
+    def novelty_scores(self, x, samples: int = 500) -> torch.Tensor:
+        """Out-of-distribution score per row of ``x``, larger for less typical data: the
+        squared reconstruction error here; families with a likelihood use -log p(x)."""
+        x = self.as_input(x)
+        recon = self.reconstruct(x)
+        return (recon - x).reshape(x.shape[0], -1).pow(2).sum(1)
 
     # -- persistence -------------------------------------------------------------------
     def plain_params(self) -> dict[str, Any]:

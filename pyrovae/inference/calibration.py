@@ -22,6 +22,7 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from .progress import progress_bar
 
 #: Simulations whose guide draws are taken at once (the unit of the progress bar).
@@ -44,8 +45,7 @@ def sbc(
         ``p_values`` (chi-square uniformity per dimension), ``coverage_50`` and
         ``coverage_90`` (per dimension), and ``min_p_value``.
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("calibration needs a model with latent variables")
+    require_latent_variables(module, "calibration")
     if (draws + 1) % bins:
         raise ConfigError(f"draws + 1 must be a multiple of bins; got {draws} and {bins}")
     was_training = module.training

@@ -34,6 +34,7 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
 from .progress import progress_bar
 
@@ -82,8 +83,7 @@ def log_likelihood(
     progress : bool
         Show a progress bar over the data points (:mod:`.progress`).
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
+    require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
     was_training, beta = module.training, module.beta

@@ -29,6 +29,7 @@ from pyro.infer import MCMC, NUTS
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from .loglik import _log_weights_chunk
 from .psis import pareto_khat
 
@@ -59,8 +60,7 @@ def refine(
         ``sd_ratio``, ``coverage`` (``(n, L)``), ``khat`` (``(n,)``) and a
         ``summary`` of scalars (maxima and means).
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("MCMC refinement needs a model with latent variables")
+    require_latent_variables(module, "MCMC refinement")
     if chains < 1 or num_samples < 1 or warmup < 0:
         raise ConfigError("chains and num_samples must be >= 1, warmup >= 0")
     params = list(module.parameters())

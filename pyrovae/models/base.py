@@ -74,6 +74,13 @@ def distribution_moments(q: Distribution, n: int = MOMENT_DRAWS) -> Moments:
         return Moments(z.mean(0), z.std(0))
 
 
+def require_latent_variables(module, what: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``module`` is a family with latent
+    sample sites (a VAE, not an autoencoder): ``what`` names the analysis asked for."""
+    if not getattr(module, "has_latent_sites", False):
+        raise ConfigError(f"{what} needs a model with latent variables (not an autoencoder)")
+
+
 class GuidePosterior:
     """The guide's joint posterior, for a family whose guide is the one site
     ``sites.LATENT`` ~ :meth:`encode` (x). Families with more latent sites override the

@@ -74,7 +74,8 @@ def test_refusals_write_nothing(vae, digits, tmp_path, kwargs, message):
 
 def test_an_autoencoder_is_refused(digits, tmp_path):
     ae = AE(latent_dim=2, hidden=(16,), epochs=1).fit(digits.train[:100])
-    with pytest.raises(ConfigError, match="needs a model with latent variables; this run is a ae"):
+    message = r"^analyze \(of a ae run\) needs a model with latent variables"
+    with pytest.raises(ConfigError, match=message):
         analyze_run(None, digits, estimator=ae, output=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
