@@ -119,15 +119,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     shared.check_at_least(args, 1, "samples", "n")
     ests = _load(args.runs)
     data = load_run_data(ests[0].data_info_)
-    result = compare_runs(
-        ests,
-        data,
-        names=args.runs,
-        n=args.n,
-        samples=args.samples,
-        seed=args.seed,
-        progress=shared.show_progress(args),
-    )
+    options = {name: getattr(args, name) for name in ("n", "samples", "seed")}
+    progress = shared.show_progress(args)
+    result = compare_runs(ests, data, names=args.runs, progress=progress, **options)
     x = data.test if data.test.shape[0] else data.val
     files = write_comparison(result, args.output, ests, x if data.is_image else None)
     print(format_tables(result), end="")
