@@ -615,16 +615,7 @@ def load_data(
         Unreadable data, an unknown column, no feature column left, or no rows left for
         training by the held-out fractions.
     """
-    for name, value in (
-        ("columns", columns),
-        ("drop_columns", drop_columns),
-        ("label_column", label_column),
-    ):
-        if value not in (None, "", []) and spec in DATASETS:
-            flag = "--" + name.replace("_", "-")
-            raise DataError(f"{flag} applies to data files, not to the dataset {spec!r}")
-    if stream and spec in DATASETS:
-        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+    _check_file_options(spec, columns, drop_columns, label_column, stream)
     raw = load_raw(
         spec,
         root=root,
@@ -637,45 +628,15 @@ def load_data(
         data_options=data_options,
     )
     gen = torch.Generator().manual_seed(int(split_seed))
-    x, y, c = raw.x, raw.y, raw.conditions
-    _check_labels(x, y, spec, "")
-    _check_labels(raw.x_test, raw.y_test, spec, "test ")
-    _check_labels(x, c, spec, "", "conditions")
-    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
-    if raw.x_test is not None:
-        x_test, y_test, c_test = raw.x_test, raw.y_test, raw.conditions_test
-    else:
-        n_test = _split_sizes(x.shape[0], test_fraction, "test")
-        x_test, y_test, c_test = (_rows(t, idx[:n_test]) for t in (x, y, c))
-        idx = idx[n_test:]
-    if raw.x_val is not None:  # an official validation split
-        x_val, y_val, c_val = raw.x_val, None, None
-    else:
-        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
-        x_val, y_val, c_val = (_rows(t, idx[:n_val]) for t in (x, y, c))
-        idx = idx[n_val:]
-    x, y, c = (_rows(t, idx) for t in (x, y, c))
-    if x.shape[0] == 0:
-        held = f"{len(x_test)} test and {len(x_val)} validation rows"
-        raise DataError(
-            f"data {spec!r} has no rows left for training: {held} take all "
-            f"{len(raw.x)} (lower --test-fraction / --val-fraction, or give more rows)"
-        )
+    (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split(
+        raw, spec, val_fraction, test_fraction, gen
+    )
     scaler = Scaler(scale).fit(x)
     train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
     from .binarize import BINARIZATIONS
 
     train, val, test, train_transform = BINARIZATIONS.get(binarize)(train, val, test, gen)
-    likelihood = raw.likelihood
-    why = raw.likelihood_reason or (
-        IMAGES_IN_UNIT
-        if raw.is_image and likelihood == "bernoulli"
-        else f"the dataset {spec!r} suggests it"
-    )
-    if binarize != "none":
-        likelihood, why = "bernoulli", f"the data are binarized (binarize={binarize})"
-    if likelihood == "bernoulli" and not all(_in_unit(t) for t in (train, val, test)):
-        likelihood, why = "gaussian", f"scale={scale} moved the data out of [0, 1]"
+    likelihood, why = _suggested_likelihood(raw, spec, scale, binarize, (train, val, test))
     return DataSplits(
         train=train,
         val=val,
@@ -695,6 +656,66 @@ def load_data(
         conditions_val=c_val,
         conditions_test=c_test,
     )
+
+
+def _check_file_options(spec: str, columns, drop_columns, label_column, stream: bool) -> None:
+    """Options that only data files take are refused for a registered dataset."""
+    for name, value in (
+        ("columns", columns),
+        ("drop_columns", drop_columns),
+        ("label_column", label_column),
+    ):
+        if value not in (None, "", []) and spec in DATASETS:
+            flag = "--" + name.replace("_", "-")
+            raise DataError(f"{flag} applies to data files, not to the dataset {spec!r}")
+    if stream and spec in DATASETS:
+        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+
+
+def _split(raw, spec: str, val_fraction: float, test_fraction: float, gen) -> tuple:
+    """(x, y, conditions) of the training, validation and test splits: a dataset's
+    official splits where it has them, else rows drawn with ``gen``."""
+    x, y, c = raw.x, raw.y, raw.conditions
+    _check_labels(x, y, spec, "")
+    _check_labels(raw.x_test, raw.y_test, spec, "test ")
+    _check_labels(x, c, spec, "", "conditions")
+    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
+    if raw.x_test is not None:
+        test = (raw.x_test, raw.y_test, raw.conditions_test)
+    else:
+        n_test = _split_sizes(x.shape[0], test_fraction, "test")
+        test = tuple(_rows(t, idx[:n_test]) for t in (x, y, c))
+        idx = idx[n_test:]
+    if raw.x_val is not None:  # an official validation split
+        val = (raw.x_val, None, None)
+    else:
+        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
+        val = tuple(_rows(t, idx[:n_val]) for t in (x, y, c))
+        idx = idx[n_val:]
+    train = tuple(_rows(t, idx) for t in (x, y, c))
+    if train[0].shape[0] == 0:
+        held = f"{len(test[0])} test and {len(val[0])} validation rows"
+        raise DataError(
+            f"data {spec!r} has no rows left for training: {held} take all "
+            f"{len(raw.x)} (lower --test-fraction / --val-fraction, or give more rows)"
+        )
+    return train, val, test
+
+
+def _suggested_likelihood(raw, spec: str, scale: str, binarize: str, splits) -> tuple[str, str]:
+    """The likelihood to use by default and why: the dataset's suggestion, Bernoulli for
+    binarized data, Gaussian where scaling moved the data out of [0, 1]."""
+    likelihood = raw.likelihood
+    why = raw.likelihood_reason or (
+        IMAGES_IN_UNIT
+        if raw.is_image and likelihood == "bernoulli"
+        else f"the dataset {spec!r} suggests it"
+    )
+    if binarize != "none":
+        likelihood, why = "bernoulli", f"the data are binarized (binarize={binarize})"
+    if likelihood == "bernoulli" and not all(_in_unit(t) for t in splits):
+        likelihood, why = "gaussian", f"scale={scale} moved the data out of [0, 1]"
+    return likelihood, why
 
 
 def _rows(t, idx: torch.Tensor):
