@@ -312,6 +312,16 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         "pyrovae.data.binarize.BINARIZATIONS",
     ),
+    # data: options of a registered dataset (issue 19: the heston surfaces)
+    _O(
+        "data_options",
+        {},
+        "option of the registered dataset KEY=VALUE, e.g. observable=iv or "
+        "'kappa=[0.2,0.8]' for --data heston (repeatable; see docs/heston.md)",
+        "data",
+        _options,
+        metavar="KEY=VALUE",
+    ),
     # model
     _O(
         "model",

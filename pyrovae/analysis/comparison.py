@@ -72,6 +72,7 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError, DataError
+from ..inference.progress import progress_bar
 from ..registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ DATA_KEYS = (
     "columns",
     "drop_columns",
     "label_column",
+    "data_options",
 )
 
 
@@ -584,6 +586,7 @@ def compare_runs(
     steps: int = 16,
     seed: int = 0,
     classifier: str = "mlp",
+    progress: bool = False,
 ) -> dict:
     """Evaluate fitted estimators trained on ``data`` on one :class:`Reference`.
 
@@ -599,6 +602,8 @@ def compare_runs(
         Row labels (default: model and beta, made unique with the run name).
     n, samples, n_samples, pairs, steps, seed, classifier
         See :func:`make_reference` and :func:`evaluate_run`.
+    progress : bool
+        Show a progress bar over the runs.
 
     Returns
     -------
@@ -623,13 +628,17 @@ def compare_runs(
         labels = unique_labels([run_label(e) for e in estimators], names)
     torch.manual_seed(int(seed))
     ref = make_reference(data, n=n, n_samples=n_samples, seed=seed, classifier=classifier)
+    options = {"samples": samples, "n_samples": n_samples, "pairs": pairs, "steps": steps}
     rows = []
-    for est, name, label in zip(estimators, names, labels, strict=True):
-        logger.info("comparing %s (%s)", label, name)
-        row = evaluate_run(
-            est, ref, samples=samples, n_samples=n_samples, pairs=pairs, steps=steps, seed=seed
-        )
-        rows.append({"label": label, "run": str(name), **row})
+    bar = progress_bar(enabled=progress, total=len(estimators), desc="compare", unit="run")
+    with bar:
+        for est, name, label in zip(estimators, names, labels, strict=True):
+            logger.info("comparing %s (%s)", label, name)
+            bar.set_postfix_str(label)
+            rows.append(
+                {"label": label, "run": str(name), **evaluate_run(est, ref, **options, seed=seed)}
+            )
+            bar.update()
     return {
         "data": str(data.name),
         "settings": {

@@ -76,11 +76,14 @@ def generative_parameters(module, x: torch.Tensor | None = None) -> int:
     return sum(p.numel() for p in generative_parameter_tensors(module, x))
 
 
-def score_model(estimator, x_train, x_val, samples: int = 500) -> dict:
-    """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator."""
+def score_model(estimator, x_train, x_val, samples: int = 500, progress: bool = False) -> dict:
+    """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator
+    (``progress``: bars over the importance sampling)."""
     module = estimator.module_
-    ll_train = log_likelihood(module, estimator.as_input(x_train), samples=samples)
-    ll_val = log_likelihood(module, estimator.as_input(x_val), samples=samples)
+    ll_train, ll_val = (
+        log_likelihood(module, estimator.as_input(x), samples=samples, progress=progress)
+        for x in (x_train, x_val)
+    )
     n, k = ll_train.numel(), generative_parameters(module)
     total = float(ll_train.sum())
     return {

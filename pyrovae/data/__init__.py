@@ -17,7 +17,7 @@ from ..registry import Registry
 DATASETS: Registry = Registry("dataset")
 SCALERS: Registry = Registry("scaling")
 
-from . import binarize, binarized, shapes  # noqa: E402,F401  (registries)
+from . import binarize, binarized, heston, shapes  # noqa: E402,F401  (registries)
 from .batch import Batch, as_batch  # noqa: E402
 from .batches import TensorBatches  # noqa: E402
 from .datasets import DataSplits, RawData, load_data  # noqa: E402

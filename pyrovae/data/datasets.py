@@ -20,6 +20,7 @@ scaling is fitted and the data are validated chunk by chunk.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import warnings
@@ -62,6 +63,9 @@ class RawData:
     feature_names: list[str] | None = None
     #: The class of each label index, for labels read from a label column.
     classes: list | None = None
+    #: Per-row float conditions (e.g. the generating parameters of ``heston``), or None.
+    conditions: torch.Tensor | None = None
+    conditions_test: torch.Tensor | None = None
 
 
 @dataclass
@@ -89,6 +93,9 @@ class DataSplits:
         ``feature_names``); None where the data do not name them.
     classes : list or None
         The class (int or str) of each label index, for labels read from a label column.
+    conditions_train, conditions_val, conditions_test : Tensor or None
+        Per-row float conditions where the dataset has them (for ``heston``, the
+        generating parameters), split with the rows.
     """
 
     train: torch.Tensor
@@ -107,6 +114,9 @@ class DataSplits:
     likelihood_reason: str = ""
     feature_names: list[str] | None = None
     classes: list | None = None
+    conditions_train: torch.Tensor | None = None
+    conditions_val: torch.Tensor | None = None
+    conditions_test: torch.Tensor | None = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -121,6 +131,14 @@ class DataSplits:
 
     def labels(self, name: str) -> torch.Tensor | None:
         return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[name]
+
+    def conditions(self, name: str) -> torch.Tensor | None:
+        """The conditions of split ``name`` (train, val or test), or None."""
+        return {
+            "train": self.conditions_train,
+            "val": self.conditions_val,
+            "test": self.conditions_test,
+        }[name]
 
 
 def default_root() -> Path:
@@ -476,6 +494,23 @@ def load_file(
     )
 
 
+def _dataset_options(spec: str, loader, options: dict) -> dict:
+    """``options`` checked against the names the dataset's loader accepts (its
+    ``options`` attribute): one-line errors for a dataset without options and for an
+    unknown name."""
+    accepted = tuple(getattr(loader, "options", ()))
+    if options and not accepted:
+        raise DataError(f"dataset {spec!r} takes no data options; got {', '.join(options)}")
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"unknown option {key!r} of dataset {spec!r}{hint}; options: {', '.join(accepted)}"
+            )
+    return dict(options)
+
+
 def load_raw(
     spec: str,
     root=None,
@@ -485,11 +520,17 @@ def load_raw(
     drop_columns=None,
     label_column=None,
     classes=None,
+    data_options: dict | None = None,
 ) -> RawData:
-    """A named dataset or a file, unsplit and unscaled."""
+    """A named dataset or a file, unsplit and unscaled; ``data_options`` are passed to
+    a named dataset's loader (see :func:`load_data`)."""
     spec = str(spec)
+    options = dict(data_options or {})
     if spec in DATASETS:
-        return DATASETS.get(spec)(root=root, download=download)
+        loader = DATASETS.get(spec)
+        return loader(root=root, download=download, **_dataset_options(spec, loader, options))
+    if options:
+        raise DataError(f"data options apply to registered datasets, not to the file {spec!r}")
     if Path(spec).suffix.lower() in FILE_SUFFIXES or os.sep in spec or Path(spec).exists():
         return load_file(
             spec,
@@ -528,6 +569,7 @@ def load_data(
     drop_columns=None,
     label_column=None,
     classes=None,
+    data_options: dict | None = None,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -562,6 +604,10 @@ def load_data(
         the features, mapped to class indices (``y_train`` ...; ``classes`` maps them back).
     classes : list, optional
         The classes of a run, to map the label column onto (as recorded in its data info).
+    data_options : dict, optional
+        Options of a registered dataset (``--data-options KEY=VALUE``), e.g.
+        ``{"observable": "iv"}`` for ``heston``; the names a dataset accepts are its
+        loader's ``options`` attribute.
 
     Raises
     ------
@@ -569,16 +615,7 @@ def load_data(
         Unreadable data, an unknown column, no feature column left, or no rows left for
         training by the held-out fractions.
     """
-    for name, value in (
-        ("columns", columns),
-        ("drop_columns", drop_columns),
-        ("label_column", label_column),
-    ):
-        if value not in (None, "", []) and spec in DATASETS:
-            flag = "--" + name.replace("_", "-")
-            raise DataError(f"{flag} applies to data files, not to the dataset {spec!r}")
-    if stream and spec in DATASETS:
-        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+    _check_file_options(spec, columns, drop_columns, label_column, stream)
     raw = load_raw(
         spec,
         root=root,
@@ -588,46 +625,18 @@ def load_data(
         drop_columns=drop_columns,
         label_column=label_column,
         classes=classes,
+        data_options=data_options,
     )
     gen = torch.Generator().manual_seed(int(split_seed))
-    x, y = raw.x, raw.y
-    _check_labels(x, y, spec, "")
-    _check_labels(raw.x_test, raw.y_test, spec, "test ")
-    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
-    if raw.x_test is not None:
-        x_test, y_test = raw.x_test, raw.y_test
-    else:
-        n_test = _split_sizes(x.shape[0], test_fraction, "test")
-        x_test, y_test = _take(x, idx[:n_test]), (y[idx[:n_test]] if y is not None else None)
-        idx = idx[n_test:]
-    if raw.x_val is not None:  # an official validation split
-        x_val, y_val = raw.x_val, None
-    else:
-        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
-        x_val, y_val = _take(x, idx[:n_val]), (y[idx[:n_val]] if y is not None else None)
-        idx = idx[n_val:]
-    x, y = _take(x, idx), (y[idx] if y is not None else None)
-    if x.shape[0] == 0:
-        held = f"{len(x_test)} test and {len(x_val)} validation rows"
-        raise DataError(
-            f"data {spec!r} has no rows left for training: {held} take all "
-            f"{len(raw.x)} (lower --test-fraction / --val-fraction, or give more rows)"
-        )
+    (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split(
+        raw, spec, val_fraction, test_fraction, gen
+    )
     scaler = Scaler(scale).fit(x)
     train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
     from .binarize import BINARIZATIONS
 
     train, val, test, train_transform = BINARIZATIONS.get(binarize)(train, val, test, gen)
-    likelihood = raw.likelihood
-    why = raw.likelihood_reason or (
-        IMAGES_IN_UNIT
-        if raw.is_image and likelihood == "bernoulli"
-        else f"the dataset {spec!r} suggests it"
-    )
-    if binarize != "none":
-        likelihood, why = "bernoulli", f"the data are binarized (binarize={binarize})"
-    if likelihood == "bernoulli" and not all(_in_unit(t) for t in (train, val, test)):
-        likelihood, why = "gaussian", f"scale={scale} moved the data out of [0, 1]"
+    likelihood, why = _suggested_likelihood(raw, spec, scale, binarize, (train, val, test))
     return DataSplits(
         train=train,
         val=val,
@@ -643,7 +652,75 @@ def load_data(
         likelihood_reason=why,
         feature_names=raw.feature_names,
         classes=raw.classes,
+        conditions_train=c,
+        conditions_val=c_val,
+        conditions_test=c_test,
     )
+
+
+def _check_file_options(spec: str, columns, drop_columns, label_column, stream: bool) -> None:
+    """Options that only data files take are refused for a registered dataset."""
+    for name, value in (
+        ("columns", columns),
+        ("drop_columns", drop_columns),
+        ("label_column", label_column),
+    ):
+        if value not in (None, "", []) and spec in DATASETS:
+            flag = "--" + name.replace("_", "-")
+            raise DataError(f"{flag} applies to data files, not to the dataset {spec!r}")
+    if stream and spec in DATASETS:
+        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+
+
+def _split(raw, spec: str, val_fraction: float, test_fraction: float, gen) -> tuple:
+    """(x, y, conditions) of the training, validation and test splits: a dataset's
+    official splits where it has them, else rows drawn with ``gen``."""
+    x, y, c = raw.x, raw.y, raw.conditions
+    _check_labels(x, y, spec, "")
+    _check_labels(raw.x_test, raw.y_test, spec, "test ")
+    _check_labels(x, c, spec, "", "conditions")
+    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
+    if raw.x_test is not None:
+        test = (raw.x_test, raw.y_test, raw.conditions_test)
+    else:
+        n_test = _split_sizes(x.shape[0], test_fraction, "test")
+        test = tuple(_rows(t, idx[:n_test]) for t in (x, y, c))
+        idx = idx[n_test:]
+    if raw.x_val is not None:  # an official validation split
+        val = (raw.x_val, None, None)
+    else:
+        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
+        val = tuple(_rows(t, idx[:n_val]) for t in (x, y, c))
+        idx = idx[n_val:]
+    train = tuple(_rows(t, idx) for t in (x, y, c))
+    if train[0].shape[0] == 0:
+        held = f"{len(test[0])} test and {len(val[0])} validation rows"
+        raise DataError(
+            f"data {spec!r} has no rows left for training: {held} take all "
+            f"{len(raw.x)} (lower --test-fraction / --val-fraction, or give more rows)"
+        )
+    return train, val, test
+
+
+def _suggested_likelihood(raw, spec: str, scale: str, binarize: str, splits) -> tuple[str, str]:
+    """The likelihood to use by default and why: the dataset's suggestion, Bernoulli for
+    binarized data, Gaussian where scaling moved the data out of [0, 1]."""
+    likelihood = raw.likelihood
+    why = raw.likelihood_reason or (
+        IMAGES_IN_UNIT
+        if raw.is_image and likelihood == "bernoulli"
+        else f"the dataset {spec!r} suggests it"
+    )
+    if binarize != "none":
+        likelihood, why = "bernoulli", f"the data are binarized (binarize={binarize})"
+    if likelihood == "bernoulli" and not all(_in_unit(t) for t in splits):
+        likelihood, why = "gaussian", f"scale={scale} moved the data out of [0, 1]"
+    return likelihood, why
+
+
+def _rows(t, idx: torch.Tensor):
+    """Rows ``idx`` of data, labels or conditions (None stays None)."""
+    return None if t is None else _take(t, idx)
 
 
 def _in_unit(x: torch.Tensor) -> bool:
@@ -655,8 +732,8 @@ def _take(x, idx: torch.Tensor):
     return x.take(idx) if is_stream(x) else x[idx]
 
 
-def _check_labels(x, y, spec: str, which: str) -> None:
+def _check_labels(x, y, spec: str, which: str, what: str = "labels") -> None:
     if x is not None and y is not None and len(y) != len(x):
         raise DataError(
-            f"the {which}labels of data {spec!r} have {len(y)} rows but the data has {len(x)}"
+            f"the {which}{what} of data {spec!r} have {len(y)} rows but the data has {len(x)}"
         )

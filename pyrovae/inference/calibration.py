@@ -23,11 +23,20 @@ import torch
 from .. import sites
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
+from .progress import progress_bar
+
+#: Simulations whose guide draws are taken at once (the unit of the progress bar).
+CHUNK = 100
 
 
 @torch.no_grad()
-def sbc(module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0) -> dict:
+def sbc(
+    module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0, progress: bool = False
+) -> dict:
     """Rank statistics of ``n`` simulated codes among ``draws`` guide draws each.
+
+    The codes and their data are simulated at once; the guide's draws are taken for
+    :data:`CHUNK` simulations at a time, with a progress bar when ``progress``.
 
     Returns
     -------
@@ -45,7 +54,12 @@ def sbc(module, n: int = 500, draws: int = 99, bins: int = 10, seed: int = 0) ->
     try:
         z_true = module.sample_latent(n)
         x = module.decode(z_true).sample()
-        zs = module.posterior_sample(x, draws)[sites.LATENT]  # (draws, n, L)
+        chunks = progress_bar(
+            range(0, n, CHUNK), enabled=progress, desc="SBC", unit="chunk", leave=False
+        )
+        zs = torch.cat(  # (draws, n, L)
+            [module.posterior_sample(x[i : i + CHUNK], draws)[sites.LATENT] for i in chunks], 1
+        )
     finally:
         module.train(was_training)
     ranks = (zs < z_true).sum(0).cpu().numpy()  # (n, L)

@@ -37,6 +37,7 @@ from ..data import TensorBatches
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
+from .progress import progress_bar
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -64,6 +65,7 @@ def log_likelihood(
     samples: int = 5000,
     batch_size: int = 100,
     memory: int = DEFAULT_MEMORY,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
 
@@ -79,6 +81,8 @@ def log_likelihood(
         Data points per pass.
     memory : int
         Bytes one chunk of samples may use (sets the chunk size).
+    progress : bool
+        Show a progress bar over the data points (:mod:`.progress`).
     """
     require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
@@ -86,8 +90,11 @@ def log_likelihood(
     was_training = module.training
     module.eval()
     out = []
+    bar = progress_bar(
+        enabled=progress, total=int(x.shape[0]), desc="log p(x)", unit="point", leave=False
+    )
     try:
-        with pyro.validation_enabled(False):
+        with bar, pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
                 chunk = chunk_size(module, xb.shape[0], samples, memory)
@@ -99,6 +106,7 @@ def log_likelihood(
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))
+                bar.update(xb.shape[0])
     finally:
         module.train(was_training)
     return torch.cat(out)
@@ -134,9 +142,15 @@ def _mean_se(v: torch.Tensor) -> tuple[float, float]:
 
 @torch.no_grad()
 def elbo_decomposition(
-    module, x: torch.Tensor, samples: int = 0, particles: int = 10, batch_size: int = 500
+    module,
+    x: torch.Tensor,
+    samples: int = 0,
+    particles: int = 10,
+    batch_size: int = 500,
+    progress: bool = False,
 ) -> dict:
-    """The ELBO's parts over the rows of ``x`` (see the module docstring).
+    """The ELBO's parts over the rows of ``x`` (see the module docstring); ``progress``
+    shows a bar over the importance sampling of log p(x).
 
     Returns
     -------
@@ -179,7 +193,7 @@ def elbo_decomposition(
     out["activity"] = activity.tolist()
     out["mutual_info"] = mutual_information(module, x[:1000])
     if samples:
-        ll = log_likelihood(module, x, samples=samples)
+        ll = log_likelihood(module, x, samples=samples, progress=progress)
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
         out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))

@@ -44,11 +44,13 @@ def refine(
     khat_samples: int = 1000,
     jit: bool = False,
     guide_draws: int = 1000,
+    progress: bool = False,
 ) -> dict:
     """Run NUTS on z for inputs ``x`` and compare the guide with it.
 
     ``guide_draws`` joint draws from the guide give its 90 % intervals, and its moments
-    where they have no closed form (``module.posterior_moments``).
+    where they have no closed form (``module.posterior_moments``). ``progress`` shows
+    Pyro's progress bar of each chain (warm-up, then sampling).
 
     Returns
     -------
@@ -72,7 +74,9 @@ def refine(
         for c in range(chains):
             pyro.set_rng_seed(seed + c)
             kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
-            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=True)
+            mcmc = MCMC(
+                kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress
+            )
             mcmc.run(x)
             per_chain.append(mcmc.get_samples()[sites.LATENT].detach())
             div = mcmc.diagnostics().get("divergences", {})
