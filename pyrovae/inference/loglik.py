@@ -35,6 +35,7 @@ import torch
 from .. import sites
 from ..errors import ConfigError
 from ..objectives.iwae import log_weights, vectorized_traces
+from .fastpath import LogWeightChunks, cache_chunk
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -62,6 +63,7 @@ def log_likelihood(
     samples: int = 5000,
     batch_size: int = 100,
     memory: int = DEFAULT_MEMORY,
+    direct: bool = True,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
 
@@ -76,7 +78,13 @@ def log_likelihood(
     batch_size : int
         Data points per pass.
     memory : int
-        Bytes one chunk of samples may use (sets the chunk size).
+        Bytes one chunk of samples may use; chunks are also kept near the processor's
+        cache (:func:`pyrovae.inference.fastpath.cache_chunk`).
+    direct : bool
+        Compute the log-weights from the family's distributions where it has a direct
+        form (:mod:`pyrovae.inference.fastpath`); ``False``, or a family without one,
+        reads them off Pyro traces. Both draw the same z from the same seed and give the
+        same values up to float rounding.
     """
     if not getattr(module, "has_latent_sites", False):
         raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
@@ -87,15 +95,20 @@ def log_likelihood(
     module.beta = 1.0
     out = []
     try:
+        chunks = LogWeightChunks(module, direct)
         with pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
-                chunk = chunk_size(module, xb.shape[0], samples, memory)
+                sampler = chunks.sampler(xb)
+                chunk = min(
+                    chunk_size(module, xb.shape[0], samples, memory),
+                    cache_chunk(module, xb.shape[0]),
+                )
                 total = torch.full((xb.shape[0],), -math.inf, device=x.device)
                 done = 0
                 while done < samples:
                     k = min(chunk, samples - done)
-                    lw = _log_weights_chunk(module, xb, k)
+                    lw = sampler(k)
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))
