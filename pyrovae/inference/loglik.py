@@ -37,6 +37,7 @@ from ..data import TensorBatches
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
+from .fastpath import LogWeightChunks, cache_chunk
 from .progress import progress_bar
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
@@ -66,6 +67,7 @@ def log_likelihood(
     batch_size: int = 100,
     memory: int = DEFAULT_MEMORY,
     progress: bool = False,
+    direct: bool = True,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
 
@@ -80,7 +82,13 @@ def log_likelihood(
     batch_size : int
         Data points per pass.
     memory : int
-        Bytes one chunk of samples may use (sets the chunk size).
+        Bytes one chunk of samples may use; chunks are also kept near the processor's
+        cache (:func:`pyrovae.inference.fastpath.cache_chunk`).
+    direct : bool
+        Compute the log-weights from the family's distributions where it has a direct
+        form (:mod:`pyrovae.inference.fastpath`); ``False``, or a family without one,
+        reads them off Pyro traces. Both draw the same z from the same seed and give the
+        same values up to float rounding.
     progress : bool
         Show a progress bar over the data points (:mod:`.progress`).
     """
@@ -94,15 +102,20 @@ def log_likelihood(
         enabled=progress, total=int(x.shape[0]), desc="log p(x)", unit="point", leave=False
     )
     try:
+        chunks = LogWeightChunks(module, direct)
         with bar, pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
-                chunk = chunk_size(module, xb.shape[0], samples, memory)
+                sampler = chunks.sampler(xb)
+                chunk = min(
+                    chunk_size(module, xb.shape[0], samples, memory),
+                    cache_chunk(module, xb.shape[0]),
+                )
                 total = torch.full((xb.shape[0],), -math.inf, device=x.device)
                 done = 0
                 while done < samples:
                     k = min(chunk, samples - done)
-                    lw = _log_weights_chunk(module, xb, k)
+                    lw = sampler(k)
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))

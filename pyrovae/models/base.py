@@ -9,6 +9,7 @@ joint log density (:meth:`~GuidePosterior.posterior_log_prob`). The posterior an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -205,6 +206,23 @@ class LatentModule(GuidePosterior, nn.Module):
     def has_latent_sites(self) -> bool:
         """Whether the model has random latent variables (VAEs) or not (AEs)."""
         return False
+
+    def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+        """Importance log-weights of the family's own model and guide, without Pyro's traces.
+
+        Returns a function of ``k`` that draws ``k`` fresh joint samples z ~ q(z|x) per row
+        of ``x`` (the guide's distributions built once, for every call) and returns
+        log p(x, z) - log q(z|x), shape ``(k, B)``, with beta = 1: the values that the
+        traces of :meth:`model` and :meth:`guide` in a particles plate give, from the same
+        random draws, without the handlers and site bookkeeping.
+
+        Raises
+        ------
+        NotImplementedError
+            With the reason, for a family (or a subclass that changes its model or guide)
+            that has no direct form; callers then use the traces.
+        """
+        raise NotImplementedError(f"the {type(self).__name__} family has no direct log-weights")
 
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from

@@ -21,6 +21,8 @@ guide site's scale) computes the same objective.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyro
 import torch
 from pyro import poutine
@@ -66,6 +68,26 @@ class VAEModule(LatentModule):
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 pyro.sample(sites.LATENT, self.encode(x))
+
+    def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+        """log p(x|z) + log p(z) - log q(z|x) of ``k`` draws z ~ q(z|x), shape ``(k, B)``, as
+        a function of ``k`` (see :meth:`LatentModule.direct_log_weights`): the encoder and
+        the prior run once; each call draws z as the guide's site does (``rsample`` where
+        the guide has it), decodes it and scores it under the three distributions."""
+        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces the VAE's model or guide, "
+                "which only their traces describe"
+            )
+        q = self.encode(x)
+        prior = self.prior()
+        draw = q.rsample if q.has_rsample else q.sample
+
+        def log_weights(k: int) -> torch.Tensor:
+            z = draw((int(k),))
+            return self.decode(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
+
+        return log_weights
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """q(z|x): batch shape ``(B,)``, event shape ``(latent_dim,)``."""

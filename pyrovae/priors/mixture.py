@@ -191,5 +191,5 @@ class VampPrior(Prior):
         if self._encode is None:
             raise ConfigError("the vamp prior needs an encoder: use it inside a VAE")
         q = self._encode(self.pseudo_inputs)  # batch (K,), event (latent_dim,)
-        mix = dist.Categorical(logits=torch.zeros(self.components, device=q.mean.device))
+        mix = dist.Categorical(logits=self.pseudo_inputs.new_zeros(self.components))
         return DiagonalNormalMixture(mix, q)

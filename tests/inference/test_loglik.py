@@ -35,10 +35,12 @@ def _data(PPCA, n=40):  # noqa: N803
     return PPCA(True).marginal().sample((n,))
 
 
-def test_exact_posterior_gives_exact_log_likelihood(PPCA):  # noqa: N803
+@pytest.mark.parametrize("direct", [True, False])
+def test_exact_posterior_gives_exact_log_likelihood(PPCA, direct):  # noqa: N803
+    """Both ways of computing the log-weights: from the distributions and from traces."""
     m = PPCA(exact=True)
     x = _data(PPCA)
-    est = log_likelihood(m, x, samples=7)
+    est = log_likelihood(m, x, samples=7, direct=direct)
     torch.testing.assert_close(est, m.marginal().log_prob(x), rtol=0, atol=1e-4)
 
 

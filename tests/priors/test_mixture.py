@@ -8,6 +8,7 @@ import pytest
 import torch
 from pyro import poutine
 
+from pyrovae.models import ModuleSpec, build_module
 from pyrovae.priors import PRIORS
 from pyrovae.priors.mixture import DiagonalNormalMixture
 
@@ -105,3 +106,16 @@ def test_mixture_priors_score_a_plated_site_like_the_reference(name):
     torch.testing.assert_close(
         site["fn"].log_prob(site["value"]).detach(), ref.log_prob(site["value"]).detach()
     )
+
+
+@pytest.mark.parametrize("guide", ["normal", "iaf"])
+def test_building_the_vamp_prior_draws_no_random_numbers(guide):
+    """The prior's distribution is built in every model call (every chunk of importance
+    draws): it must leave the random stream alone, or the guide's next draws depend on
+    how often it was built. (Reading a flow posterior's ``mean`` draws 1000 samples.)"""
+    spec = ModuleSpec(data_shape=(4,), latent_dim=2, hidden=(8,), prior="vamp", guide=guide)
+    prior = build_module("vae", spec).prior
+    torch.manual_seed(0)
+    with torch.no_grad():
+        prior()
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(0).get_state())
