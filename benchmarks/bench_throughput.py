@@ -18,9 +18,10 @@ Both sides train the same model on the same minibatches with the same optimizer:
   ``--reference-adam fused``, the fused one too, which isolates the rest of the
   step.
 
-pyrovae runs the step its trainer takes: :class:`pyrovae.objectives.TraceELBO`,
-backward, the divergence check :func:`pyrovae.training.step.step_is_finite`, and
-the optimizer step; the reference
+pyrovae runs the step its trainer takes, :func:`pyrovae.training.train_step` called
+as the trainer calls it (:class:`pyrovae.objectives.TraceELBO` at beta = 1 on a
+:class:`~pyrovae.data.Batch`, backward, the divergence check
+:func:`pyrovae.training.step.step_is_finite`, and the optimizer step); the reference
 is an ordinary PyTorch training step. The two are interleaved in one process:
 each round times ``--steps`` steps of one and then of the other (alternating
 which goes first), and the per-round throughput ratio pyrovae / reference is
@@ -61,10 +62,10 @@ from _common import (  # noqa: E402
     synthetic_binary,
 )
 
+from pyrovae.data import TensorBatches  # noqa: E402
 from pyrovae.models import ModuleSpec, build_module  # noqa: E402
 from pyrovae.objectives import TraceELBO  # noqa: E402
-from pyrovae.training import make_adam  # noqa: E402
-from pyrovae.training.step import step_is_finite  # noqa: E402
+from pyrovae.training import make_adam, train_step  # noqa: E402
 
 DATA_DIM = 784
 HIDDEN = 400
@@ -240,29 +241,25 @@ def bench_batch_size(
     n_batches = max(1, min(max_batches, data.shape[0] // batch_size))
     if data.shape[0] < batch_size:
         raise ValueError(f"need at least {batch_size} rows of data; have {data.shape[0]}")
-    batches = [
-        data[i * batch_size : (i + 1) * batch_size].contiguous().to(device)
-        for i in range(n_batches)
-    ]
+    pool = data[: n_batches * batch_size].contiguous().to(device)
+    # the minibatches the trainer's batch iterator makes (unshuffled: the same ones,
+    # in the same order, for both sides)
+    batches = list(TensorBatches(pool, batch_size))
     module, reference, objective, opt_p, opt_r = build_pair(
         seed, device, reference_adam=reference_adam
     )
-    check = loss_check(module, reference, objective, batches[0], seed + 1)
+    check = loss_check(module, reference, objective, batches[0].x, seed + 1)
 
     params = [p for p in module.parameters() if p.requires_grad]
 
     def run_pyrovae(n: int) -> None:
-        for i in range(n):
-            x = batches[i % n_batches]
-            opt_p.zero_grad(set_to_none=True)
-            loss = objective(module.model, module.guide, x).loss / x.shape[0]
-            loss.backward()
-            if step_is_finite(loss, params):
-                opt_p.step()
+        for i in range(n):  # as Trainer._step calls it in a single process
+            batch = batches[i % n_batches]
+            train_step(module, objective, opt_p, batch, 1.0, divisor=len(batch), params=params)
 
     def run_reference(n: int) -> None:
         for i in range(n):
-            reference_step(reference, opt_r, batches[i % n_batches])
+            reference_step(reference, opt_r, batches[i % n_batches].x)
 
     now = _timer(device)
     run_pyrovae(warmup)

@@ -166,6 +166,13 @@ def _str_list(value) -> list[str]:
     return [str(v).strip() for v in value]
 
 
+def _column(value) -> str:
+    """One column: a header name or a 0-based index."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"expected a column name or index; got {value!r}")
+    return str(value).strip()
+
+
 def parse_bool(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -270,6 +277,24 @@ OPTIONS: tuple[Option, ...] = (
         metavar="COL[,COL...]",
     ),
     _O(
+        "drop_columns",
+        [],
+        "columns of a .csv/.npy/.npz file to leave out of the features (e.g. an id or a "
+        "target column): header names or 0-based indices, comma-separated",
+        "data",
+        _str_list,
+        metavar="COL[,COL...]",
+    ),
+    _O(
+        "label_column",
+        None,
+        "a column of a .csv/.npy/.npz file holding class labels (integers or strings): "
+        "left out of the features and kept as the rows' labels (header name or index)",
+        "data",
+        _column,
+        metavar="NAME|INDEX",
+    ),
+    _O(
         "stream",
         False,
         "read a .npy data file in minibatches as training needs them instead of loading "
@@ -286,6 +311,16 @@ OPTIONS: tuple[Option, ...] = (
         "data",
         _str,
         "pyrovae.data.binarize.BINARIZATIONS",
+    ),
+    # data: options of a registered dataset (issue 19: the heston surfaces)
+    _O(
+        "data_options",
+        {},
+        "option of the registered dataset KEY=VALUE, e.g. observable=iv or "
+        "'kappa=[0.2,0.8]' for --data heston (repeatable; see docs/heston.md)",
+        "data",
+        _options,
+        metavar="KEY=VALUE",
     ),
     # model
     _O(

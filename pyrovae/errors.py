@@ -20,6 +20,11 @@ class DataError(PyrovaeError, ValueError):
     """Input data cannot be used: unreadable, wrong shape, dtype or support."""
 
 
+class ParameterError(PyrovaeError, ValueError):
+    """A model or pricing parameter lies outside its domain (a negative variance, a
+    correlation with ``|rho| >= 1``, a non-positive maturity)."""
+
+
 class CheckpointError(PyrovaeError, ValueError):
     """A checkpoint or run folder is missing, corrupt or incompatible."""
 

@@ -4,6 +4,7 @@ grids and scatter matrices that run folders, analyses and reports share."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +78,29 @@ def save_image_rows(
     return path
 
 
+def feature_labels(names: Sequence[str] | None, d: int) -> list[str]:
+    """Axis labels of ``d`` features: their ``names`` (a CSV header's) where the data
+    name them, else ``feature 0``, ``feature 1``, ..."""
+    if names is not None and len(names) >= d:
+        return [str(n) for n in names[:d]]
+    return [f"feature {j}" for j in range(d)]
+
+
 def save_scatter_matrix(
-    path: str | Path, sets: dict[str, torch.Tensor], max_features: int = 4
+    path: str | Path,
+    sets: dict[str, torch.Tensor],
+    max_features: int = 4,
+    names: Sequence[str] | None = None,
 ) -> Path:
-    """Pairwise scatter plots of the first features of tabular data (one colour per set)."""
+    """Pairwise scatter plots of the first features of tabular data (one colour per set),
+    the axes labelled with the features' ``names`` where given."""
     plt = pyplot()
     arrays = {
         k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
         for k, v in sets.items()
     }
     d = min(max_features, next(iter(arrays.values())).shape[1])
+    labels = feature_labels(names, d)
     fig, axes = plt.subplots(d, d, figsize=(2.2 * d, 2.2 * d), squeeze=False)
     for i in range(d):
         for j in range(d):
@@ -97,9 +111,9 @@ def save_scatter_matrix(
                 else:
                     ax.scatter(a[:, j], a[:, i], s=3, alpha=0.4, label=label)
             if i == d - 1:
-                ax.set_xlabel(f"feature {j}")
+                ax.set_xlabel(labels[j])
             if j == 0:
-                ax.set_ylabel(f"feature {i}")
+                ax.set_ylabel(labels[i])
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)

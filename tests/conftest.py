@@ -4,7 +4,10 @@ clock for time budgets, and a guard against global state leaking between tests."
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pyro
@@ -133,6 +136,18 @@ def digits():
 def small_digits(digits):
     """(train, val): 300 and 100 digit images, for quick training runs."""
     return digits.train[:300], digits.val[:100]
+
+
+@pytest.fixture(scope="session")
+def bench_throughput():
+    """``benchmarks/bench_throughput.py`` as a module (``benchmarks/`` is not a package):
+    its hand-written reference VAE, and the benchmark itself."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_throughput", module)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -319,7 +319,7 @@ def test_bad_hyperparameters_through_the_api():
     [
         (["train", "--latent-dimm", "3"], "unrecognized arguments: --latent-dimm"),
         (["trian"], "invalid choice: 'trian'"),
-        (["sample", "run", "-n", "many"], "argument -n: invalid int value: 'many'"),
+        (["sample", "run", "-n", "many"], "argument -n/--n: invalid int value: 'many'"),
     ],
 )
 def test_argparse_errors_are_one_line(capsys, argv, expected):

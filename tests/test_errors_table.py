@@ -272,8 +272,34 @@ ROWS: dict[str, Row] = {
     "columns": Row(
         "a column name that is not in the file",
         "`pyrovae train --data t.csv --columns d`",
-        "pyrovae: error: column 'd' is not in 't.csv'; the header has: a, b, c",
+        "pyrovae: error: --columns: column 'd' is not in 't.csv'; the header has: a, b, c",
         cli(*TRAIN, "--data", "t.csv", "--columns", "d", before=_write("t.csv", "a,b,c\n1,2,3\n")),
+    ),
+    "drop-columns": Row(
+        "a column to leave out that is not in the file",
+        "`pyrovae train --data t.csv --drop-columns d`",
+        "pyrovae: error: --drop-columns: column 'd' is not in 't.csv'; the header has: a, b, c",
+        cli(
+            *TRAIN,
+            "--data",
+            "t.csv",
+            "--drop-columns",
+            "d",
+            before=_write("t.csv", "a,b,c\n1,2,3\n"),
+        ),
+    ),
+    "drop-every-column": Row(
+        "leaving out every column",
+        "`pyrovae train --data t.csv --drop-columns a,b,c`",
+        "pyrovae: error: no feature columns of 't.csv' are left after leaving out 'a', 'b', 'c'",
+        cli(
+            *TRAIN,
+            "--data",
+            "t.csv",
+            "--drop-columns",
+            "a,b,c",
+            before=_write("t.csv", "a,b,c\n1,2,3\n"),
+        ),
     ),
     "stream-csv": Row(
         "streaming a file that is not .npy",

@@ -72,7 +72,7 @@ import torch
 
 from .. import sites
 from ..errors import ConfigError, DataError
-from ..inference.loglik import log_likelihood
+from ..inference.progress import progress_bar
 from ..registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,9 @@ DATA_KEYS = (
     "scale",
     "binarize",
     "columns",
+    "drop_columns",
+    "label_column",
+    "data_options",
 )
 
 
@@ -389,11 +392,7 @@ def make_reference(
 
 def run_beta(est) -> float | None:
     """The KL weight a VAE run was trained with (the final value of a schedule)."""
-    if not est.module_.has_latent_sites:
-        return None
-    beta = getattr(est, "beta", None)
-    beta = getattr(beta, "beta", beta)
-    return float(beta) if isinstance(beta, (int, float)) else None
+    return est.kl_weight
 
 
 def run_label(est) -> str:
@@ -404,10 +403,9 @@ def run_label(est) -> str:
 
 def novelty_scores(est, x: torch.Tensor, samples: int = 500) -> np.ndarray:
     """Out-of-distribution score per row: ``-log p(x)`` for models with latent variables,
-    the squared reconstruction error for autoencoders."""
-    if est.module_.has_latent_sites:
-        return -log_likelihood(est.module_, x, samples=samples).cpu().numpy()
-    return _flat(est.reconstruct(x) - x).pow(2).sum(1).cpu().numpy()
+    the squared reconstruction error for autoencoders (the family's
+    :meth:`~pyrovae.estimators.Estimator.novelty_scores`)."""
+    return est.novelty_scores(x, samples).cpu().numpy()
 
 
 @torch.no_grad()
@@ -442,43 +440,46 @@ def evaluate_run(
         where their shapes agree).
     """
     pyro.set_rng_seed(int(seed))
-    module = est.module_
-    latent = bool(module.has_latent_sites)
     x = est.as_input(ref.x_test)
-    row: dict = {
-        "model": est.family,
-        "beta": run_beta(est),
-        "latent_dim": int(est.latent_dim),
-    }
-    # reconstruction and likelihood
+    row: dict = {"model": est.family, "beta": run_beta(est), "latent_dim": int(est.latent_dim)}
     recon = est.reconstruct(x)
-    row["squared_error"] = float(_flat(recon - x).pow(2).sum(1).mean())
+    novelty = est.novelty_scores(x, samples)
+    row.update(_reconstruction_metrics(est, x, recon, samples, particles, novelty))
+    row.update(_sample_metrics(est, ref, recon, n_samples))
+    row.update(_latent_metrics(est, x, pairs, steps, seed))
+    row["ood_auroc"] = _ood_metrics(est, ref, novelty.cpu().numpy(), samples)
+    row.update(_disentanglement_metrics(est, ref, seed))
+    return row
+
+
+def _reconstruction_metrics(est, x, recon, samples: int, particles: int, novelty) -> dict:
     ev = est.evaluate(x, particles=particles)
-    row["recon_loglik"] = ev["recon"]
-    row["distortion"] = -ev["recon"]
-    row["rate"] = ev["kl"] if latent else None
-    row["elbo"] = ev["elbo"] if latent else None
-    if latent:
-        ll = log_likelihood(module, x, samples=samples)
-        row["log_likelihood"] = float(ll.mean())
-        row["log_likelihood_se"] = float(ll.std() / math.sqrt(ll.numel()))
-    else:
-        row["log_likelihood"] = row["log_likelihood_se"] = None
-    # samples
+    out = {
+        "squared_error": float(_flat(recon - x).pow(2).sum(1).mean()),
+        "recon_loglik": ev["recon"],
+        "distortion": -ev["recon"],
+    }
+    out.update(est.likelihood_metrics(x, samples=samples, particles=particles, novelty=novelty))
+    return out
+
+
+def _sample_metrics(est, ref: Reference, recon, n_samples: int) -> dict:
     draws = est.sample(int(n_samples))
+    out: dict = dict.fromkeys(("recon_accuracy", "sample_confidence", "sample_label_entropy"))
     if ref.classifier is not None:
         pred_recon = ref.classifier.predict(_flat(recon).cpu().numpy())
-        row["recon_accuracy"] = float((pred_recon == ref.y_test).mean())
+        out["recon_accuracy"] = float((pred_recon == ref.y_test).mean())
         proba = ref.classifier.predict_proba(_flat(draws).cpu().numpy())
-        row["sample_confidence"] = float(proba.max(1).mean())
-        pred = ref.classifier.classes_[proba.argmax(1)]
-        row["sample_label_entropy"] = label_entropy(pred)
-    else:
-        row["recon_accuracy"] = row["sample_confidence"] = row["sample_label_entropy"] = None
+        out["sample_confidence"] = float(proba.max(1).mean())
+        out["sample_label_entropy"] = label_entropy(ref.classifier.classes_[proba.argmax(1)])
     nn = nn_distances(draws.cpu(), ref.x_train)
-    row["sample_nn_distance"] = float(nn.mean())
-    row["fill_fraction"] = float((nn <= ref.nn_threshold).double().mean())
-    # latent space
+    out["sample_nn_distance"] = float(nn.mean())
+    out["fill_fraction"] = float((nn <= ref.nn_threshold).double().mean())
+    return out
+
+
+def _latent_metrics(est, x, pairs: int, steps: int, seed: int) -> dict:
+    module = est.module_
     module.eval()
     mu = module.posterior_moments(x)[sites.LATENT].mean
     g = torch.Generator().manual_seed(int(seed))
@@ -486,42 +487,60 @@ def evaluate_run(
     i = torch.randint(0, n, (int(pairs),), generator=g)
     j = (i + torch.randint(1, n, (int(pairs),), generator=g)) % n
     smooth = path_smoothness(lambda z: est.decode(z).mean, mu[i], mu[j], steps)
-    row["path_ratio"], row["path_max_step"] = smooth["ratio"], smooth["max_step"]
     z_agg = module.posterior_sample(x, 1)[sites.LATENT][0]
     z_prior = module.sample_latent(n)
-    row["mmd"] = mmd_rbf(z_agg.cpu(), z_prior.cpu())
-    # out-of-distribution
-    s_in = -ll.cpu().numpy() if latent else novelty_scores(est, x, samples)
-    row["ood_auroc"] = {}
+    return {
+        "path_ratio": smooth["ratio"],
+        "path_max_step": smooth["max_step"],
+        "mmd": mmd_rbf(z_agg.cpu(), z_prior.cpu()),
+    }
+
+
+def _ood_metrics(est, ref: Reference, s_in: np.ndarray, samples: int) -> dict:
+    out = {}
     for name, x_out in ref.ood.items():
         x_out = est.as_input(x_out)
         try:
-            module.likelihood.validate(x_out)
+            est.module_.likelihood.validate(x_out)
         except DataError as exc:
             logger.info("OOD set %s skipped for %s: %s", name, est.family, exc)
             continue
-        row["ood_auroc"][name] = auroc(s_in, novelty_scores(est, x_out, samples))
-    # disentanglement
-    if ref.generator is not None:
-        from .disentanglement import beta_vae_score, mig
+        out[name] = auroc(s_in, novelty_scores(est, x_out, samples))
+    return out
 
-        scaler = ref.scaler
 
-        def encode(images):
-            images = scaler.transform(images) if scaler is not None else images
-            return module.posterior_moments(est.as_input(images))[sites.LATENT].mean
+def _disentanglement_metrics(est, ref: Reference, seed: int) -> dict:
+    if ref.generator is None:
+        return {"mig": None, "beta_vae_score": None}
+    from .disentanglement import beta_vae_score, mig
 
-        images, factors = ref.generator.grid()
-        m = mig(encode(images), factors)
-        b = beta_vae_score(encode, ref.generator, seed=seed)
-        row["mig"], row["beta_vae_score"] = m["mig"], b["accuracy"]
-        row["disentanglement"] = {"mig_per_factor": m["per_factor"], "beta_vae": b}
-    else:
-        row["mig"] = row["beta_vae_score"] = None
-    return row
+    scaler = ref.scaler
+
+    def encode(images):
+        images = scaler.transform(images) if scaler is not None else images
+        return est.module_.posterior_moments(est.as_input(images))[sites.LATENT].mean
+
+    images, factors = ref.generator.grid()
+    m = mig(encode(images), factors)
+    b = beta_vae_score(encode, ref.generator, seed=seed)
+    return {
+        "mig": m["mig"],
+        "beta_vae_score": b["accuracy"],
+        "disentanglement": {"mig_per_factor": m["per_factor"], "beta_vae": b},
+    }
 
 
 # -- several runs -----------------------------------------------------------------------
+
+
+#: Column options whose empty value is recorded as [] or None, or not at all by runs
+#: that predate the option.
+_COLUMN_KEYS = ("columns", "drop_columns", "label_column")
+
+
+def _recorded(info: dict, key: str):
+    value = info.get(key)
+    return (value or None) if key in _COLUMN_KEYS else value
 
 
 def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
@@ -537,7 +556,7 @@ def check_same_data(runs: Sequence[tuple[str, dict]]) -> None:
             )
     first_name, first = runs[0]
     for name, info in runs[1:]:
-        diff = [k for k in DATA_KEYS if info.get(k) != first.get(k)]
+        diff = [k for k in DATA_KEYS if _recorded(info, k) != _recorded(first, k)]
         if diff:
             k = diff[0]
             raise ConfigError(
@@ -567,6 +586,7 @@ def compare_runs(
     steps: int = 16,
     seed: int = 0,
     classifier: str = "mlp",
+    progress: bool = False,
 ) -> dict:
     """Evaluate fitted estimators trained on ``data`` on one :class:`Reference`.
 
@@ -582,6 +602,8 @@ def compare_runs(
         Row labels (default: model and beta, made unique with the run name).
     n, samples, n_samples, pairs, steps, seed, classifier
         See :func:`make_reference` and :func:`evaluate_run`.
+    progress : bool
+        Show a progress bar over the runs.
 
     Returns
     -------
@@ -606,13 +628,17 @@ def compare_runs(
         labels = unique_labels([run_label(e) for e in estimators], names)
     torch.manual_seed(int(seed))
     ref = make_reference(data, n=n, n_samples=n_samples, seed=seed, classifier=classifier)
+    options = {"samples": samples, "n_samples": n_samples, "pairs": pairs, "steps": steps}
     rows = []
-    for est, name, label in zip(estimators, names, labels, strict=True):
-        logger.info("comparing %s (%s)", label, name)
-        row = evaluate_run(
-            est, ref, samples=samples, n_samples=n_samples, pairs=pairs, steps=steps, seed=seed
-        )
-        rows.append({"label": label, "run": str(name), **row})
+    bar = progress_bar(enabled=progress, total=len(estimators), desc="compare", unit="run")
+    with bar:
+        for est, name, label in zip(estimators, names, labels, strict=True):
+            logger.info("comparing %s (%s)", label, name)
+            bar.set_postfix_str(label)
+            rows.append(
+                {"label": label, "run": str(name), **evaluate_run(est, ref, **options, seed=seed)}
+            )
+            bar.update()
     return {
         "data": str(data.name),
         "settings": {

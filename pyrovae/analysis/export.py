@@ -12,12 +12,14 @@ For chosen inputs x_1..x_n and S joint draws z_s ~ q(z | x_i) from the amortized
 * ``observed_data``: ``x``, dims (datum, feature).
 
 Data are flattened to ``feature`` = prod(data_shape); coordinates ``datum`` are
-the rows' indices. For a hierarchical VAE each draw of ``z`` comes with its own draw
+the rows' indices, ``feature`` the features' names where the data name them (a CSV
+header), else their indices. For a hierarchical VAE each draw of ``z`` comes with its own draw
 of ``z2``, as the guide makes them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,13 +27,13 @@ import torch
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 
 
 @torch.no_grad()
 def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     """The four groups as plain dicts of NumPy arrays (chain axis of length 1)."""
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("ArviZ export needs a model with latent variables (not an autoencoder)")
+    require_latent_variables(module, "ArviZ export")
     was_training = module.training
     module.eval()
     try:
@@ -56,7 +58,13 @@ def latent_dim_name(site: str) -> str:
     return "latent" if site == sites.LATENT else f"{site}_latent"
 
 
-def to_arviz(module, x: torch.Tensor, draws: int = 200, index: Sequence[int] | None = None):
+def to_arviz(
+    module,
+    x: torch.Tensor,
+    draws: int = 200,
+    index: Sequence[int] | None = None,
+    feature_names: Sequence[str] | None = None,
+):
     """ArviZ data (InferenceData on ArviZ 0.x, DataTree on >= 1.0) for inputs ``x``.
 
     Parameters
@@ -69,12 +77,23 @@ def to_arviz(module, x: torch.Tensor, draws: int = 200, index: Sequence[int] | N
         Posterior draws per input.
     index : sequence of int, optional
         Coordinates of the ``datum`` dimension (default 0..n-1).
+    feature_names : sequence of str, optional
+        Coordinates of the ``feature`` dimension, one per feature (default 0..D-1).
+
+    Raises
+    ------
+    ConfigError
+        ``feature_names`` does not name every feature.
     """
+    n, d = x.shape[0], math.prod(x.shape[1:])
+    if feature_names is not None and len(feature_names) != d:
+        raise ConfigError(f"feature_names has {len(feature_names)} names for {d} features")
     groups = posterior_groups(module, x, draws)
-    n = groups["observed_data"]["x"].shape[0]
     coords = {
         "datum": np.asarray(index if index is not None else np.arange(n)),
-        "feature": np.arange(groups["observed_data"]["x"].shape[1]),
+        "feature": np.asarray(
+            [str(f) for f in feature_names] if feature_names is not None else np.arange(d)
+        ),
     }
     dims = {"x": ["datum", "feature"]}
     for name, z in groups["posterior"].items():

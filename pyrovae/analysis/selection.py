@@ -45,9 +45,8 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
     docstring), for data ``x`` (default: a batch simulated from the model)."""
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     try:
         with pyro.validation_enabled(False):
             with torch.no_grad():
@@ -69,7 +68,6 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
         for p, f in zip(params, flags, strict=True):
             p.requires_grad_(f)
         module.train(was_training)
-        module.beta = beta
     return [p for p, g in zip(params, grads, strict=True) if g is not None]
 
 
@@ -78,11 +76,14 @@ def generative_parameters(module, x: torch.Tensor | None = None) -> int:
     return sum(p.numel() for p in generative_parameter_tensors(module, x))
 
 
-def score_model(estimator, x_train, x_val, samples: int = 500) -> dict:
-    """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator."""
+def score_model(estimator, x_train, x_val, samples: int = 500, progress: bool = False) -> dict:
+    """Training and held-out log-likelihood, k, AIC and BIC of a fitted estimator
+    (``progress``: bars over the importance sampling)."""
     module = estimator.module_
-    ll_train = log_likelihood(module, estimator.as_input(x_train), samples=samples)
-    ll_val = log_likelihood(module, estimator.as_input(x_val), samples=samples)
+    ll_train, ll_val = (
+        log_likelihood(module, estimator.as_input(x), samples=samples, progress=progress)
+        for x in (x_train, x_val)
+    )
     n, k = ll_train.numel(), generative_parameters(module)
     total = float(ll_train.sum())
     return {

@@ -34,12 +34,15 @@ def reconstruction_uncertainty(module, x: torch.Tensor, draws: int = 100):
     return means.mean(0), means.std(0)
 
 
-def ood_scores(module, x_in: torch.Tensor, x_out: torch.Tensor, samples: int = 200) -> dict:
-    """AUROC of -log p(x) separating ``x_out`` (positive) from ``x_in``."""
+def ood_scores(
+    module, x_in: torch.Tensor, x_out: torch.Tensor, samples: int = 200, progress: bool = False
+) -> dict:
+    """AUROC of -log p(x) separating ``x_out`` (positive) from ``x_in`` (``progress``:
+    bars over the importance sampling)."""
     from sklearn.metrics import roc_auc_score
 
-    s_in = -log_likelihood(module, x_in, samples=samples).cpu().numpy()
-    s_out = -log_likelihood(module, x_out, samples=samples).cpu().numpy()
+    s_in = -log_likelihood(module, x_in, samples=samples, progress=progress).cpu().numpy()
+    s_out = -log_likelihood(module, x_out, samples=samples, progress=progress).cpu().numpy()
     labels = np.r_[np.zeros_like(s_in), np.ones_like(s_out)]
     return {
         "auroc": float(roc_auc_score(labels, np.r_[s_in, s_out])),

@@ -1,11 +1,13 @@
-"""Minibatches from an in-memory tensor (or a data set read on demand).
+"""Minibatches (:class:`~pyrovae.data.batch.Batch`) from an in-memory tensor (or a data
+set read on demand).
 
 A ``torch.utils.data.DataLoader`` over a ``TensorDataset`` indexes and collates
 one row at a time; slicing a shuffled index of the whole tensor gives the same
 minibatches at a fraction of the cost, which matters for small VAEs. ``x`` only
 needs ``x.shape[0]`` and ``x[index_tensor]`` / ``x[slice]``, so a
 :class:`~pyrovae.data.stream.MemmapArray` is batched the same way, each minibatch
-read from its file when it is needed.
+read from its file when it is needed. Labels and an observation mask, when the data
+set has them, are sliced with the same rows; every batch records the data set's size.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from collections.abc import Iterator
 
 import torch
 
+from .batch import Batch, as_batch
+
 
 class TensorBatches:
-    """Iterate over ``x`` in minibatches.
+    """Iterate over ``x`` in minibatches, each a :class:`~pyrovae.data.batch.Batch` with
+    ``n = N``.
 
     Parameters
     ----------
-    x : Tensor or MemmapArray
-        Data ``(N, *data_shape)``.
+    x : Tensor, MemmapArray or Batch
+        Data ``(N, *data_shape)``, or a batch holding the whole data set with its
+        labels and mask.
     batch_size : int
         Rows per batch (the last batch may be smaller unless ``drop_last``).
     shuffle : bool
@@ -32,26 +38,26 @@ class TensorBatches:
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | Batch,
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
     ) -> None:
-        self.x = x
+        self.data = as_batch(x)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.drop_last = drop_last
 
     def __len__(self) -> int:
-        n = self.x.shape[0]
+        n = len(self.data)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        n = self.x.shape[0]
+    def __iter__(self) -> Iterator[Batch]:
+        data = self.data
+        n = len(data)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
         for i in range(len(self)):
             sl = slice(i * self.batch_size, min((i + 1) * self.batch_size, n))
-            batch = self.x[order[sl]] if order is not None else self.x[sl]
-            yield batch
+            yield data[order[sl]] if order is not None else data[sl]

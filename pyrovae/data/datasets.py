@@ -20,6 +20,7 @@ scaling is fitted and the data are validated chunk by chunk.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import warnings
@@ -31,6 +32,7 @@ import torch
 
 from ..errors import DataError
 from . import DATASETS
+from .columns import choose_columns, encode_labels
 from .scaling import Scaler
 from .stream import MemmapArray, is_stream
 from .validation import all_values, as_data_tensor
@@ -55,6 +57,15 @@ class RawData:
     x_val: torch.Tensor | None = None
     is_image: bool = False
     likelihood: str = "gaussian"
+    #: Why ``likelihood`` suits the data (for the notice when it is chosen automatically).
+    likelihood_reason: str = ""
+    #: The columns' names (a CSV header), or None.
+    feature_names: list[str] | None = None
+    #: The class of each label index, for labels read from a label column.
+    classes: list | None = None
+    #: Per-row float conditions (e.g. the generating parameters of ``heston``), or None.
+    conditions: torch.Tensor | None = None
+    conditions_test: torch.Tensor | None = None
 
 
 @dataclass
@@ -75,6 +86,16 @@ class DataSplits:
         The likelihood suggested for this data when the user names none.
     scaler : Scaler
         Fitted on ``train``; ``scaler.inverse`` maps back to the data's units.
+    likelihood_reason : str
+        Why ``likelihood`` was suggested.
+    feature_names : list of str or None
+        The name of each feature (a CSV header's, or a ``.npz`` archive's
+        ``feature_names``); None where the data do not name them.
+    classes : list or None
+        The class (int or str) of each label index, for labels read from a label column.
+    conditions_train, conditions_val, conditions_test : Tensor or None
+        Per-row float conditions where the dataset has them (for ``heston``, the
+        generating parameters), split with the rows.
     """
 
     train: torch.Tensor
@@ -90,6 +111,12 @@ class DataSplits:
     #: Applied to every training minibatch with the trainer's generator (e.g. dynamic
     #: binarization), or None.
     train_transform: object = None
+    likelihood_reason: str = ""
+    feature_names: list[str] | None = None
+    classes: list | None = None
+    conditions_train: torch.Tensor | None = None
+    conditions_val: torch.Tensor | None = None
+    conditions_test: torch.Tensor | None = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -104,6 +131,14 @@ class DataSplits:
 
     def labels(self, name: str) -> torch.Tensor | None:
         return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[name]
+
+    def conditions(self, name: str) -> torch.Tensor | None:
+        """The conditions of split ``name`` (train, val or test), or None."""
+        return {
+            "train": self.conditions_train,
+            "val": self.conditions_val,
+            "test": self.conditions_test,
+        }[name]
 
 
 def default_root() -> Path:
@@ -167,52 +202,76 @@ DATASETS.register("kmnist")(_torchvision("KMNIST", "KMNIST"))
 # -- user files --------------------------------------------------------------
 
 
-def _column_indices(columns, header: list[str] | None, path: Path) -> list[int] | None:
-    """Column names (CSV header) or 0-based indices -> indices."""
-    if not columns:
-        return None
-    out = []
-    for c in columns:
-        c = str(c).strip()
-        if c.lstrip("-").isdigit():
-            out.append(int(c))
-        elif header is not None and c in header:
-            out.append(header.index(c))
-        else:
-            known = f"; the header has: {', '.join(header)}" if header else " (no header row)"
-            raise DataError(f"column {c!r} is not in {str(path)!r}{known}")
-    return out
+@dataclass
+class _Columns:
+    """The column options of a data file (see :mod:`pyrovae.data.columns`)."""
+
+    columns: list | None = None
+    drop_columns: list | None = None
+    label_column: str | int | None = None
+    classes: list | None = None  # a run's classes, to map the labels onto
+
+    @property
+    def any(self) -> bool:
+        return bool(self.columns or self.drop_columns or self.label_column not in (None, ""))
 
 
-def _read_csv(path: Path, columns=None) -> np.ndarray:
+def _csv_layout(path: Path) -> tuple[str, int, int, list[str] | None]:
+    """The delimiter, the number of columns, the number of header rows (0 or 1) and the
+    header (or None) of a CSV file."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     delim = ";" if first.count(";") > first.count(",") else ","
-    cells = [c.strip() for c in first.split(delim)]
+    cells = [c.strip().strip('"').strip() for c in first.split(delim)]
     try:
         [float(c) for c in cells if c]
-        skip, header = 0, None
+        return delim, len(cells), 0, None
     except ValueError:
-        skip, header = 1, cells  # a header row
-    usecols = _column_indices(columns, header, path)
+        return delim, len(cells), 1, cells  # a header row
+
+
+def _read_csv(path: Path, cols: _Columns):
+    """The feature array, the feature names (or None) and the raw label column (or None)."""
+    delim, n_cols, skip, header = _csv_layout(path)
+    choice = choose_columns(
+        n_cols, header, repr(str(path)), cols.columns, cols.drop_columns, cols.label_column
+    )
     try:
         with warnings.catch_warnings():  # an empty file: reported below, not as a warning
             warnings.simplefilter("ignore", UserWarning)
             arr = np.loadtxt(
-                path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2, usecols=usecols
+                path,
+                delimiter=delim,
+                skiprows=skip,
+                dtype=np.float64,
+                ndmin=2,
+                usecols=choice.features,
             )
+            labels = None
+            if choice.label is not None:
+                labels = np.loadtxt(
+                    path, delimiter=delim, skiprows=skip, dtype=str, ndmin=1, usecols=choice.label
+                )
     except ValueError as exc:
-        hint = "" if columns else " (choose numeric columns with --columns)"
+        hint = (
+            ""
+            if cols.any
+            else " (choose numeric columns with --columns, or leave text columns out with "
+            "--drop-columns)"
+        )
         raise DataError(
             f"cannot read data file {str(path)!r}: {str(exc).strip().splitlines()[0]}{hint}"
         ) from None
     if arr.size == 0:
         raise DataError(f"data file {str(path)!r} has no data rows")
-    return arr
+    return arr, choice.names, labels
 
 
 # The first bytes of a .npy file and of a zip archive (.npz).
 _MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+
+#: Arrays of a ``.npz`` archive that are not the data: the labels and the column names.
+_NPZ_EXTRAS = ("y", "feature_names")
 
 
 def _check_magic(path: Path, suffix: str) -> None:
@@ -223,27 +282,38 @@ def _check_magic(path: Path, suffix: str) -> None:
         raise DataError(f"cannot read data file {str(path)!r}: it is not a valid {what}")
 
 
-def _read_file(path: Path, columns=None) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_npz(path: Path):
+    """The data array, the labels ``y`` and the column names ``feature_names`` (or None)."""
+    with np.load(path, allow_pickle=False) as z:
+        keys = list(z.keys())
+        key = next((k for k in ("x", "X", "data") if k in keys), None)
+        if key is None:
+            data_keys = [k for k in keys if k not in _NPZ_EXTRAS]
+            if len(data_keys) != 1:
+                raise DataError(f"{str(path)!r} holds arrays {keys}; name the data array 'x'")
+            key = data_keys[0]
+        y = z["y"] if "y" in keys and key != "y" else None
+        names = None
+        if "feature_names" in keys and key != "feature_names":
+            names = [str(n) for n in np.asarray(z["feature_names"]).reshape(-1).tolist()]
+        return z[key], y, names
+
+
+def _read_file(path: Path, cols: _Columns):
+    """The data array, labels (or None), feature names (or None) and the raw label column
+    chosen with ``label_column`` (or None) of a ``.npy`` / ``.npz`` / ``.csv`` file."""
     suffix = path.suffix.lower()
     try:
         if suffix in _MAGIC:
             _check_magic(path, suffix)
+        if suffix == ".csv":
+            arr, names, label_values = _read_csv(path, cols)
+            return arr, None, names, label_values
         if suffix == ".npy":
             MemmapArray(path)  # the header: dtype, shape and size checked, one line each
-            return np.load(path, allow_pickle=False), None
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                key = next((k for k in ("x", "X", "data") if k in keys), None)
-                if key is None:
-                    if len(keys) != 1:
-                        raise DataError(
-                            f"{str(path)!r} holds arrays {keys}; name the data array 'x'"
-                        )
-                    key = keys[0]
-                y = z["y"] if "y" in keys and key != "y" else None
-                return z[key], y
-        return _read_csv(path, columns), None
+            arr, y, names = np.load(path, allow_pickle=False), None, None
+        else:
+            arr, y, names = _read_npz(path)
     except DataError:
         raise
     except Exception as exc:
@@ -251,6 +321,28 @@ def _read_file(path: Path, columns=None) -> tuple[np.ndarray, np.ndarray | None]
         if "allow_pickle" in msg:
             msg = "it holds Python objects (dtype object), not a numeric array"
         raise DataError(f"cannot read data file {str(path)!r}: {msg}") from None
+    if names is not None and (np.ndim(arr) != 2 or len(names) != np.shape(arr)[1]):
+        raise DataError(
+            f"{str(path)!r} names {len(names)} columns in 'feature_names' but its data have "
+            f"shape {np.shape(arr)}"
+        )
+    label_values = None
+    if cols.any:
+        _need_2d(path, np.shape(arr))
+        choice = choose_columns(
+            arr.shape[1], names, repr(path.name), cols.columns, cols.drop_columns, cols.label_column
+        )
+        if choice.label is not None:
+            label_values = arr[:, choice.label]
+        arr, names = arr[:, choice.features], choice.names
+    return arr, y, names, label_values
+
+
+def _need_2d(path: Path, shape) -> None:
+    if len(shape) != 2:
+        raise DataError(
+            f"columns can only be chosen from 2-D data; {path.name!r} has shape {tuple(shape)}"
+        )
 
 
 def looks_like_images(x: torch.Tensor) -> bool:
@@ -258,12 +350,23 @@ def looks_like_images(x: torch.Tensor) -> bool:
     return x.dim() == 3 or (x.dim() == 4 and x.shape[1] in (1, 3))
 
 
-def suggest_likelihood(x: torch.Tensor) -> str:
-    """The default likelihood for data ``x`` (N, ...): Bernoulli for binary data and
-    for images with values in [0, 1], Gaussian otherwise. One rule for the CLI and
+IMAGES_IN_UNIT = "the rows are images with values in [0, 1]"
+
+
+def choose_likelihood(x: torch.Tensor) -> tuple[str, str]:
+    """The default likelihood for data ``x`` (N, ...) and why: Bernoulli for binary data
+    and for images with values in [0, 1], Gaussian otherwise. One rule for the CLI and
     the Python API (a stream is read in chunks)."""
-    binary = all_values(x, lambda t: (t == 0) | (t == 1))
-    return "bernoulli" if binary or (looks_like_images(x) and _in_unit(x)) else "gaussian"
+    if all_values(x, lambda t: (t == 0) | (t == 1)):
+        return "bernoulli", "every value is 0 or 1"
+    if looks_like_images(x) and _in_unit(x):
+        return "bernoulli", IMAGES_IN_UNIT
+    return "gaussian", "the data are neither binary nor images with values in [0, 1]"
+
+
+def suggest_likelihood(x: torch.Tensor) -> str:
+    """The name of :func:`choose_likelihood`'s likelihood for ``x``."""
+    return choose_likelihood(x)[0]
 
 
 def _available_memory() -> int:
@@ -300,26 +403,59 @@ def should_stream(path: Path, stream: bool) -> bool:
     return False
 
 
-def _load_stream(path: Path, columns=None) -> RawData:
+def _labels(label_values, path: Path, label_column, classes) -> tuple:
+    if label_values is None:
+        return None, None
+    return encode_labels(label_values, f"label column {label_column!r} of {path.name!r}", classes)
+
+
+def _load_stream(path: Path, cols: _Columns) -> RawData:
     x = MemmapArray(path)
-    if columns:
-        if x.dim() != 2:
-            raise DataError(
-                f"columns can only be chosen from 2-D data; {path.name!r} has shape "
-                f"{tuple(x.shape)}"
-            )
-        x = x.columns(_column_indices(columns, None, path))
+    y = classes = None
+    if cols.any:
+        _need_2d(path, x.shape)
+        choice = choose_columns(
+            x.shape[1], None, repr(path.name), cols.columns, cols.drop_columns, cols.label_column
+        )
+        if choice.label is not None:
+            values = x.columns([choice.label]).to_tensor().numpy()
+            y, classes = _labels(values, path, cols.label_column, cols.classes)
+        x = x.columns(choice.features)
     x = as_data_tensor(x, name=f"data file {path.name!r}")
     is_image = looks_like_images(x)
     if x.dim() == 3:
         x = x.reshape_rows((1, *x.shape[1:]))
-    return RawData(x=x, is_image=is_image, likelihood=suggest_likelihood(x))
+    name, why = choose_likelihood(x)
+    return RawData(
+        x=x, y=y, is_image=is_image, likelihood=name, likelihood_reason=why, classes=classes
+    )
 
 
-def load_file(path: str | Path, columns=None, stream: bool = False) -> RawData:
-    """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array, optionally only some columns
-    (CSV header names or 0-based indices; indices only for 2-D arrays); ``stream``:
-    read a ``.npy`` file on demand (see the module docstring)."""
+def load_file(
+    path: str | Path,
+    columns=None,
+    stream: bool = False,
+    drop_columns=None,
+    label_column=None,
+    classes=None,
+) -> RawData:
+    """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    columns, drop_columns : list, optional
+        Columns to use / to leave out: header names (a CSV header row, or the
+        ``feature_names`` array of a ``.npz``) or 0-based indices (of 2-D arrays).
+    stream : bool
+        Read a ``.npy`` file on demand (see the module docstring).
+    label_column : str or int, optional
+        A class-label column (integers or strings), left out of the features and
+        returned as class indices ``y`` with its ``classes``.
+    classes : list, optional
+        The classes to map the labels onto (a run's), instead of those found.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")
@@ -328,49 +464,82 @@ def load_file(path: str | Path, columns=None, stream: bool = False) -> RawData:
             f"cannot read data file {str(path)!r}: unsupported type "
             f"{path.suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}"
         )
+    cols = _Columns(columns or None, drop_columns or None, label_column, classes)
     if should_stream(path, stream):
-        return _load_stream(path, columns)
-    arr, y = _read_file(path, columns)
-    if columns and path.suffix.lower() != ".csv":
-        if np.ndim(arr) != 2:
-            raise DataError(
-                f"columns can only be chosen from 2-D data; {path.name!r} has shape {np.shape(arr)}"
-            )
-        idx = _column_indices(columns, None, path)
-        if max(idx) >= arr.shape[1] or min(idx) < -arr.shape[1]:
-            raise DataError(
-                f"column index out of range for {path.name!r} with {arr.shape[1]} columns"
-            )
-        arr = arr[:, idx]
+        return _load_stream(path, cols)
+    arr, y, names, label_values = _read_file(path, cols)
     x = as_data_tensor(arr, name=f"data file {path.name!r}")
     is_image = looks_like_images(x)
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    labels = None
-    if y is not None:
+    labels = classes = None
+    if label_values is not None:
+        labels, classes = _labels(label_values, path, label_column, cols.classes)
+    elif y is not None:
         labels = torch.as_tensor(np.asarray(y))
         if labels.shape[0] != x.shape[0]:
             raise DataError(
                 f"labels 'y' in {str(path)!r} have {labels.shape[0]} rows but the data has "
                 f"{x.shape[0]}"
             )
+    name, why = choose_likelihood(x)
     return RawData(
         x=x,
         y=labels,
         is_image=is_image,
-        likelihood=suggest_likelihood(x),
+        likelihood=name,
+        likelihood_reason=why,
+        feature_names=names,
+        classes=classes,
     )
 
 
+def _dataset_options(spec: str, loader, options: dict) -> dict:
+    """``options`` checked against the names the dataset's loader accepts (its
+    ``options`` attribute): one-line errors for a dataset without options and for an
+    unknown name."""
+    accepted = tuple(getattr(loader, "options", ()))
+    if options and not accepted:
+        raise DataError(f"dataset {spec!r} takes no data options; got {', '.join(options)}")
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"unknown option {key!r} of dataset {spec!r}{hint}; options: {', '.join(accepted)}"
+            )
+    return dict(options)
+
+
 def load_raw(
-    spec: str, root=None, download: bool = True, columns=None, stream: bool = False
+    spec: str,
+    root=None,
+    download: bool = True,
+    columns=None,
+    stream: bool = False,
+    drop_columns=None,
+    label_column=None,
+    classes=None,
+    data_options: dict | None = None,
 ) -> RawData:
-    """A named dataset or a file, unsplit and unscaled."""
+    """A named dataset or a file, unsplit and unscaled; ``data_options`` are passed to
+    a named dataset's loader (see :func:`load_data`)."""
     spec = str(spec)
+    options = dict(data_options or {})
     if spec in DATASETS:
-        return DATASETS.get(spec)(root=root, download=download)
+        loader = DATASETS.get(spec)
+        return loader(root=root, download=download, **_dataset_options(spec, loader, options))
+    if options:
+        raise DataError(f"data options apply to registered datasets, not to the file {spec!r}")
     if Path(spec).suffix.lower() in FILE_SUFFIXES or os.sep in spec or Path(spec).exists():
-        return load_file(spec, columns, stream=stream)
+        return load_file(
+            spec,
+            columns,
+            stream=stream,
+            drop_columns=drop_columns,
+            label_column=label_column,
+            classes=classes,
+        )
     try:
         DATASETS.get(spec)
     except DataError:
@@ -397,6 +566,10 @@ def load_data(
     binarize: str = "none",
     columns=None,
     stream: bool = False,
+    drop_columns=None,
+    label_column=None,
+    classes=None,
+    data_options: dict | None = None,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -424,40 +597,46 @@ def load_data(
         Read a ``.npy`` file on demand in minibatches instead of loading it (files
         larger than half the memory available are always streamed); the splits are
         then :class:`~pyrovae.data.stream.MemmapArray` views.
+    drop_columns : list, optional
+        Columns of a data file to leave out of the features (names or indices).
+    label_column : str or int, optional
+        A column of a data file holding class labels (integers or strings): left out of
+        the features, mapped to class indices (``y_train`` ...; ``classes`` maps them back).
+    classes : list, optional
+        The classes of a run, to map the label column onto (as recorded in its data info).
+    data_options : dict, optional
+        Options of a registered dataset (``--data-options KEY=VALUE``), e.g.
+        ``{"observable": "iv"}`` for ``heston``; the names a dataset accepts are its
+        loader's ``options`` attribute.
+
+    Raises
+    ------
+    DataError
+        Unreadable data, an unknown column, no feature column left, or no rows left for
+        training by the held-out fractions.
     """
-    if columns and spec in DATASETS:
-        raise DataError(f"columns apply to data files, not to the dataset {spec!r}")
-    if stream and spec in DATASETS:
-        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
-    raw = load_raw(spec, root=root, download=download, columns=columns, stream=stream)
+    _check_file_options(spec, columns, drop_columns, label_column, stream)
+    raw = load_raw(
+        spec,
+        root=root,
+        download=download,
+        columns=columns,
+        stream=stream,
+        drop_columns=drop_columns,
+        label_column=label_column,
+        classes=classes,
+        data_options=data_options,
+    )
     gen = torch.Generator().manual_seed(int(split_seed))
-    x, y = raw.x, raw.y
-    _check_labels(x, y, spec, "")
-    _check_labels(raw.x_test, raw.y_test, spec, "test ")
-    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
-    if raw.x_test is not None:
-        x_test, y_test = raw.x_test, raw.y_test
-    else:
-        n_test = _split_sizes(x.shape[0], test_fraction, "test")
-        x_test, y_test = _take(x, idx[:n_test]), (y[idx[:n_test]] if y is not None else None)
-        idx = idx[n_test:]
-    if raw.x_val is not None:  # an official validation split
-        x_val, y_val = raw.x_val, None
-    else:
-        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
-        x_val, y_val = _take(x, idx[:n_val]), (y[idx[:n_val]] if y is not None else None)
-        idx = idx[n_val:]
-    x, y = _take(x, idx), (y[idx] if y is not None else None)
-    if x.shape[0] == 0:
-        raise DataError(f"data {spec!r} leaves no rows for training after the held-out splits")
+    (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split(
+        raw, spec, val_fraction, test_fraction, gen
+    )
     scaler = Scaler(scale).fit(x)
     train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
     from .binarize import BINARIZATIONS
 
     train, val, test, train_transform = BINARIZATIONS.get(binarize)(train, val, test, gen)
-    likelihood = "bernoulli" if binarize != "none" else raw.likelihood
-    if likelihood == "bernoulli" and not all(_in_unit(t) for t in (train, val, test)):
-        likelihood = "gaussian"  # scaling moved the data out of [0, 1]
+    likelihood, why = _suggested_likelihood(raw, spec, scale, binarize, (train, val, test))
     return DataSplits(
         train=train,
         val=val,
@@ -470,7 +649,78 @@ def load_data(
         likelihood=likelihood,
         scaler=scaler,
         train_transform=train_transform,
+        likelihood_reason=why,
+        feature_names=raw.feature_names,
+        classes=raw.classes,
+        conditions_train=c,
+        conditions_val=c_val,
+        conditions_test=c_test,
     )
+
+
+def _check_file_options(spec: str, columns, drop_columns, label_column, stream: bool) -> None:
+    """Options that only data files take are refused for a registered dataset."""
+    for name, value in (
+        ("columns", columns),
+        ("drop_columns", drop_columns),
+        ("label_column", label_column),
+    ):
+        if value not in (None, "", []) and spec in DATASETS:
+            flag = "--" + name.replace("_", "-")
+            raise DataError(f"{flag} applies to data files, not to the dataset {spec!r}")
+    if stream and spec in DATASETS:
+        raise DataError(f"--stream applies to .npy data files, not to the dataset {spec!r}")
+
+
+def _split(raw, spec: str, val_fraction: float, test_fraction: float, gen) -> tuple:
+    """(x, y, conditions) of the training, validation and test splits: a dataset's
+    official splits where it has them, else rows drawn with ``gen``."""
+    x, y, c = raw.x, raw.y, raw.conditions
+    _check_labels(x, y, spec, "")
+    _check_labels(raw.x_test, raw.y_test, spec, "test ")
+    _check_labels(x, c, spec, "", "conditions")
+    idx = torch.randperm(x.shape[0], generator=gen)  # row numbers; splits are slices of it
+    if raw.x_test is not None:
+        test = (raw.x_test, raw.y_test, raw.conditions_test)
+    else:
+        n_test = _split_sizes(x.shape[0], test_fraction, "test")
+        test = tuple(_rows(t, idx[:n_test]) for t in (x, y, c))
+        idx = idx[n_test:]
+    if raw.x_val is not None:  # an official validation split
+        val = (raw.x_val, None, None)
+    else:
+        n_val = _split_sizes(idx.shape[0], val_fraction, "validation")
+        val = tuple(_rows(t, idx[:n_val]) for t in (x, y, c))
+        idx = idx[n_val:]
+    train = tuple(_rows(t, idx) for t in (x, y, c))
+    if train[0].shape[0] == 0:
+        held = f"{len(test[0])} test and {len(val[0])} validation rows"
+        raise DataError(
+            f"data {spec!r} has no rows left for training: {held} take all "
+            f"{len(raw.x)} (lower --test-fraction / --val-fraction, or give more rows)"
+        )
+    return train, val, test
+
+
+def _suggested_likelihood(raw, spec: str, scale: str, binarize: str, splits) -> tuple[str, str]:
+    """The likelihood to use by default and why: the dataset's suggestion, Bernoulli for
+    binarized data, Gaussian where scaling moved the data out of [0, 1]."""
+    likelihood = raw.likelihood
+    why = raw.likelihood_reason or (
+        IMAGES_IN_UNIT
+        if raw.is_image and likelihood == "bernoulli"
+        else f"the dataset {spec!r} suggests it"
+    )
+    if binarize != "none":
+        likelihood, why = "bernoulli", f"the data are binarized (binarize={binarize})"
+    if likelihood == "bernoulli" and not all(_in_unit(t) for t in splits):
+        likelihood, why = "gaussian", f"scale={scale} moved the data out of [0, 1]"
+    return likelihood, why
+
+
+def _rows(t, idx: torch.Tensor):
+    """Rows ``idx`` of data, labels or conditions (None stays None)."""
+    return None if t is None else _take(t, idx)
 
 
 def _in_unit(x: torch.Tensor) -> bool:
@@ -482,8 +732,8 @@ def _take(x, idx: torch.Tensor):
     return x.take(idx) if is_stream(x) else x[idx]
 
 
-def _check_labels(x, y, spec: str, which: str) -> None:
+def _check_labels(x, y, spec: str, which: str, what: str = "labels") -> None:
     if x is not None and y is not None and len(y) != len(x):
         raise DataError(
-            f"the {which}labels of data {spec!r} have {len(y)} rows but the data has {len(x)}"
+            f"the {which}{what} of data {spec!r} have {len(y)} rows but the data has {len(x)}"
         )

@@ -7,11 +7,15 @@ same messages.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
 from ..errors import DataError
 from .stream import is_stream
+
+logger = logging.getLogger(__name__)
 
 
 def _check_shape(shape, name: str, min_dims: int) -> None:
@@ -110,6 +114,17 @@ def check_support(likelihood, x) -> None:
             f"{n_bad} value(s) lie outside it (e.g. {example:g}; data range [{lo:g}, {hi:g}]); "
             "choose another likelihood or rescale the data"
         )
+
+
+def warn_caveat(likelihood, x) -> str | None:
+    """Log the likelihood's :meth:`~pyrovae.likelihoods.base.Likelihood.caveat` about data
+    ``x`` (inside its support, but outside what makes it a normalised likelihood, such as
+    grey levels under a Bernoulli) as a warning; return it, or None."""
+    caveat = getattr(likelihood, "caveat", None)
+    message = caveat(x) if caveat is not None else None
+    if message:
+        logger.warning("%s", message)
+    return message
 
 
 def class_labels(labels):

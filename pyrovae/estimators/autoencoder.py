@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,6 +19,17 @@ class AE(Estimator):
     """
 
     family = "ae"
+
+    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+        """As :meth:`Estimator.evaluate`; an autoencoder has no ELBO (``elbo`` is NaN)
+        and its ``recon`` is the reconstruction log-likelihood at the code."""
+        out = super().evaluate(x, particles)
+        out["elbo"] = out["elbo_se"] = math.nan
+        return out
+
+    def score(self, X, y=None) -> float:
+        """Mean reconstruction log-likelihood per data point (nats)."""
+        return self.evaluate(X)["recon"]
 
     def _after_fit(self, x: torch.Tensor) -> None:
         with torch.no_grad():

@@ -31,9 +31,9 @@ from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
-from ..data.datasets import suggest_likelihood
+from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
-from ..data.validation import as_data_tensor, check_support
+from ..data.validation import as_data_tensor, check_support, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
@@ -41,7 +41,15 @@ from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
 from ..runs import hold
 from ..runs.names import CHECKPOINT
-from ..training import Trainer, distributed, load_checkpoint, make_adam, save_checkpoint
+from ..training import (
+    Trainer,
+    TrainingOptions,
+    distributed,
+    load_checkpoint,
+    make_adam,
+    save_checkpoint,
+    standard_callbacks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +264,9 @@ class Estimator:
         self.n_features_in_ = math.prod(self.data_shape_)
 
     def make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+        """A :class:`~pyrovae.training.Trainer` over ``module_`` with this estimator's
+        objective, schedule, Adam optimizer and training options, and the standard
+        callbacks (:func:`~pyrovae.training.standard_callbacks`)."""
         from ..training.precision import amp_allowed
 
         optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
@@ -263,28 +274,17 @@ class Estimator:
         amp = bool(self.amp) and amp_allowed(self.device_)
         if self.amp and not amp:
             logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
+        options = TrainingOptions.from_params(self.get_params(), amp=amp)
         return Trainer(
             self.module_,
             self._objective(),
             self._schedule(),
             optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            lr_decay_patience=self.lr_decay_patience,
-            lr_decay_factor=self.lr_decay_factor,
-            seed=self.seed,
+            options,
+            standard_callbacks(options),
             run_dir=run_dir,
             payload=self.payload,
-            progress=self.progress,
             transform=transform,
-            time_budget=self.time_budget,
-            budget_clock=self.budget_clock,
-            amp=amp,
-            checkpoint_every=self.checkpoint_every,
-            on_divergence=self.on_divergence,
-            divergence_retries=self.divergence_retries,
-            rollback_lr_factor=self.rollback_lr_factor,
             distributed=distributed.current(),
         )
 
@@ -349,10 +349,14 @@ class Estimator:
             raise DataError(
                 f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
             )
-        likelihood = self.likelihood if self.likelihood is not None else suggest_likelihood(x)
+        likelihood = self.likelihood
+        if likelihood is None:
+            likelihood, why = choose_likelihood(x)
+            logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
         self.build(tuple(x.shape[1:]), likelihood)
         check_support(self.module_.likelihood, x)
+        warn_caveat(self.module_.likelihood, x)
         if x_val is not None:
             check_support(self.module_.likelihood, x_val)
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
@@ -364,7 +368,6 @@ class Estimator:
         """Evaluate the objective once on two rows, so that a combination of components
         that cannot work fails with one clear line before any training (RNG untouched)."""
         objective = self._objective()
-        self.module_.beta = 1.0
         try:
             devices = [self.device_] if self.device_.type == "cuda" else []
             with torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -460,18 +463,37 @@ class Estimator:
         for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
             out[name] = float(v.mean())
             out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
-        if not self.module_.has_latent_sites:
-            out["elbo"] = out["elbo_se"] = math.nan
         return out
 
     def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
-
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
-        out = self.evaluate(X)
-        return out["elbo"] if self.module_.has_latent_sites else out["recon"]
+        return self.evaluate(X)["elbo"]
+
+    # -- what differs between families -------------------------------------------------
+    @property
+    def kl_weight(self) -> float | None:
+        """The weight β of the KL term the model was trained with (the final value of a
+        schedule); None for families without a KL term."""
+        return None
+
+    def likelihood_metrics(
+        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None
+    ) -> dict[str, float | None]:
+        """Rate (KL), ELBO and importance-sampled log p(x) with its standard error per
+        data point; None for families that do not define them. ``novelty``: this
+        family's :meth:`novelty_scores` of ``x`` if already computed (reused where the
+        family can)."""
+        return dict.fromkeys(("rate", "elbo", "log_likelihood", "log_likelihood_se"))
+
+    def novelty_scores(self, x, samples: int = 500) -> torch.Tensor:
+        """Out-of-distribution score per row of ``x``, larger for less typical data: the
+        squared reconstruction error here; families with a likelihood use -log p(x)."""
+        x = self.as_input(x)
+        recon = self.reconstruct(x)
+        return (recon - x).reshape(x.shape[0], -1).pow(2).sum(1)
 
     # -- persistence -------------------------------------------------------------------
     def plain_params(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from ..config import RESUME_OVERRIDES
 from ..errors import CheckpointError, ConfigError
 from ..runs import hold
 from ..runs.names import CHECKPOINT, CORRUPT_CHECKPOINT
-from ..training import distributed
+from ..training import EarlyStopping, distributed
 from ..training.checkpoint import load_resumable
 from .base import Estimator, from_checkpoint, has_rows
 
@@ -128,5 +128,7 @@ def _resume(
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
         trainer.stopped_early = False
-        trainer.stopper.bad_epochs = 0
+        stopper = trainer.callback(EarlyStopping)
+        if stopper is not None:
+            stopper.restart()
     return est.fit_with(trainer, x, xv)

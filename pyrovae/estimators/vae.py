@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -108,6 +109,31 @@ class VAE(Estimator):
                 f"the {self.objective} objective assumes a mean-field guide, which the "
                 f"{self.family} model does not have; use the trace objective"
             )
+
+    @property
+    def kl_weight(self) -> float | None:
+        """The β of the KL term (a schedule's final value)."""
+        beta = getattr(self.beta, "beta", self.beta)
+        return float(beta) if isinstance(beta, (int, float)) else None
+
+    def likelihood_metrics(
+        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None
+    ) -> dict[str, float | None]:
+        """Rate (KL), ELBO (``particles`` draws) and the importance-sampled log p(x)
+        (``samples`` draws; ``-novelty`` where given) with its standard error, means
+        per data point."""
+        ev = self.evaluate(x, particles=particles)
+        ll = -novelty if novelty is not None else self.log_likelihood(x, samples=samples)
+        return {
+            "rate": ev["kl"],
+            "elbo": ev["elbo"],
+            "log_likelihood": float(ll.mean()),
+            "log_likelihood_se": float(ll.std() / math.sqrt(ll.numel())),
+        }
+
+    def novelty_scores(self, x, samples: int = 500) -> torch.Tensor:
+        """-log p(x) per row (importance-sampled with ``samples`` draws)."""
+        return -self.log_likelihood(x, samples=samples)
 
     def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see

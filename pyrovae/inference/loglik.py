@@ -33,9 +33,12 @@ import pyro
 import torch
 
 from .. import sites
+from ..data import TensorBatches
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
 from .fastpath import LogWeightChunks, cache_chunk
+from .progress import progress_bar
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
@@ -63,6 +66,7 @@ def log_likelihood(
     samples: int = 5000,
     batch_size: int = 100,
     memory: int = DEFAULT_MEMORY,
+    progress: bool = False,
     direct: bool = True,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
@@ -85,18 +89,21 @@ def log_likelihood(
         form (:mod:`pyrovae.inference.fastpath`); ``False``, or a family without one,
         reads them off Pyro traces. Both draw the same z from the same seed and give the
         same values up to float rounding.
+    progress : bool
+        Show a progress bar over the data points (:mod:`.progress`).
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("log p(x) needs a model with latent variables (not an autoencoder)")
+    require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     out = []
+    bar = progress_bar(
+        enabled=progress, total=int(x.shape[0]), desc="log p(x)", unit="point", leave=False
+    )
     try:
         chunks = LogWeightChunks(module, direct)
-        with pyro.validation_enabled(False):
+        with bar, pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
                 sampler = chunks.sampler(xb)
@@ -112,9 +119,9 @@ def log_likelihood(
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))
+                bar.update(xb.shape[0])
     finally:
         module.train(was_training)
-        module.beta = beta
     return torch.cat(out)
 
 
@@ -127,19 +134,17 @@ def elbo_terms(
     from ..objectives import TraceELBO
 
     objective = TraceELBO(num_particles=int(particles))
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     recon, kl = [], []
     try:
         with pyro.validation_enabled(False):
-            for i in range(0, x.shape[0], batch_size):
-                terms = objective(module.model, module.guide, x[i : i + batch_size])
+            for batch in TensorBatches(x, batch_size):
+                terms = objective(module.model, module.guide, batch)
                 recon.append(terms.recon)
                 kl.append(terms.kl)
     finally:
         module.train(was_training)
-        module.beta = beta
     return torch.cat(recon), torch.cat(kl)
 
 
@@ -150,9 +155,15 @@ def _mean_se(v: torch.Tensor) -> tuple[float, float]:
 
 @torch.no_grad()
 def elbo_decomposition(
-    module, x: torch.Tensor, samples: int = 0, particles: int = 10, batch_size: int = 500
+    module,
+    x: torch.Tensor,
+    samples: int = 0,
+    particles: int = 10,
+    batch_size: int = 500,
+    progress: bool = False,
 ) -> dict:
-    """The ELBO's parts over the rows of ``x`` (see the module docstring).
+    """The ELBO's parts over the rows of ``x`` (see the module docstring); ``progress``
+    shows a bar over the importance sampling of log p(x).
 
     Returns
     -------
@@ -195,7 +206,7 @@ def elbo_decomposition(
     out["activity"] = activity.tolist()
     out["mutual_info"] = mutual_information(module, x[:1000])
     if samples:
-        ll = log_likelihood(module, x, samples=samples)
+        ll = log_likelihood(module, x, samples=samples, progress=progress)
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
         out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))

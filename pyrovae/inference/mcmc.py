@@ -29,6 +29,7 @@ from pyro.infer import MCMC, NUTS
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models.base import require_latent_variables
 from .loglik import _log_weights_chunk
 from .psis import pareto_khat
 
@@ -43,11 +44,13 @@ def refine(
     khat_samples: int = 1000,
     jit: bool = False,
     guide_draws: int = 1000,
+    progress: bool = False,
 ) -> dict:
     """Run NUTS on z for inputs ``x`` and compare the guide with it.
 
     ``guide_draws`` joint draws from the guide give its 90 % intervals, and its moments
-    where they have no closed form (``module.posterior_moments``).
+    where they have no closed form (``module.posterior_moments``). ``progress`` shows
+    Pyro's progress bar of each chain (warm-up, then sampling).
 
     Returns
     -------
@@ -57,15 +60,13 @@ def refine(
         ``sd_ratio``, ``coverage`` (``(n, L)``), ``khat`` (``(n,)``) and a
         ``summary`` of scalars (maxima and means).
     """
-    if not getattr(module, "has_latent_sites", False):
-        raise ConfigError("MCMC refinement needs a model with latent variables")
+    require_latent_variables(module, "MCMC refinement")
     if chains < 1 or num_samples < 1 or warmup < 0:
         raise ConfigError("chains and num_samples must be >= 1, warmup >= 0")
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
-    was_training, beta = module.training, module.beta
+    was_training = module.training
     module.eval()
-    module.beta = 1.0
     try:
         for p in params:
             p.requires_grad_(False)
@@ -73,7 +74,9 @@ def refine(
         for c in range(chains):
             pyro.set_rng_seed(seed + c)
             kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
-            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=True)
+            mcmc = MCMC(
+                kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress
+            )
             mcmc.run(x)
             per_chain.append(mcmc.get_samples()[sites.LATENT].detach())
             div = mcmc.diagnostics().get("divergences", {})
@@ -87,7 +90,6 @@ def refine(
         for p, f in zip(params, flags, strict=True):
             p.requires_grad_(f)
         module.train(was_training)
-        module.beta = beta
     draws = torch.stack(per_chain)  # (chains, S, n, L)
     data = arviz_compat.from_groups(
         {"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]}

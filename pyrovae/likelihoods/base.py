@@ -66,6 +66,12 @@ class Likelihood(nn.Module):
     #: a subclass that overrides ``validate`` loses this mark.
     validate.elementwise = True
 
+    def caveat(self, x) -> str | None:
+        """A warning for data ``x`` inside the support on which log p(x|z) is not a
+        normalised log-likelihood (so that its ELBO is not a bound on log p(x)), or None.
+        ``x`` may be a stream (read chunk by chunk)."""
+        return None
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """E[x|z] for decoder output ``params``."""
         return self(params).mean

@@ -24,6 +24,7 @@ import pyro.distributions as dist
 import torch
 from torch.nn import functional as F
 
+from ..data.validation import all_values
 from . import LIKELIHOODS
 from .base import Likelihood
 
@@ -117,3 +118,15 @@ class BernoulliLikelihood(Likelihood):
 
     def in_support(self, x: torch.Tensor) -> torch.Tensor:
         return (x >= 0) & (x <= 1)
+
+    def caveat(self, x) -> str | None:
+        """Values strictly between 0 and 1: the Bernoulli mass is not a density on [0, 1],
+        so its ELBO bounds no log-likelihood of these data."""
+        if all_values(x, lambda t: (t == 0) | (t == 1)):
+            return None
+        return (
+            "the bernoulli likelihood meets data that are not binary (values strictly "
+            "between 0 and 1): its log p(x|z) is then not a normalised log-likelihood, so "
+            "its ELBO bounds no log p(x); use --likelihood continuous-bernoulli, or "
+            "--binarize static (or dynamic)"
+        )

@@ -25,6 +25,7 @@ from pyro.distributions import Delta, Distribution
 from torch import nn
 
 from .. import sites
+from ..data.batch import Batch
 from ..errors import ConfigError
 from ..registry import Registry
 from . import MODELS
@@ -60,13 +61,15 @@ class AEModule(LatentModule):
         """Input seen by the encoder (identity for the plain autoencoder)."""
         return x
 
-    def model(self, x: torch.Tensor) -> None:
+    def model(self, batch: Batch, beta: float = 1.0) -> None:
+        """p(x | decoder(code(x))); ``beta`` is ignored (no latent site to weight)."""
+        x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             x_in = self.corrupt(x) if self.training else x
             z = pyro.deterministic(sites.CODE, self.code(self.encoder(x_in)), event_dim=1)
             pyro.sample(sites.OBS, self.decode(z), obs=x)
 
-    def guide(self, x: torch.Tensor) -> None:
+    def guide(self, batch: Batch, beta: float = 1.0) -> None:
         """Empty: an autoencoder has no latent random variables."""
 
     def encode(self, x: torch.Tensor) -> Distribution:

@@ -18,6 +18,7 @@ from pyro.distributions import Distribution
 from torch import nn
 
 from .. import sites
+from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
 from ..nets import DECODERS, ENCODERS
@@ -75,6 +76,13 @@ def distribution_moments(q: Distribution, n: int = MOMENT_DRAWS) -> Moments:
         return Moments(z.mean(0), z.std(0))
 
 
+def require_latent_variables(module, what: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``module`` is a family with latent
+    sample sites (a VAE, not an autoencoder): ``what`` names the analysis asked for."""
+    if not getattr(module, "has_latent_sites", False):
+        raise ConfigError(f"{what} needs a model with latent variables (not an autoencoder)")
+
+
 class GuidePosterior:
     """The guide's joint posterior, for a family whose guide is the one site
     ``sites.LATENT`` ~ :meth:`encode` (x). Families with more latent sites override the
@@ -113,8 +121,12 @@ class LatentModule(GuidePosterior, nn.Module):
 
     Subclasses define the Pyro programs :meth:`model` and :meth:`guide` and
     :meth:`encode`, and override the :class:`GuidePosterior` methods when their guide has
-    more than the one latent site ``encode`` describes. ``beta`` is read by models with
-    latent sites.
+    more than the one latent site ``encode`` describes.
+
+    Both programs take a minibatch (a :class:`~pyrovae.data.Batch`, or a tensor that
+    :func:`~pyrovae.data.as_batch` wraps) and the KL weight ``beta`` as a keyword
+    (default 1: the ELBO); families with latent sites scale them by ``beta`` in both
+    programs (``poutine.scale``), the autoencoders ignore it.
     """
 
     def __init__(self, spec: ModuleSpec) -> None:
@@ -132,7 +144,6 @@ class LatentModule(GuidePosterior, nn.Module):
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
-        self.beta = 1.0
 
     def _build_prior_and_guide(self, prior_dim: int, guide_dim: int | None = None) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
@@ -156,11 +167,23 @@ class LatentModule(GuidePosterior, nn.Module):
         check_latent_sizes(self.prior, prior_dim, self.guide_head, guide_dim)
 
     # -- Pyro programs -------------------------------------------------
-    def model(self, x: torch.Tensor) -> None:  # pragma: no cover - abstract
+    def model(self, batch: Batch, beta: float = 1.0) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def guide(self, x: torch.Tensor) -> None:  # pragma: no cover - abstract
+    def guide(self, batch: Batch, beta: float = 1.0) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
+        """The data ``x`` of ``batch`` for a family that observes every entry (all of the
+        built-in ones): its labels are ignored, and a batch with an observation mask is
+        refused with one line rather than scored as if fully observed."""
+        batch = as_batch(batch)
+        if batch.mask is not None:
+            raise ConfigError(
+                f"the {type(self).__name__} model does not take observation masks; "
+                "pass batches without a mask"
+            )
+        return batch.x
 
     # -- deterministic helpers -----------------------------------------
     def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract

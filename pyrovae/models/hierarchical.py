@@ -58,6 +58,7 @@ from torch.nn import functional as F
 
 from .. import sites
 from ..config import parse_bool
+from ..data.batch import Batch
 from ..errors import ConfigError
 from ..guides.normal import MIN_SCALE
 from ..nets.base import mlp
@@ -128,17 +129,19 @@ class HierarchicalVAEModule(LatentModule):
     def has_latent_sites(self) -> bool:
         return True
 
-    def model(self, x: torch.Tensor) -> None:
+    def model(self, batch: Batch, beta: float = 1.0) -> None:
+        x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            with poutine.scale(scale=self.beta):
+            with poutine.scale(scale=beta):
                 z2 = pyro.sample(sites.LATENT_TOP, self.prior())
                 z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
             pyro.sample(sites.OBS, self.decode(z1), obs=x)
 
-    def guide(self, x: torch.Tensor) -> None:
+    def guide(self, batch: Batch, beta: float = 1.0) -> None:
+        x = self.observed(batch)
         (first, q_first), (second, q_second) = self._guide_layers(x)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            with poutine.scale(scale=self.beta):
+            with poutine.scale(scale=beta):
                 z = pyro.sample(first, q_first)
                 pyro.sample(second, q_second(z))
 

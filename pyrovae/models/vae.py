@@ -12,7 +12,8 @@ Guide::
         z_n ~ q(z | encoder(x_n))  # scaled by beta
 
 The latent site is wrapped in ``poutine.scale(scale=beta)`` in *both* the model
-and the guide, so that ``Trace_ELBO`` estimates
+and the guide (``beta`` is the programs' keyword argument, passed by the objective
+from the schedule; 1 outside training), so that ``Trace_ELBO`` estimates
 E_q[log p(x|z)] - beta KL(q(z|x) || p(z)) (the beta-VAE objective of Higgins
 et al. 2017), and ``TraceMeanField_ELBO`` (which scales its analytic KL by the
 guide site's scale) computes the same objective.
@@ -28,6 +29,7 @@ from pyro import poutine
 from pyro.distributions import Distribution
 
 from .. import sites
+from ..data.batch import Batch
 from . import MODELS
 from .base import LatentModule, ModuleSpec
 
@@ -52,17 +54,19 @@ class VAEModule(LatentModule):
     def has_latent_sites(self) -> bool:
         return True
 
-    def model(self, x: torch.Tensor) -> None:
-        """p(z) p(x|z) over a minibatch ``x`` of shape ``(B, *data_shape)``."""
+    def model(self, batch: Batch, beta: float = 1.0) -> None:
+        """p(z) p(x|z) over a minibatch of rows ``(B, *data_shape)``; z scaled by ``beta``."""
+        x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            with poutine.scale(scale=self.beta):
+            with poutine.scale(scale=beta):
                 z = pyro.sample(sites.LATENT, self.prior())
             pyro.sample(sites.OBS, self.decode(z), obs=x)
 
-    def guide(self, x: torch.Tensor) -> None:
-        """q(z|x), amortized by the encoder."""
+    def guide(self, batch: Batch, beta: float = 1.0) -> None:
+        """q(z|x), amortized by the encoder; scaled by ``beta``."""
+        x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            with poutine.scale(scale=self.beta):
+            with poutine.scale(scale=beta):
                 pyro.sample(sites.LATENT, self.encode(x))
 
     def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:

@@ -1,7 +1,9 @@
 """Training objectives (ELBO variants) and beta / KL schedules.
 
-Registries: :data:`OBJECTIVES` (``"trace"``, ``"meanfield"``) and
-:data:`SCHEDULES` (``"constant"``, ``"linear"``, ``"cyclical"``).
+Every objective keeps one contract (:mod:`.base`):
+``objective(model, guide, batch, beta=1.0) -> LossTerms``. Registries:
+:data:`OBJECTIVES` (``"trace"``, ``"meanfield"``, ``"freebits"``, ``"iwae"``,
+``"iwae-dreg"``) and :data:`SCHEDULES` (``"constant"``, ``"linear"``, ``"cyclical"``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from ..registry import Registry
 OBJECTIVES: Registry = Registry("objective")
 SCHEDULES: Registry = Registry("beta schedule")
 
-from .elbo import LossTerms, MeanFieldELBO, Objective, TraceELBO  # noqa: E402
+from .base import LossTerms, Objective  # noqa: E402
+from .elbo import MeanFieldELBO, PyroELBO, TraceELBO  # noqa: E402
 from .freebits import FreeBitsELBO  # noqa: E402
 from .iwae import IWAE, IWAEDReG  # noqa: E402
 from .schedules import BetaSchedule, Constant, Cyclical, LinearWarmup, make_schedule  # noqa: E402
@@ -29,6 +32,7 @@ __all__ = [
     "LossTerms",
     "MeanFieldELBO",
     "Objective",
+    "PyroELBO",
     "TraceELBO",
     "make_schedule",
 ]

@@ -8,72 +8,71 @@ as a differentiable (surrogate) tensor computed by Pyro's
 ``Trace_ELBO`` (Monte Carlo KL; Wingate & Weber 2013, Ranganath et al. 2014)
 or ``TraceMeanField_ELBO`` (analytic KL where ``torch.distributions`` has one
 registered, Monte Carlo otherwise). beta enters through ``poutine.scale`` on the
-latent site in model and guide (see :mod:`pyrovae.models.vae`).
+latent site in model and guide (see :mod:`pyrovae.models.vae`); the objective passes
+it to both programs as a keyword.
 
-Alongside the loss, :class:`Objective` reports the per-datapoint
-reconstruction term log p(x_n|z) and the *unscaled* KL term (analytic where
-the objective uses it, else the single-sample estimate log q - log p), read
-from the same model and guide traces, so the decomposition costs no extra
-forward pass.
+Alongside the loss, the objectives report the per-datapoint reconstruction term
+log p(x_n|z) and the *unscaled* KL term (analytic where the objective uses it, else the
+single-sample estimate log q - log p), read from the same model and guide traces, so
+the decomposition costs no extra forward pass.
 
-We call Pyro's ``_get_traces`` / ``_differentiable_loss_particle`` (the two
-halves of ``Trace_ELBO.differentiable_loss``) directly so that one pass yields
-both the loss and its terms; ``tests/objectives`` checks the loss equals
-``differentiable_loss`` exactly.
+One pass yields both the loss and its terms through :class:`TraceTerms`, a subclass of
+Pyro's ``Trace_ELBO`` whose :meth:`~TraceTerms.particles` yields each particle's
+traces with its loss and surrogate loss (the two halves of
+``Trace_ELBO.differentiable_loss``), and :class:`MeanFieldTerms`, the same for
+``TraceMeanField_ELBO``; ``tests/objectives`` checks the loss equals
+``differentiable_loss`` exactly, in value and gradient.
+
+References
+----------
+Wingate, D. & Weber, T. (2013). Automated variational inference in probabilistic
+programming. arXiv:1301.1299.
+Ranganath, R., Gerrish, S. & Blei, D. M. (2014). Black box variational inference.
+AISTATS.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pyro
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.util import is_validation_enabled, torch_item
+from pyro.poutine import Trace
 from pyro.util import warn_if_nan
-from torch.distributions import kl_divergence
 
+from ..data.batch import Batch
 from . import OBJECTIVES
+from .base import LossTerms, Objective, site_kl, zero_terms
 
 
-@dataclass
-class LossTerms:
-    """Output of an objective on a minibatch.
+class TraceTerms(Trace_ELBO):
+    """Pyro's ``Trace_ELBO`` that also hands out each particle's traces."""
 
-    Attributes
-    ----------
-    loss : Tensor
-        Differentiable scalar: minus the (beta-weighted) ELBO summed over the batch.
-    recon : Tensor
-        Detached ``(B,)``: reconstruction term log p(x_n|z) per datapoint.
-    kl : Tensor
-        Detached ``(B,)``: KL(q(z|x_n) || p(z)) per datapoint, unscaled by beta.
-    """
+    def traces(self, model, guide, *args, **kwargs) -> Iterator[tuple[Trace, Trace]]:
+        """(model trace, guide trace) of each particle, log-densities computed, as
+        ``differentiable_loss(model, guide, *args, **kwargs)`` draws them."""
+        yield from self._get_traces(model, guide, args, kwargs)
 
-    loss: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-
-    @property
-    def elbo(self) -> torch.Tensor:
-        """Per-datapoint ELBO = recon - KL (beta = 1), detached."""
-        return self.recon - self.kl
+    def particles(self, model, guide, *args, **kwargs) -> Iterator[tuple]:
+        """``(loss, surrogate_loss, model_trace, guide_trace)`` of each particle: the
+        terms that ``differentiable_loss`` averages (the loss a float, the surrogate a
+        tensor)."""
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            loss, surrogate = self._differentiable_loss_particle(model_trace, guide_trace)
+            yield loss, surrogate, model_trace, guide_trace
 
 
-def _site_kl(model_site: dict, guide_site: dict, analytic: bool) -> torch.Tensor:
-    """Per-datapoint KL of one latent site (unscaled)."""
-    if analytic:
-        try:
-            return kl_divergence(guide_site["fn"], model_site["fn"])
-        except NotImplementedError:
-            pass
-    return guide_site["unscaled_log_prob"] - model_site["unscaled_log_prob"]
+class MeanFieldTerms(TraceTerms, TraceMeanField_ELBO):
+    """Pyro's ``TraceMeanField_ELBO`` (analytic KL) with :class:`TraceTerms`' methods."""
 
 
-class Objective:
-    """A Pyro ELBO estimator that also returns the ELBO's terms.
+class PyroELBO(Objective):
+    """An objective computed by one of Pyro's trace ELBOs (:attr:`elbo_class`), also
+    returning the ELBO's terms.
 
     Parameters
     ----------
@@ -100,8 +99,7 @@ class Objective:
     ``pyro.enable_validation(False)``) to change this.
     """
 
-    elbo_class: type = Trace_ELBO
-    analytic_kl: bool = False
+    elbo_class: type[TraceTerms] = TraceTerms
 
     def __init__(self, num_particles: int = 1, always_validate: bool = False) -> None:
         self.num_particles = int(num_particles)
@@ -109,20 +107,20 @@ class Objective:
         self.elbo = self.elbo_class(num_particles=self.num_particles, max_plate_nesting=1)
         self._validated: set = set()
 
-    def __call__(self, model, guide, x: torch.Tensor) -> LossTerms:
+    def loss_terms(self, model, guide, batch: Batch, beta: float) -> LossTerms:
         if not is_validation_enabled():
-            return self._evaluate(model, guide, x, validate=False)
+            return self._evaluate(model, guide, batch, beta, validate=False)
         if self.always_validate:
-            return self._evaluate(model, guide, x, validate=True)
-        key = _call_key(model, guide, x)
+            return self._evaluate(model, guide, batch, beta, validate=True)
+        key = _call_key(model, guide, batch)
         if key not in self._validated:
-            terms = self._evaluate(model, guide, x, validate=True)
+            terms = self._evaluate(model, guide, batch, beta, validate=True)
             self._validated.add(key)
             return terms
         with pyro.validation_enabled(False):
-            return self._evaluate(model, guide, x, validate=False)
+            return self._evaluate(model, guide, batch, beta, validate=False)
 
-    def _evaluate(self, model, guide, x: torch.Tensor, validate: bool) -> LossTerms:
+    def _evaluate(self, model, guide, batch: Batch, beta: float, validate: bool) -> LossTerms:
         """One pass of ``differentiable_loss``, also collecting the ELBO's terms.
 
         The loss is assembled exactly as ``Trace_ELBO.differentiable_loss``
@@ -132,11 +130,10 @@ class Objective:
         """
         n = self.num_particles
         loss = 0.0
-        surrogate_loss = None
-        recon = None
-        kl = None
-        for model_tr, guide_tr in self.elbo._get_traces(model, guide, (x,), {}):
-            value, surrogate = self.elbo._differentiable_loss_particle(model_tr, guide_tr)
+        surrogate_loss = recon = kl = None
+        for value, surrogate, model_tr, guide_tr in self.elbo.particles(
+            model, guide, batch, beta=beta
+        ):
             if n == 1:
                 loss, surrogate_loss = value, surrogate
             else:
@@ -145,56 +142,54 @@ class Objective:
                 )
                 loss = loss + value / n
             with torch.no_grad():
-                for name, site in model_tr.nodes.items():
-                    if site["type"] != "sample":
-                        continue
-                    if site["is_observed"]:
-                        term = site["unscaled_log_prob"]
-                        recon = term if recon is None else recon + term
-                    else:
-                        term = _site_kl(site, guide_tr.nodes[name], self.analytic_kl)
-                        kl = term if kl is None else kl + term
+                recon, kl = self._add_terms(model_tr, guide_tr, recon, kl)
         if validate:
             warn_if_nan(surrogate_loss, "loss")
         elif math.isnan(float(loss)):
-            warnings.warn("Encountered NaN: loss", stacklevel=3)
+            warnings.warn("Encountered NaN: loss", stacklevel=4)
         loss = loss + (surrogate_loss - torch_item(surrogate_loss))
-        recon = _zeros(x) if recon is None else (recon / n if n > 1 else recon).detach()
-        kl = _zeros(x) if kl is None else (kl / n if n > 1 else kl).detach()
+        recon = zero_terms(batch) if recon is None else (recon / n if n > 1 else recon).detach()
+        kl = zero_terms(batch) if kl is None else (kl / n if n > 1 else kl).detach()
         return LossTerms(loss, recon, kl)
 
-    def to_dict(self) -> dict:
-        return {"objective": self.registry_name, "num_particles": self.num_particles}
+    def _add_terms(self, model_tr, guide_tr, recon, kl) -> tuple:
+        """The running sums (reconstruction, KL), each ``(B,)`` or None while no site of
+        its kind was seen, with one particle's sites added in trace order."""
+        for name, site in model_tr.nodes.items():
+            if site["type"] != "sample":
+                continue
+            if site["is_observed"]:
+                term = site["unscaled_log_prob"]
+                recon = term if recon is None else recon + term
+            else:
+                term = site_kl(site, guide_tr.nodes[name], self.analytic_kl)
+                kl = term if kl is None else kl + term
+        return recon, kl
 
-    registry_name = "custom"
 
-
-def _zeros(x: torch.Tensor) -> torch.Tensor:
-    """A ``(B,)`` zero term (no site of that kind)."""
-    return torch.zeros(x.shape[0], device=x.device)
-
-
-def _call_key(model, guide, x: torch.Tensor) -> tuple:
-    """What decides the structure of a call: the programs and the input's shape."""
+def _call_key(model, guide, batch: Batch) -> tuple:
+    """What decides the structure of a call: the programs and the batch's shapes."""
 
     def ident(fn):
         owner = getattr(fn, "__self__", None)
         return (id(owner), getattr(fn, "__func__", fn))
 
-    return (ident(model), ident(guide), tuple(x.shape), x.dtype, x.device)
+    x = batch.x
+    y = None if batch.y is None else tuple(batch.y.shape)
+    return (ident(model), ident(guide), tuple(x.shape), x.dtype, x.device, y, batch.mask is None)
 
 
 @OBJECTIVES.register("trace")
-class TraceELBO(Objective):
+class TraceELBO(PyroELBO):
     """Pyro's ``Trace_ELBO``: Monte Carlo ELBO, reparameterized gradients."""
 
-    elbo_class = Trace_ELBO
+    elbo_class = TraceTerms
 
 
 @OBJECTIVES.register("meanfield")
-class MeanFieldELBO(Objective):
+class MeanFieldELBO(PyroELBO):
     """Pyro's ``TraceMeanField_ELBO``: analytic KL where registered."""
 
-    elbo_class = TraceMeanField_ELBO
+    elbo_class = MeanFieldTerms
     analytic_kl = True
     needs_mean_field = True

@@ -17,9 +17,11 @@ import torch
 from pyro.distributions import Independent
 from torch.distributions import kl_divergence
 
+from ..data.batch import Batch
 from ..errors import ConfigError
 from . import OBJECTIVES
-from .elbo import LossTerms, TraceELBO, _site_kl
+from .base import LossTerms, site_kl, zero_terms
+from .elbo import TraceELBO
 
 
 def _base(d, who: str):
@@ -53,10 +55,11 @@ class FreeBitsELBO(TraceELBO):
             raise ConfigError(f"free_bits must be >= 0 nats; got {free_bits}")
         self.free_bits = float(free_bits)
 
-    def _evaluate(self, model, guide, x: torch.Tensor, validate: bool) -> LossTerms:
+    def _evaluate(self, model, guide, batch: Batch, beta: float, validate: bool) -> LossTerms:
         n = self.num_particles
+        rows = len(batch)
         loss = recon = kl = 0.0
-        for model_tr, guide_tr in self.elbo._get_traces(model, guide, (x,), {}):
+        for model_tr, guide_tr in self.elbo.traces(model, guide, batch, beta=beta):
             for name, site in model_tr.nodes.items():
                 if site["type"] != "sample":
                     continue
@@ -66,12 +69,11 @@ class FreeBitsELBO(TraceELBO):
                     continue
                 g = guide_tr.nodes[name]
                 kl_bd = per_dimension_kl(g["fn"], site["fn"], g["value"])
-                floored = kl_bd.mean(0).clamp(min=self.free_bits).sum() * x.shape[0]
+                floored = kl_bd.mean(0).clamp(min=self.free_bits).sum() * rows
                 loss = loss + g["scale"] * floored
-                kl = kl + _site_kl(site, g, True).detach()
-        zeros = torch.zeros(x.shape[0], device=x.device)
-        recon = recon / n if torch.is_tensor(recon) else zeros
-        kl = kl / n if torch.is_tensor(kl) else zeros
+                kl = kl + site_kl(site, g, True).detach()
+        recon = recon / n if torch.is_tensor(recon) else zero_terms(batch)
+        kl = kl / n if torch.is_tensor(kl) else zero_terms(batch)
         return LossTerms(loss / n, recon, kl)
 
     def to_dict(self) -> dict:

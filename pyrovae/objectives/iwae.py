@@ -73,25 +73,30 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from .. import sites
+from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from . import OBJECTIVES
-from .elbo import LossTerms
+from .base import LossTerms, Objective, zero_terms
 
 PARTICLES_PLATE = "particles"
 
 
 def _vectorized(fn, k: int):
-    def wrapped(x):
+    def wrapped(batch, beta=1.0):
         with pyro.plate(PARTICLES_PLATE, k, dim=-2):
-            return fn(x)
+            return fn(batch, beta=beta)
 
     return wrapped
 
 
-def vectorized_traces(model, guide, x: torch.Tensor, k: int):
-    """(model trace, guide trace) with K = ``k`` draws per data point in a particles plate."""
-    guide_tr = poutine.trace(_vectorized(guide, k)).get_trace(x)
-    model_tr = poutine.trace(poutine.replay(_vectorized(model, k), trace=guide_tr)).get_trace(x)
+def vectorized_traces(model, guide, batch: Batch | torch.Tensor, k: int, beta: float = 1.0):
+    """(model trace, guide trace) with K = ``k`` draws per data point in a particles
+    plate, both programs run at ``beta``."""
+    batch = as_batch(batch)
+    guide_tr = poutine.trace(_vectorized(guide, k)).get_trace(batch, beta=beta)
+    model_tr = poutine.trace(poutine.replay(_vectorized(model, k), trace=guide_tr)).get_trace(
+        batch, beta=beta
+    )
     return model_tr, guide_tr
 
 
@@ -140,8 +145,8 @@ class _Call(nn.Module):
         self.module = module
         self.program = program
 
-    def forward(self, x):
-        return getattr(self.module, self.program)(x)
+    def forward(self, batch, beta=1.0):
+        return getattr(self.module, self.program)(batch, beta=beta)
 
 
 def _owner(fn) -> nn.Module:
@@ -152,7 +157,7 @@ def _owner(fn) -> nn.Module:
 
 
 @OBJECTIVES.register("iwae")
-class IWAE:
+class IWAE(Objective):
     """Importance-weighted ELBO with K = ``num_particles`` samples (default 5).
 
     Parameters
@@ -169,20 +174,19 @@ class IWAE:
             raise ConfigError(f"iwae needs particles >= 1; got {num_particles}")
         self.num_particles = int(num_particles)
 
-    def __call__(self, model, guide, x: torch.Tensor) -> LossTerms:
-        model_tr, guide_tr = vectorized_traces(model, guide, x, self.num_particles)
+    def loss_terms(self, model, guide, batch: Batch, beta: float) -> LossTerms:
+        model_tr, guide_tr = vectorized_traces(model, guide, batch, self.num_particles, beta)
         log_w, recon, kl = log_weights(model_tr, guide_tr)
-        log_w = log_w.reshape(self.num_particles, x.shape[0])
+        log_w = log_w.reshape(self.num_particles, len(batch))
         bound = torch.logsumexp(log_w, 0) - math.log(self.num_particles)  # (B,)
         loss = -bound.sum()
         if self.dreg:
-            loss = self._dreg_surrogate(model, guide, x, guide_tr, log_w, loss)
-        zeros = torch.zeros(x.shape[0], device=x.device)
-        recon = recon.mean(0).detach() if torch.is_tensor(recon) else zeros
-        kl = kl.mean(0).detach() if torch.is_tensor(kl) else zeros
+            loss = self._dreg_surrogate(model, guide, batch, beta, guide_tr, log_w, loss)
+        recon = recon.mean(0).detach() if torch.is_tensor(recon) else zero_terms(batch)
+        kl = kl.mean(0).detach() if torch.is_tensor(kl) else zero_terms(batch)
         return LossTerms(loss, recon, kl)
 
-    def _dreg_surrogate(self, model, guide, x, guide_tr, log_w, loss):
+    def _dreg_surrogate(self, model, guide, batch, beta, guide_tr, log_w, loss):
         k = self.num_particles
         module = _owner(model)
         frozen = {f"module.{n}": p.detach() for n, p in module.named_parameters()}
@@ -191,33 +195,32 @@ class IWAE:
 
         def run_frozen(program):
             call = _Call(module, program)
-            return lambda xx: torch.func.functional_call(call, frozen, (xx,))
+            return lambda bb, beta=1.0: torch.func.functional_call(
+                call, frozen, (bb,), {"beta": beta}
+            )
+
+        def trace(program, replayed):
+            replay = poutine.replay(_vectorized(program, k), trace=replayed)
+            return poutine.trace(replay).get_trace(batch, beta=beta)
 
         # 1. guide gradient: log w with every parameter frozen, z live
-        g_fixed = poutine.trace(
-            poutine.replay(_vectorized(run_frozen("guide"), k), trace=guide_tr)
-        ).get_trace(x)
-        m_fixed = poutine.trace(
-            poutine.replay(_vectorized(run_frozen("model"), k), trace=guide_tr)
-        ).get_trace(x)
+        g_fixed = trace(run_frozen("guide"), guide_tr)
+        m_fixed = trace(run_frozen("model"), guide_tr)
         log_w_path, _, _ = log_weights(m_fixed, g_fixed)
         w = torch.softmax(log_w.detach(), 0)
-        beta = _latent_scale(guide_tr)
-        coef = (1.0 - beta) * w + beta * w.pow(2)
+        scale = _latent_scale(guide_tr)
+        coef = (1.0 - scale) * w + scale * w.pow(2)
         surrogate_guide = -(coef * log_w_path.reshape(k, -1)).sum()
         # 2. model gradient: log p(x, z) with live parameters, z held fixed
         held = guide_tr.copy()
         for _, site in _sample_sites(held):
             site["value"] = site["value"].detach()
-        m_live = poutine.trace(poutine.replay(_vectorized(model, k), trace=held)).get_trace(x)
+        m_live = trace(model, held)
         m_live.compute_log_prob()
         log_p = sum(site["log_prob"] for _, site in _sample_sites(m_live))
         surrogate_model = -(w * log_p.reshape(k, -1)).sum()
         surrogate = surrogate_guide + surrogate_model
         return loss.detach() + (surrogate - surrogate.detach())
-
-    def to_dict(self) -> dict:
-        return {"objective": self.registry_name, "num_particles": self.num_particles}
 
 
 @OBJECTIVES.register("iwae-dreg")

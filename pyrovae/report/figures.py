@@ -40,7 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..plotting import image_grid, image_rows_figure, pyplot, save_scatter_matrix
+from ..plotting import (
+    feature_labels,
+    image_grid,
+    image_rows_figure,
+    pyplot,
+    save_scatter_matrix,
+)
 
 #: Curves of metrics.csv, per panel: (title, metric suffix). Train and validation
 #: columns are ``train_<suffix>`` and ``val_<suffix>``.
@@ -264,12 +270,18 @@ def plot_traversal_images(
 
 
 def plot_traversal_features(
-    decoded: np.ndarray, dims: Sequence[int], values: np.ndarray, max_features: int = 4
+    decoded: np.ndarray,
+    dims: Sequence[int],
+    values: np.ndarray,
+    max_features: int = 4,
+    names: Sequence[str] | None = None,
 ) -> bytes:
     """Tabular data: decoded features (``decoded`` ``(len(dims), V, F)``) against the
-    traversed coordinate's value, one panel per latent dimension."""
+    traversed coordinate's value, one panel per latent dimension (lines labelled with the
+    features' ``names`` where given)."""
     plt = pyplot()
     n_dims, n_values, n_feat = decoded.shape
+    labels = feature_labels(names, min(max_features, n_feat))
     values = np.broadcast_to(np.asarray(values, dtype=float), (n_dims, n_values))
     ncol = min(4, n_dims)
     nrow = math.ceil(n_dims / ncol)
@@ -280,7 +292,7 @@ def plot_traversal_features(
             ax.axis("off")
             continue
         for f in range(min(max_features, n_feat)):
-            ax.plot(values[i], decoded[i, :, f], label=f"feature {f}")
+            ax.plot(values[i], decoded[i, :, f], label=labels[f])
         ax.set_title(f"z[{dims[i]}]", fontsize=9)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -291,15 +303,21 @@ def plot_traversal_features(
 
 
 def plot_interpolation_features(
-    linear: np.ndarray, spherical: np.ndarray, t: np.ndarray, max_features: int = 4
+    linear: np.ndarray,
+    spherical: np.ndarray,
+    t: np.ndarray,
+    max_features: int = 4,
+    names: Sequence[str] | None = None,
 ) -> bytes:
     """Tabular data: decoded features along the linear (solid) and spherical (dashed)
-    paths (``(T, F)`` each) against t."""
+    paths (``(T, F)`` each) against t (labelled with the features' ``names`` where given)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for f in range(min(max_features, linear.shape[1])):
-        (line,) = ax.plot(t, linear[:, f], label=f"feature {f}, linear")
-        ax.plot(t, spherical[:, f], ls="--", color=line.get_color(), label=f"feature {f}, slerp")
+    n = min(max_features, linear.shape[1])
+    labels = feature_labels(names, n)
+    for f in range(n):
+        (line,) = ax.plot(t, linear[:, f], label=f"{labels[f]}, linear")
+        ax.plot(t, spherical[:, f], ls="--", color=line.get_color(), label=f"{labels[f]}, slerp")
     ax.set_xlabel("t")
     ax.set_ylabel("decoded mean E[x|z(t)]")
     ax.grid(alpha=0.3)
@@ -386,12 +404,20 @@ def plot_kl_per_dim(
     return figure_png(fig)
 
 
-def plot_feature_sd(sd: np.ndarray, max_features: int = 40) -> bytes:
-    """Tabular data: mean posterior predictive sd of each feature over data points."""
+def plot_feature_sd(
+    sd: np.ndarray, max_features: int = 40, names: Sequence[str] | None = None
+) -> bytes:
+    """Tabular data: mean posterior predictive sd of each feature over data points (the
+    bars labelled with the features' ``names`` where given)."""
     plt = pyplot()
     sd = np.asarray(sd, dtype=float).reshape(sd.shape[0], -1).mean(0)[:max_features]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(sd) + 1.5), 3.0))
+    named = names is not None and len(names) >= len(sd)
+    height = 3.0 + (0.06 * max(len(str(n)) for n in names[: len(sd)]) if named else 0.0)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(sd) + 1.5), height))
     ax.bar(np.arange(len(sd)), sd)
+    if named:
+        ax.set_xticks(np.arange(len(sd)))
+        ax.set_xticklabels(feature_labels(names, len(sd)), rotation=90, fontsize=7)
     ax.set_xlabel("feature")
     ax.set_ylabel("sd of E[x|z] over z ~ q(z|x)")
     ax.grid(alpha=0.3, axis="y")
@@ -399,6 +425,8 @@ def plot_feature_sd(sd: np.ndarray, max_features: int = 40) -> bytes:
     return figure_png(fig)
 
 
-def scatter_matrix_png(sets: dict[str, torch.Tensor], max_features: int = 4) -> bytes:
+def scatter_matrix_png(
+    sets: dict[str, torch.Tensor], max_features: int = 4, names: Sequence[str] | None = None
+) -> bytes:
     """PNG bytes of :func:`pyrovae.plotting.save_scatter_matrix`."""
-    return file_png(save_scatter_matrix, sets, max_features=max_features)
+    return file_png(save_scatter_matrix, sets, max_features=max_features, names=names)

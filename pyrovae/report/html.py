@@ -201,6 +201,36 @@ def read_config(run: Path, est) -> dict[str, Any]:
     return {"model": est.family, **est.plain_params()}
 
 
+def family_options(family: str) -> tuple[set[str], set[str]]:
+    """The options ``family`` takes, and those some other family takes: the parameters
+    of the registered estimators (``ESTIMATORS.get(f)().get_params()``)."""
+    from ..estimators import ESTIMATORS
+
+    params = {f: set(ESTIMATORS.get(f)().get_params()) for f in ESTIMATORS.names()}
+    own = params.get(family)
+    every = set().union(*params.values())
+    return (every if own is None else own), every
+
+
+def config_table(config: dict[str, Any], family: str) -> str:
+    """The configuration as a table of the options that apply to the run's family (and
+    those of no family: data, model, processes), with the others folded into a
+    ``<details>`` block: the options only other families read (``noise`` and
+    ``corruption`` for a VAE, ``top_dim`` for anything but the hierarchical VAE, ...)."""
+    own, every = family_options(family)
+    applies, other = [], []
+    for key, value in flatten(config):
+        option = key.split(".")[0]  # a table's entries go with their option
+        (applies if option in own or option not in every else other).append((key, value))
+    html_ = table(applies, ("option", "value"))
+    if other:
+        html_ += (
+            f'<details class="unused"><summary>Options this {esc(family)} run does not use '
+            f"({len(other)})</summary>" + table(other, ("option", "value")) + "</details>"
+        )
+    return html_
+
+
 # -- context shared by the sections ---------------------------------------------------------
 
 
@@ -271,6 +301,7 @@ def _section_run(ctx: _Context) -> Section:
         ("model family", est.family),
         ("latent dimensions", est.module_.latent_dim),
         ("data shape", " x ".join(map(str, est.data_shape_))),
+        *([("features", ", ".join(ctx.data.feature_names))] if ctx.data.feature_names else []),
         ("epochs trained", est.n_epochs_ or len(hist)),
         ("best epoch (by validation)", est.best_epoch_),
     ]
@@ -299,12 +330,11 @@ def _section_run(ctx: _Context) -> Section:
         for key in ("log_likelihood", "bits_per_dim", "gap"):
             if isinstance(dec.get(key), (int, float)):
                 numbers.append((f"{names.DIAGNOSTICS}: {key}", dec[key]))
-    config_rows = flatten(ctx.config)
     body = (
         '<div class="tables"><div><h3>Summary</h3>'
         + table(numbers)
         + "</div><div><h3>Configuration</h3>"
-        + table(config_rows, ("option", "value"))
+        + config_table(ctx.config, est.family)
         + "</div></div>"
     )
     provenance = read_json(ctx.run / names.RUN_INFO)
@@ -369,7 +399,8 @@ def _section_reconstructions(ctx: _Context) -> Section:
     xs = ctx.x
     body = figure(
         figures.scatter_matrix_png(
-            {"data": ctx.inverse(xs), "reconstruction": ctx.inverse(ctx.est.reconstruct(xs))}
+            {"data": ctx.inverse(xs), "reconstruction": ctx.inverse(ctx.est.reconstruct(xs))},
+            names=ctx.data.feature_names,
         ),
         "Scatter matrix of the first features: data and their reconstructions "
         "(decoded posterior means).",
@@ -378,7 +409,7 @@ def _section_reconstructions(ctx: _Context) -> Section:
     if ctx.latent:
         _, sd_all = reconstruction_uncertainty(ctx.module, xs, draws=100)
         body += figure(
-            figures.plot_feature_sd(sd_all.cpu().numpy()),
+            figures.plot_feature_sd(sd_all.cpu().numpy(), names=ctx.data.feature_names),
             "Per feature, the standard deviation of E[x|z] over z ~ q(z|x) "
             "(model units), averaged over data points.",
             "reconstruction uncertainty per feature",
@@ -415,7 +446,8 @@ def _section_samples(ctx: _Context) -> Section:
         {
             "training data": ctx.inverse(ctx.data.train[:2000]),
             "samples": ctx.inverse(ctx.est.sample(n).cpu()),
-        }
+        },
+        names=ctx.data.feature_names,
     )
     return Section(
         "samples",
@@ -471,7 +503,7 @@ def _section_traversals(ctx: _Context) -> Section:
         png = figures.plot_traversal_images(images, dims, values)
     else:
         feats = ctx.inverse(decoded).reshape(len(dims), ctx.traverse, -1).numpy()
-        png = figures.plot_traversal_features(feats, dims, values)
+        png = figures.plot_traversal_features(feats, dims, values, names=ctx.data.feature_names)
     return Section("traversals", "Latent traversals", figure(png, caption, "latent traversals"))
 
 
@@ -514,7 +546,9 @@ def _section_interpolations(ctx: _Context) -> Section:
             )
         else:
             dec = ctx.inverse(decoded).reshape(2 * len(t), -1).numpy()
-            png = figures.plot_interpolation_features(dec[: len(t)], dec[len(t) :], t)
+            png = figures.plot_interpolation_features(
+                dec[: len(t)], dec[len(t) :], t, names=ctx.data.feature_names
+            )
         body += figure(
             png,
             f"Between the posterior means a and b of {what}, t = 0 ... 1 in "
@@ -642,6 +676,13 @@ def _load_data(est, data):
     return data
 
 
+def _class_names(data, labels: np.ndarray) -> np.ndarray:
+    """Label indices as their classes' names where the labels came from a label column."""
+    if data.classes is None:
+        return labels
+    return np.asarray([str(c) for c in data.classes])[labels.astype(np.int64)]
+
+
 def _pick_split(data) -> str:
     for name in ("test", "val", "train"):
         if data.split(name).shape[0]:
@@ -662,6 +703,74 @@ def render(title: str, subtitle: str, sections: list[Section]) -> str:
         f'<h1>{esc(title)}</h1><p class="meta">{esc(subtitle)}</p>'
         f"<nav><ol>{nav}</ol></nav>{body}</main></body></html>\n"
     )
+
+
+def _check_report_options(run: Path, **values: int) -> None:
+    if not run.is_dir() or not (run / names.CHECKPOINT).is_file():
+        raise CheckpointError(f"{str(run)!r} is not a run folder (no {names.CHECKPOINT} in it)")
+    low = {"traverse": 2}
+    for name, value in values.items():
+        least = low.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}; got {value!r}")
+
+
+def _context(run: Path, est, splits, n: int, show: int, traverse: int, max_dims: int):
+    """What every section reads: the run, its estimator, the shown split's first ``n``
+    rows and their labels, the configuration and the training history."""
+    from ..data.validation import class_labels
+
+    split = _pick_split(splits)
+    x = est.as_input(splits.split(split)[:n])
+    labels = splits.labels(split)
+    return _Context(
+        run=run,
+        est=est,
+        data=splits,
+        split=split,
+        x=x,
+        labels=_class_names(splits, class_labels(labels[:n].cpu().numpy()))
+        if labels is not None
+        else None,
+        config=read_config(run, est),
+        history=read_metrics(run) or list(est.history_),
+        n_show=min(show, int(x.shape[0])),
+        traverse=traverse,
+        max_dims=max_dims,
+    )
+
+
+def _summarise(ctx) -> None:
+    """The posterior moments of the shown rows and the summary numbers."""
+    est, x = ctx.est, ctx.x
+    est.module_.eval()
+    mu, sd = est.module_.posterior_moments(x)[sites.LATENT]  # the guide's joint posterior
+    ctx.mu, ctx.sd = mu.cpu().float(), sd.cpu().float()
+    if ctx.latent:
+        from ..analysis import elbo_decomposition
+
+        ctx.decomposition = elbo_decomposition(est.module_, x, samples=0, particles=10)
+        for key in ("elbo", "recon", "kl"):
+            ctx.summary[key] = ctx.decomposition[key]
+        ctx.summary["active units"] = ctx.decomposition["active_units"]
+        ctx.summary["I(x; z)"] = ctx.decomposition["mutual_info"]
+    else:
+        ctx.summary["recon"] = est.evaluate(x)["recon"]
+
+
+def _build_section(builder, title: str, ctx) -> Section:
+    """One section; a figure that fails becomes a note instead of losing the report."""
+    try:
+        return builder(ctx)
+    except PyrovaeError:
+        raise
+    except Exception as exc:  # one broken figure must not lose the whole report
+        logger.warning("report section %r failed: %s", title, exc, exc_info=True)
+        return Section(
+            builder.__name__.removeprefix("_section_"),
+            title,
+            note(f"This section could not be drawn: {exc}"),
+        )
 
 
 def build_report(
@@ -710,66 +819,13 @@ def build_report(
 
     t0 = time.perf_counter()
     run = Path(run_dir)
-    if not run.is_dir() or not (run / names.CHECKPOINT).is_file():
-        raise CheckpointError(f"{str(run)!r} is not a run folder (no {names.CHECKPOINT} in it)")
-    for name, value, low in (
-        ("n", n, 1),
-        ("show", show, 1),
-        ("traverse", traverse, 2),
-        ("max_dims", max_dims, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
-    from ..data.validation import class_labels
-
+    _check_report_options(run, n=n, show=show, traverse=traverse, max_dims=max_dims)
     est = load(run)
-    splits = _load_data(est, data)
-    split = _pick_split(splits)
-    x = est.as_input(splits.split(split)[:n])
-    labels = splits.labels(split)
-    ctx = _Context(
-        run=run,
-        est=est,
-        data=splits,
-        split=split,
-        x=x,
-        labels=class_labels(labels[:n].cpu().numpy()) if labels is not None else None,
-        config=read_config(run, est),
-        history=read_metrics(run) or list(est.history_),
-        n_show=min(show, int(x.shape[0])),
-        traverse=traverse,
-        max_dims=max_dims,
-    )
-    sections: list[Section] = []
+    ctx = _context(run, est, _load_data(est, data), n, show, traverse, max_dims)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        est.module_.eval()
-        mu, sd = est.module_.posterior_moments(x)[sites.LATENT]  # the guide's joint posterior
-        ctx.mu, ctx.sd = mu.cpu().float(), sd.cpu().float()
-        if ctx.latent:
-            from ..analysis import elbo_decomposition
-
-            ctx.decomposition = elbo_decomposition(est.module_, x, samples=0, particles=10)
-            for key in ("elbo", "recon", "kl"):
-                ctx.summary[key] = ctx.decomposition[key]
-            ctx.summary["active units"] = ctx.decomposition["active_units"]
-            ctx.summary["I(x; z)"] = ctx.decomposition["mutual_info"]
-        else:
-            ctx.summary["recon"] = est.evaluate(x)["recon"]
-        for builder, title in SECTIONS:
-            try:
-                sections.append(builder(ctx))
-            except PyrovaeError:
-                raise
-            except Exception as exc:  # one broken figure must not lose the whole report
-                logger.warning("report section %r failed: %s", title, exc, exc_info=True)
-                sections.append(
-                    Section(
-                        builder.__name__.removeprefix("_section_"),
-                        title,
-                        note(f"This section could not be drawn: {exc}"),
-                    )
-                )
+        _summarise(ctx)
+        sections = [_build_section(builder, title, ctx) for builder, title in SECTIONS]
     title = f"pyrovae report: {run.resolve().name}"
     subtitle = (
         f"{run.resolve()} | {est.family} | written {datetime.now():%Y-%m-%d %H:%M} by "

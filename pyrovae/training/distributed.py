@@ -89,6 +89,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.batch import as_batch
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -270,11 +271,12 @@ def parameters_agree(ctx: DistContext, module: nn.Module) -> bool:
 class ObjectiveModule(nn.Module):
     """The SVI objective as an ``nn.Module``, so that DDP can wrap it.
 
-    ``forward(x, divisor)`` runs the Pyro model and guide on the local minibatch ``x``
-    (tracing, sampling and log-densities all inside the forward) and returns
-    ``(loss / divisor, loss_terms)``; the caller backpropagates the first element.
-    The parameters are the wrapped module's, so the optimizer, checkpoints and the
-    estimator keep using ``module`` itself.
+    ``forward(batch, divisor, beta)`` runs the Pyro model and guide on the local
+    minibatch at KL weight ``beta`` (tracing, sampling and log-densities all inside the
+    forward) and returns ``(loss / divisor, loss_terms)``; the caller backpropagates the
+    first element (:func:`~pyrovae.training.step.train_step` takes it as its
+    ``forward``). The parameters are the wrapped module's, so the optimizer,
+    checkpoints and the estimator keep using ``module`` itself.
     """
 
     def __init__(self, module: nn.Module, objective) -> None:
@@ -282,17 +284,18 @@ class ObjectiveModule(nn.Module):
         self.module = module
         self.objective = objective
 
-    def forward(self, x: torch.Tensor, divisor: float):
-        terms = self.objective(self.module.model, self.module.guide, x)
+    def forward(self, batch, divisor: float, beta: float = 1.0):
+        terms = self.objective(self.module.model, self.module.guide, batch, beta=beta)
         return terms.loss / divisor, terms
 
 
-def _unused_parameters(module: nn.Module, objective, x: torch.Tensor) -> list[str]:
+def _unused_parameters(module: nn.Module, objective, batch) -> list[str]:
     """Names of parameters the objective's gradient does not reach (probe on 2 rows;
     the random-number streams and the gradients are left as they were)."""
-    devices = [x.device] if x.device.type == "cuda" else []
+    batch = as_batch(batch)[:2]
+    devices = [batch.x.device] if batch.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        terms = objective(module.model, module.guide, x[:2])
+        terms = objective(module.model, module.guide, batch)
         params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         grads = torch.autograd.grad(
             terms.loss, [p for _, p in params], allow_unused=True, retain_graph=False
@@ -300,10 +303,10 @@ def _unused_parameters(module: nn.Module, objective, x: torch.Tensor) -> list[st
     return [n for (n, _), g in zip(params, grads, strict=True) if g is None]
 
 
-def wrap(module: nn.Module, objective, ctx: DistContext, probe: torch.Tensor) -> nn.Module:
+def wrap(module: nn.Module, objective, ctx: DistContext, probe) -> nn.Module:
     """``DistributedDataParallel`` around :class:`ObjectiveModule` (module, objective).
 
-    ``probe`` (a few rows of data) finds parameters the objective does not use, which
+    ``probe`` (a batch of a few rows of data) finds parameters the objective does not use, which
     DDP must be told about; there are none for the built-in components.
     """
     from torch.nn.parallel import DistributedDataParallel as DDP

@@ -1,4 +1,4 @@
-"""One stochastic variational inference step.
+"""One stochastic variational inference step: the step the trainer takes.
 
 SVI (Hoffman et al. 2013; Ranganath et al. 2014) with a Pyro ELBO: estimate
 the (beta-weighted) negative ELBO of a minibatch with the objective, backpropagate,
@@ -8,8 +8,13 @@ of ``pyro.optim`` (which keeps one optimizer per parameter and lives in Pyro's
 global parameter store), so that optimizer state is an ordinary
 ``state_dict`` and the step has no per-parameter Python overhead.
 
-The loss is averaged over the minibatch, so the learning rate does not depend
-on the batch size.
+:func:`train_step` is the one step function: the trainer calls it for every
+minibatch (through the data-parallel wrapper under ``torch.distributed``), and so do
+the tests and ``benchmarks/bench_throughput.py``, which times exactly this step.
+
+The loss is averaged over the minibatch (divided by its size B; see
+:mod:`pyrovae.data.batch` for the convention and for global latent sites), so the
+learning rate does not depend on the batch size.
 
 Divergence check (:func:`step_is_finite`): after the backward pass the trainer
 adds the loss to the sum of all gradient entries and tests that one scalar with
@@ -31,8 +36,12 @@ Kingma, D. P. & Ba, J. (2015). Adam: a method for stochastic optimization. ICLR.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import torch
 
+from ..data.batch import Batch, as_batch
 from ..objectives import LossTerms, Objective
 
 #: Device types whose ``torch.optim.Adam`` has a fused implementation.
@@ -67,13 +76,77 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr)
 
 
-def train_step(module, objective: Objective, optimizer: torch.optim.Optimizer, x) -> LossTerms:
-    """Run one SVI step on minibatch ``x`` and return the loss terms."""
+@dataclass
+class StepTerms(LossTerms):
+    """The loss terms of a training step, and whether its optimizer step was taken.
+
+    Attributes
+    ----------
+    finite : bool
+        Whether the loss and every gradient were finite; if not, the optimizer step was
+        skipped and the weights and the optimizer state are unchanged.
+    """
+
+    finite: bool = True
+
+
+def train_step(
+    module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch | torch.Tensor,
+    beta: float = 1.0,
+    *,
+    divisor: float | None = None,
+    forward: Callable | None = None,
+    params: Sequence[torch.Tensor] | None = None,
+) -> StepTerms:
+    """Run one SVI step on ``batch`` at KL weight ``beta`` and return its loss terms.
+
+    Zero the gradients, evaluate the objective, backpropagate ``loss / divisor``,
+    check the loss and the gradients (:func:`step_is_finite`) and take the optimizer
+    step only if they are finite.
+
+    Parameters
+    ----------
+    module : LatentModule
+        Model and guide (``module.model``, ``module.guide``).
+    objective : Objective
+        Called as ``objective(module.model, module.guide, batch, beta=beta)``.
+    optimizer : torch.optim.Optimizer
+        Over the module's parameters.
+    batch : Batch or Tensor
+        The minibatch (a tensor is wrapped by :func:`~pyrovae.data.as_batch`).
+    beta : float
+        The KL weight of this step (from the schedule); 1 is the ELBO.
+    divisor : float, optional
+        The loss is divided by this before backpropagation (default: the batch's rows,
+        the per-data-point loss). The data-parallel trainer passes the global batch
+        size over the number of ranks, and ``inf`` for an empty slice (a zero
+        contribution); :mod:`pyrovae.training.distributed` has the arithmetic.
+    forward : callable, optional
+        ``forward(batch, divisor, beta) -> (loss / divisor, terms)`` in place of the
+        objective call (the DistributedDataParallel wrapper,
+        :func:`pyrovae.training.distributed.wrap`).
+    params : sequence of Tensor, optional
+        Whose gradients the finiteness check reads (default: the optimizer's).
+    """
+    batch = as_batch(batch)
+    if divisor is None:
+        divisor = len(batch)
     optimizer.zero_grad(set_to_none=True)
-    terms = objective(module.model, module.guide, x)
-    (terms.loss / x.shape[0]).backward()
-    optimizer.step()
-    return terms
+    if forward is None:
+        terms = objective(module.model, module.guide, batch, beta=beta)
+        scaled = terms.loss / divisor
+    else:
+        scaled, terms = forward(batch, divisor, beta)
+    scaled.backward()
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    finite = step_is_finite(scaled, params)
+    if finite:
+        optimizer.step()
+    return StepTerms(terms.loss, terms.recon, terms.kl, finite)
 
 
 @torch.no_grad()
@@ -93,6 +166,8 @@ def step_is_finite(loss: torch.Tensor, params) -> bool:
 
 
 @torch.no_grad()
-def eval_step(module, objective: Objective, x) -> LossTerms:
-    """Evaluate the objective on ``x`` without gradients."""
-    return objective(module.model, module.guide, x)
+def eval_step(
+    module, objective: Objective, batch: Batch | torch.Tensor, beta: float = 1.0
+) -> LossTerms:
+    """Evaluate the objective on ``batch`` at KL weight ``beta``, without gradients."""
+    return objective(module.model, module.guide, batch, beta=beta)

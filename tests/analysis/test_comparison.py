@@ -93,6 +93,12 @@ def test_check_same_data_and_labels():
         check_same_data([("a", info), ("b", {**info, "split_seed": 1})])
     with pytest.raises(ConfigError, match="does not record"):
         check_same_data([("a", {})])
+    # column options: a run that predates one (no key) equals an empty one
+    check_same_data([("a", info), ("b", {**info, "drop_columns": [], "label_column": None})])
+    with pytest.raises(ConfigError, match=r"a has drop_columns = None but b has \['id'\]"):
+        check_same_data([("a", info), ("b", {**info, "drop_columns": ["id"]})])
+    with pytest.raises(ConfigError, match="label_column"):
+        check_same_data([("a", info), ("b", {**info, "label_column": "target"})])
     assert unique_labels(["vae β=1", "vae β=1", "ae"], ["r/x", "r/y", "r/z"]) == [
         "vae β=1 (x)",
         "vae β=1 (y)",

@@ -47,3 +47,15 @@ def test_autoencoders_cannot_be_exported(small_digits):
     ae = AE(epochs=1, hidden=(16,), latent_dim=2).fit(small_digits[0])
     with pytest.raises(ConfigError, match="latent variables"):
         to_arviz(ae.module_, small_digits[0][:2])
+
+
+def test_feature_coordinates_are_the_features_names(tabular):
+    vae = VAE(epochs=1, hidden=(8,), latent_dim=2).fit(tabular)
+    names = ["a", "b", "c", "d", "worst area"]
+    data = to_arviz(vae.module_, tabular[:3], draws=10, feature_names=names)
+    for group in ("observed_data", "posterior_predictive"):
+        assert list(ax.group(data, group)["x"]["feature"].values) == names
+    unnamed = to_arviz(vae.module_, tabular[:3], draws=10)
+    assert list(ax.group(unnamed, "observed_data")["x"]["feature"].values) == [0, 1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="feature_names has 2 names for 5 features"):
+        to_arviz(vae.module_, tabular[:3], draws=10, feature_names=["a", "b"])

@@ -34,7 +34,8 @@ def code_at_a_point(ppca_class):
             q = self.joint(x)
             return dist.MultivariateNormal(q.mean, scale_tril=q.scale_tril / 3)
 
-        def guide(self, x):
+        def guide(self, batch, beta=1.0):
+            x = self.observed(batch)
             with pyro.plate(sites.DATA_PLATE, x.shape[0]):
                 pyro.sample(sites.LATENT, self.joint(x))
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from pyrovae import arviz_compat
+from pyrovae.api import load
 from pyrovae.cli import main
+from pyrovae.cli.args import N
 from pyrovae.data import load_data
 
 FAST = ["--draws", "5", "--samples", "5", "--mcmc-points", "0", "--sbc", "0"]
@@ -78,7 +80,7 @@ def test_data_replaces_the_runs_data(run, digits, tmp_path, capsys):
     np.save(tmp_path / "same.npy", np.repeat(image, 200, axis=0))
     same = str(tmp_path / "same.npy")
     diag = _analyze(capsys, run, tmp_path / "out", "--data", same, "--split", "train")
-    n = 100  # --n's default; the training split has 162 rows
+    n = min(N, 162)  # --n's default, or all of the training split's 162 rows
     assert diag["n"] == n
     np.testing.assert_array_equal(
         _observed(tmp_path / "out"), np.repeat(image.reshape(1, -1), n, 0)
@@ -135,3 +137,108 @@ def test_a_missing_run_and_a_bad_split(tmp_path, run, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'holdout'" in err and err.count("\n") == 1
+
+
+# -- every output of a full analysis, and the runs it refuses ---------------------------
+
+
+def test_analyze_writes_every_output(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "3",
+                "--hidden",
+                "32",
+                "--latent-dim",
+                "2",
+                "--no-progress",
+                "-o",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "analyze",
+                str(run),
+                "--n",
+                "20",
+                "--draws",
+                "30",
+                "--samples",
+                "50",
+                "--mcmc-points",
+                "1",
+                "--sbc",
+                "100",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    for name in (
+        "posterior.nc",
+        "posterior_summary.csv",
+        "posterior_forest.png",
+        "diagnostics.json",
+        "ood.png",
+        "sbc.png",
+        "latent.png",
+        "uncertainty.png",
+    ):
+        assert (run / name).exists(), name
+    data = arviz_compat.from_netcdf(run / "posterior.nc")
+    assert arviz_compat.group(data, "posterior")["z"].shape == (1, 30, 20, 2)
+    diag = json.loads((run / "diagnostics.json").read_text())
+    assert diag["decomposition"]["samples"] == 50 and len(diag["sbc"]["p_values"]) == 2
+    assert len(diag["mcmc"]["khat"]) == 1 and summary["max_khat"] == max(diag["mcmc"]["khat"])
+    # the AUROC's value is checked where it is known: test_data_replaces_the_runs_data and
+    # tests/analysis/test_uncertainty.py
+    assert summary["ood_auroc"] == diag["ood"]["auroc"]
+    assert diag["ood"]["reference"] == "features shuffled across rows"
+    assert "mean" in (run / "posterior_summary.csv").read_text().splitlines()[0]
+    # log p(x) and the gap against the API's estimates on the same 20 test points, with
+    # other draws: within four standard errors of the difference of two estimates
+    dec = diag["decomposition"]
+    assert summary["log_likelihood"] == dec["log_likelihood"] and summary["gap"] == dec["gap"]
+    assert dec["gap"] == pytest.approx(dec["log_likelihood"] - dec["elbo"], abs=1e-5)
+    est, x = load(run), load_data("digits").test[:20]
+    ll_a, ll_b = (est.log_likelihood(x, samples=50) for _ in range(2))
+    se_ll = float((ll_a - ll_b).std() / math.sqrt(20))  # Monte Carlo only: same points
+    assert abs(dec["log_likelihood"] - float(ll_a.mean())) < 4 * se_ll
+    diff = ll_b - est.elbo(x, particles=10)  # the decomposition's ELBO uses 10 particles
+    se_gap = float(diff.std() / math.sqrt(20))  # of the mean paired difference
+    assert abs(dec["gap"] - float(diff.mean())) < 4 * math.sqrt(2) * se_gap
+
+
+def test_analyze_refuses_autoencoders(tmp_path, capsys):
+    run = tmp_path / "ae"
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "ae",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--latent-dim",
+                "2",
+                "--no-progress",
+                "-o",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["analyze", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pyrovae: error:") and "latent variables" in err and "\n" not in err

@@ -1,4 +1,5 @@
-"""`pyrovae train` with --time-budget, --budget-clock and --binarize.
+"""`pyrovae train`: the run folder it writes, --config, --force and --resume, and
+--time-budget, --budget-clock and --binarize.
 
 Budgets run on fake clocks that advance one second each time they are read, so the
 point where a budget stops a run depends on the number of clock reads (steps), never
@@ -9,6 +10,8 @@ which tests/training/test_time_budget.py and tests/data/test_binarize.py check.
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +19,14 @@ import torch
 
 from pyrovae.api import VAE, load
 from pyrovae.cli import main
+from pyrovae.config import OPTIONS, load_toml
 from pyrovae.data import load_data
-from pyrovae.training import load_checkpoint
+from pyrovae.training import METRIC_COLUMNS, load_checkpoint
 from pyrovae.training.trainer import CLOCKS
 
 BASE = ["--epochs", "20", "--hidden", "16", "--latent-dim", "2", "--batch-size", "64"]
 BASE += ["--patience", "0", "--no-progress"]
+TINY = ["--epochs", "2", "--hidden", "32", "--latent-dim", "2", "--no-progress"]
 
 
 @pytest.fixture
@@ -156,3 +161,105 @@ def test_resume_refusals(data_file, tmp_path, capsys):
     load(run).save(run / "checkpoint.pt")
     err = _fail(capsys, "--resume", str(run), "--epochs", "3")
     assert "holds no training state to resume" in err
+
+
+# -- the run folder of a plain run, a config file, --force and --resume ----------------
+
+
+def test_train_writes_the_run_folder(digits_run, assert_png):
+    run = digits_run
+    for name in ("config.toml", "checkpoint.pt", "metrics.csv"):
+        assert (run / name).is_file()
+    assert_png(run / "reconstructions.png")
+    assert_png(run / "samples.png")
+
+
+def test_written_config(digits_run):
+    cfg = load_toml(digits_run / "config.toml")
+    assert cfg["epochs"] == 2 and cfg["hidden"] == [32] and cfg["latent_dim"] == 2
+    assert cfg["data"] == "digits" and cfg["model"] == "vae"
+    assert cfg["likelihood"] == "bernoulli"  # chosen from the data and recorded
+    assert set(cfg) == {o.name for o in OPTIONS if o.default not in (None, {})} | {"likelihood"}
+
+
+def test_checkpoint_is_plain_data(digits_run):
+    ckpt = torch.load(digits_run / "checkpoint.pt", weights_only=True)
+    assert ckpt["format"] == "pyrovae-checkpoint" and ckpt["family"] == "vae"
+    assert ckpt["trainer"]["epoch"] == 2 and ckpt["data_shape"] == [1, 8, 8]
+    assert ckpt["data"]["data"] == "digits" and ckpt["data"]["scaler"]["method"] == "none"
+
+
+def test_metrics_file(digits_run, read_metrics):
+    header, rows = read_metrics(digits_run)
+    assert tuple(header) == METRIC_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for row in rows:
+        values = {k: float(v) for k, v in row.items()}
+        assert all(math.isfinite(v) for v in values.values())
+        for split in ("train", "val"):
+            elbo, recon, kl = (values[f"{split}_{t}"] for t in ("elbo", "recon", "kl"))
+            assert elbo == pytest.approx(recon - kl, abs=1e-3)
+            assert values[f"{split}_loss"] == pytest.approx(-elbo, abs=1e-3)  # beta = 1
+
+
+def test_train_prints_a_json_summary(digits_run, strict_json):
+    summary = strict_json((digits_run.parent / "stdout.json").read_text())
+    assert summary["run"] == str(digits_run)
+    assert summary["epochs"] == 2 and summary["best_epoch"] == 2
+    assert summary["val_elbo"] == pytest.approx(-summary["val_loss"], rel=1e-5)
+    assert [Path(f).name for f in summary["figures"]] == ["reconstructions.png", "samples.png"]
+
+
+def test_config_file_options_take_effect_and_flags_override_them(
+    tmp_path,
+    capsys,
+    monkeypatch,
+    run_cli,
+    read_metrics,
+):
+    (tmp_path / "c.toml").write_text(
+        "latent_dim = 5\nhidden = [16, 8]\nepochs = 1\nbeta = 0.5\nseed = 7\n"
+        'activation = "tanh"\nval_fraction = 0.2\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    # no --output: the run goes to runs/MODEL-DATA-TIMESTAMP under the working folder
+    run_cli(
+        capsys,
+        ["train", "--config", "c.toml", "--latent-dim", "3", "--seed", "8", "--no-progress"],
+    )
+    (run,) = (tmp_path / "runs").glob("vae-digits-*")
+    cfg = load_toml(run / "config.toml")
+    assert cfg["latent_dim"] == 3 and cfg["seed"] == 8  # flags win
+    assert cfg["hidden"] == [16, 8] and cfg["epochs"] == 1 and cfg["beta"] == 0.5
+    assert cfg["activation"] == "tanh" and cfg["val_fraction"] == 0.2
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["params"]["latent_dim"] == 3 and ckpt["params"]["hidden"] == [16, 8]
+    assert ckpt["params"]["beta"] == 0.5 and ckpt["params"]["activation"] == "tanh"
+    assert len(read_metrics(run)[1]) == 1
+    # the written config.toml is itself a valid --config file
+    again = tmp_path / "again"
+    run_cli(capsys, ["train", "--config", run / "config.toml", "-o", again, "--no-progress"])
+    assert load_toml(again / "config.toml") == cfg
+
+
+def test_force_writes_into_an_existing_run(run_copy, capsys, run_cli, read_metrics):
+    run_cli(capsys, ["train", *TINY, "--epochs", "1", "-o", run_copy, "--force"])
+    assert len(read_metrics(run_copy)[1]) == 1
+    assert torch.load(run_copy / "checkpoint.pt", weights_only=True)["trainer"]["epoch"] == 1
+
+
+def test_resume_continues_a_run(run_copy, tmp_path, capsys, run_cli, read_metrics):
+    _, before = read_metrics(run_copy)
+    run_cli(capsys, ["train", "--resume", run_copy, "--epochs", "3"])
+    _, rows = read_metrics(run_copy)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert rows[:2] == before
+    assert torch.load(run_copy / "checkpoint.pt", weights_only=True)["trainer"]["epoch"] == 3
+    # ... exactly as a run trained for 3 epochs in one go
+    fresh = tmp_path / "fresh"
+    run_cli(capsys, ["train", *TINY, "--epochs", "3", "-o", fresh])
+    _, straight = read_metrics(fresh)
+    for a, b in zip(rows, straight, strict=True):
+        assert {k: v for k, v in a.items() if k not in ("seconds", "cpu_seconds")} == {
+            k: v for k, v in b.items() if k not in ("seconds", "cpu_seconds")
+        }

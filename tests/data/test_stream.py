@@ -181,7 +181,7 @@ def test_batches_of_a_stream_equal_batches_of_the_tensor(images):
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     a = list(TensorBatches(_f32(arr), 64, shuffle=True, generator=g1))
     b = list(TensorBatches(MemmapArray(path), 64, shuffle=True, generator=g2))
-    assert len(a) == len(b) == 7 and all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert len(a) == len(b) == 7 and all(torch.equal(p.x, q.x) for p, q in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("cls", [VAE, AE])

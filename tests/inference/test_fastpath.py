@@ -108,14 +108,16 @@ def test_family_without_a_direct_form_falls_back_with_a_reason(digits, caplog):
 class _TemperedVAE(VAEModule):
     """A VAE whose model differs from the family's (a tempered likelihood)."""
 
-    def model(self, x):
+    def model(self, batch, beta: float = 1.0):
         import pyro
         from pyro import poutine
 
         from pyrovae import sites
 
+        x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
-            z = pyro.sample(sites.LATENT, self.prior())
+            with poutine.scale(scale=beta):
+                z = pyro.sample(sites.LATENT, self.prior())
             with poutine.scale(scale=0.5):
                 pyro.sample(sites.OBS, self.decode(z), obs=x)
 

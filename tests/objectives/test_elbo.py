@@ -54,10 +54,9 @@ def _hand_terms(vae, x, eps):
 @pytest.mark.parametrize("objective", ["trace", "meanfield"])
 def test_loss_is_recon_plus_beta_kl(beta, objective):
     vae = _vae()
-    vae.beta = beta
     x = (torch.rand(5, 6) > 0.5).float()
     pyro.set_rng_seed(123)
-    terms = OBJECTIVES.get(objective)()(vae.model, vae.guide, x)
+    terms = OBJECTIVES.get(objective)()(vae.model, vae.guide, x, beta=beta)
     pyro.set_rng_seed(123)
     eps = torch.randn(5, 3)
     log_px, log_pz, log_qz, kl = _hand_terms(vae, x, eps)
@@ -75,10 +74,9 @@ def test_loss_is_recon_plus_beta_kl(beta, objective):
 @pytest.mark.parametrize("beta", [0.5, 4.0])
 def test_beta_scales_latent_site_in_model_and_guide(beta):
     vae = _vae()
-    vae.beta = beta
     x = torch.rand(4, 6)
-    guide_tr = poutine.trace(vae.guide).get_trace(x)
-    model_tr = poutine.trace(poutine.replay(vae.model, trace=guide_tr)).get_trace(x)
+    guide_tr = poutine.trace(vae.guide).get_trace(x, beta=beta)
+    model_tr = poutine.trace(poutine.replay(vae.model, trace=guide_tr)).get_trace(x, beta=beta)
     assert guide_tr.nodes[sites.LATENT]["scale"] == beta
     assert model_tr.nodes[sites.LATENT]["scale"] == beta
     assert model_tr.nodes[sites.OBS]["scale"] == 1.0
@@ -92,13 +90,13 @@ def test_beta_scales_latent_site_in_model_and_guide(beta):
 def test_objective_matches_pyro_differentiable_loss(cls, pyro_elbo):
     """Our one-pass loss equals Pyro's own differentiable_loss, value and gradient."""
     vae = _vae()
-    vae.beta = 2.0
     x = (torch.rand(7, 6) > 0.5).float()
     pyro.set_rng_seed(5)
-    ours = cls()(vae.model, vae.guide, x).loss
+    ours = cls()(vae.model, vae.guide, x, beta=2.0).loss
     g_ours = torch.autograd.grad(ours, list(vae.parameters()))
     pyro.set_rng_seed(5)
-    ref = pyro_elbo(max_plate_nesting=1).differentiable_loss(vae.model, vae.guide, x)
+    elbo = pyro_elbo(max_plate_nesting=1)
+    ref = elbo.differentiable_loss(vae.model, vae.guide, x, beta=2.0)
     g_ref = torch.autograd.grad(ref, list(vae.parameters()))
     torch.testing.assert_close(ours, ref)
     for a, b in zip(g_ours, g_ref, strict=True):
@@ -121,10 +119,9 @@ def test_particles_average(objective):
     the KL are the averages over the particles of the single-particle hand computation,
     and the loss's gradient is Pyro's with num_particles=3."""
     vae = _vae()
-    vae.beta = 2.0
     x = (torch.rand(4, 6) > 0.5).float()
     pyro.set_rng_seed(17)
-    terms = OBJECTIVES.get(objective)(num_particles=3)(vae.model, vae.guide, x)
+    terms = OBJECTIVES.get(objective)(num_particles=3)(vae.model, vae.guide, x, beta=2.0)
     grads = torch.autograd.grad(terms.loss, list(vae.parameters()))
     pyro.set_rng_seed(17)
     losses, recons, kls = [], [], []

@@ -34,19 +34,18 @@ def _binary(n, d, seed=1):
 @pytest.mark.parametrize("beta", [1.0, 4.0])
 def test_k1_equals_elbo(cls, beta):
     vae = _vae()
-    vae.beta = beta
     x = _binary(5, 6)
     pyro.set_rng_seed(7)
-    elbo = TraceELBO()(vae.model, vae.guide, x)
+    elbo = TraceELBO()(vae.model, vae.guide, x, beta=beta)
     pyro.set_rng_seed(7)
-    iw = cls(num_particles=1)(vae.model, vae.guide, x)
+    iw = cls(num_particles=1)(vae.model, vae.guide, x, beta=beta)
     torch.testing.assert_close(iw.loss, elbo.loss)
     torch.testing.assert_close(iw.recon, elbo.recon)
     torch.testing.assert_close(iw.kl, elbo.kl)
     if cls is IWAE:
         g1 = torch.autograd.grad(iw.loss, list(vae.parameters()))
         pyro.set_rng_seed(7)
-        l2 = TraceELBO()(vae.model, vae.guide, x).loss
+        l2 = TraceELBO()(vae.model, vae.guide, x, beta=beta).loss
         g2 = torch.autograd.grad(l2, list(vae.parameters()))
         for a, b in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, b)
@@ -167,7 +166,6 @@ def dreg_iwae_z_scores(case, beta, reps=60, copies=32, k=5):
     over the guide coordinates).
     """
     module, x = DREG_CASES[case]()
-    module.beta = beta
     x = x.repeat(copies, *([1] * (x.dim() - 1)))
     guide_names = _guide_parameter_names(module, x)
     guide = [p for n, p in module.named_parameters() if n in guide_names]
@@ -175,7 +173,7 @@ def dreg_iwae_z_scores(case, beta, reps=60, copies=32, k=5):
 
     def grads(cls, seed):
         pyro.set_rng_seed(seed)
-        loss = cls(k)(module.model, module.guide, x).loss
+        loss = cls(k)(module.model, module.guide, x, beta=beta).loss
         gg = torch.autograd.grad(loss, guide + model, allow_unused=True)
         flat = [
             (g if g is not None else torch.zeros_like(p)).flatten()
@@ -235,14 +233,16 @@ def test_dreg_refuses_latent_sites_with_different_scales():
             super().__init__()
             self.loc = nn.Parameter(torch.zeros(2))
 
-        def model(self, x):
+        def model(self, batch, beta=1.0):
+            x = batch.x
             with pyro.plate("data", x.shape[0]):
                 with poutine.scale(scale=0.5):
                     pyro.sample("a", dist.Normal(0.0, 1.0))
                 b = pyro.sample("b", dist.Normal(0.0, 1.0))
                 pyro.sample("x", dist.Normal(b, 1.0), obs=x)
 
-        def guide(self, x):
+        def guide(self, batch, beta=1.0):
+            x = batch.x
             with pyro.plate("data", x.shape[0]):
                 with poutine.scale(scale=0.5):
                     pyro.sample("a", dist.Normal(self.loc[0], 1.0))

@@ -150,3 +150,47 @@ def test_plots_are_png_with_content():
         img = _image(png)
         assert img.shape[0] > 100 and img.shape[1] > 100
         assert img[..., :3].std() > 0.05  # not a blank canvas
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures that figures.figure_png turns into PNG bytes during the test."""
+    figs = []
+    png = figures.figure_png
+
+    def record(fig, *args, **kwargs):
+        figs.append(fig)
+        return png(fig, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "figure_png", record)
+    return figs
+
+
+def _texts(fig) -> set[str]:
+    out = set()
+    for ax in fig.axes:
+        out |= {t.get_text() for t in ax.get_xticklabels()}
+        legend = ax.get_legend()
+        if legend is not None:
+            out |= {t.get_text() for t in legend.get_texts()}
+    return out
+
+
+def test_tabular_figures_name_the_features(drawn):
+    g = np.random.default_rng(0)
+    names = ["mean radius", "mean texture", "worst area"]
+    figures.plot_traversal_features(
+        g.normal(size=(2, 5, 3)), [0, 1], np.linspace(-3, 3, 5), names=names
+    )
+    figures.plot_interpolation_features(
+        g.normal(size=(6, 3)), g.normal(size=(6, 3)), np.linspace(0, 1, 6), names=names
+    )
+    figures.plot_feature_sd(g.random(size=(4, 3)), names=names)
+    traversal, interpolation, sd = (_texts(f) for f in drawn)
+    assert set(names) <= traversal
+    assert {f"{n}, linear" for n in names} | {f"{n}, slerp" for n in names} <= interpolation
+    assert set(names) <= sd
+    # unnamed data keep the indices
+    drawn.clear()
+    figures.plot_traversal_features(g.normal(size=(1, 5, 2)), [0], np.linspace(-3, 3, 5))
+    assert {"feature 0", "feature 1"} <= _texts(drawn[0])

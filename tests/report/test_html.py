@@ -110,6 +110,8 @@ def test_tabular_report_escapes_what_comes_from_the_run(tabular_run):
     assert html.escape(EVIL) in page
     assert EVIL not in page
     assert "Scatter matrix" in page
+    # the header's names are listed, escaped ("<b>e</b>" is the fifth column's name)
+    assert f"<th>features</th><td>{html.escape('a, b, c, d, <b>e</b>')}</td>" in page
 
 
 def test_escaping_helpers():

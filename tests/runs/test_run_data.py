@@ -44,3 +44,48 @@ def test_data_of_another_shape_is_refused(tmp_path):
     info = data_info(cfg, load_data(cfg["data"], scale=cfg["scale"]))
     with pytest.raises(DataError, match=r"rows of shape \(3,\); the run was trained on rows"):
         load_run_data(info, str(tmp_path / "y.npy"))
+
+
+def test_feature_names_and_classes_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["id,width,kind,depth"] + [
+        f"{i},{rng.normal():.4f},{['cat', 'dog'][i % 2]},{rng.normal():.4f}" for i in range(40)
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    cfg = resolve(
+        {
+            "data": str(tmp_path / "t.csv"),
+            "drop_columns": "id",
+            "label_column": "kind",
+            "scale": "standardize",
+        }
+    )
+    data = load_data(
+        cfg["data"],
+        scale=cfg["scale"],
+        drop_columns=cfg["drop_columns"],
+        label_column=cfg["label_column"],
+    )
+    info = data_info(cfg, data)
+    assert info["feature_names"] == ["width", "depth"] and info["classes"] == ["cat", "dog"]
+    assert info["drop_columns"] == ["id"] and info["label_column"] == "kind"
+    again = load_run_data(info)
+    assert again.feature_names == ["width", "depth"] and again.classes == ["cat", "dog"]
+    for name in ("train", "val", "test"):
+        torch.testing.assert_close(again.split(name), data.split(name), rtol=0, atol=0)
+        torch.testing.assert_close(again.labels(name), data.labels(name), rtol=0, atol=0)
+    # the run's classes are the mapping: a file whose labels sort otherwise keeps it
+    swapped = "\n".join(lines).replace("cat", "zebra") + "\n"
+    (tmp_path / "u.csv").write_text(swapped)
+    info["classes"] = ["zebra", "dog"]
+    other = load_run_data(info, str(tmp_path / "u.csv"))
+    torch.testing.assert_close(other.y_train, data.y_train, rtol=0, atol=0)
+
+
+def test_other_data_without_names_are_named_as_the_run_features(tmp_path):
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    np.savetxt(tmp_path / "named.csv", x, delimiter=",", header="u,v", comments="")
+    np.save(tmp_path / "bare.npy", x)
+    cfg = resolve({"data": str(tmp_path / "named.csv")})
+    info = data_info(cfg, load_data(cfg["data"]))
+    assert load_run_data(info, str(tmp_path / "bare.npy")).feature_names == ["u", "v"]

@@ -38,8 +38,8 @@ class _NaNOnce:
     def __init__(self, inner, at: int) -> None:
         self.inner, self.at, self.calls = inner, at, 0
 
-    def __call__(self, model, guide, x):
-        terms = self.inner(model, guide, x)
+    def __call__(self, model, guide, batch, beta=1.0):
+        terms = self.inner(model, guide, batch, beta=beta)
         if torch.is_grad_enabled():
             self.calls += 1
             if self.calls == self.at:

@@ -25,8 +25,8 @@ class Poisoned:
         self.inner, self.at, self.gradient_only = inner, at, gradient_only
         self.calls = 0
 
-    def __call__(self, model, guide, x):
-        terms = self.inner(model, guide, x)
+    def __call__(self, model, guide, batch, beta=1.0):
+        terms = self.inner(model, guide, batch, beta=beta)
         if not torch.is_grad_enabled():
             return terms
         self.calls += 1
@@ -168,8 +168,8 @@ def test_cli_stops_with_one_line(tmp_path, capsys, monkeypatch):
     calls = {"n": 0}
     original = TraceELBO.__call__
 
-    def poisoned(self, model, guide, x):
-        terms = original(self, model, guide, x)
+    def poisoned(self, model, guide, batch, beta=1.0):
+        terms = original(self, model, guide, batch, beta)
         if torch.is_grad_enabled():
             calls["n"] += 1
             if calls["n"] == 30:

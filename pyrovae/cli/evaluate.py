@@ -1,0 +1,120 @@
+"""``pyrovae evaluate RUN`` (the held-out ELBO and its terms, and optionally log p(x)) and
+``pyrovae sample RUN`` (prior samples as an image grid or scatter matrix, and ``.npy``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..runs import names, to_json, write_json
+from . import args as shared
+
+
+def register(sub) -> None:
+    """Add the ``evaluate`` and ``sample`` verbs."""
+    p = shared.add_verb(sub, "evaluate", cmd_evaluate, "test-set ELBO and its terms, as JSON")
+    shared.add_run_argument(p)
+    shared.add_data_options(p)
+    shared.add_count(
+        p, "--particles", 10, "Monte Carlo samples of z per data point in the ELBO estimate"
+    )
+    shared.add_samples(p, optional=True)
+    shared.add_seed(p)
+    shared.add_output(p, "JSON file to write (default: RUN/evaluation.json)")
+    shared.add_progress(p)
+
+    p = shared.add_verb(
+        sub, "sample", cmd_sample, "draw samples from the prior and write an image grid"
+    )
+    shared.add_run_argument(p)
+    shared.add_n(p, "number of samples drawn")
+    shared.add_output(p, "PNG to write (default: RUN/samples-N.png)")
+    shared.add_seed(p)
+    shared.add_switch(p, "--draw", "draw x ~ p(x|z) instead of showing the mean E[x|z]")
+    shared.add_progress(p)
+
+
+def _folder(run: str) -> Path:
+    """The run folder of a run folder or checkpoint file."""
+    path = Path(run)
+    return path if path.is_dir() else path.parent
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a trained run on a held-out split: the ELBO per data point with its
+    reconstruction and KL terms and their standard errors; prints JSON and writes it to
+    RUN/evaluation.json. With --samples K also log p(x) by importance sampling, bits per
+    dimension, the gap log p(x) - ELBO, KL per latent dimension, active units and
+    I(x; z)."""
+    import pyro
+
+    from ..analysis import elbo_decomposition
+    from ..estimators import load
+    from ..runs.data import load_run_data
+
+    est = load(args.run)
+    data = load_run_data(est.data_info_, args.data)
+    shared.check_at_least(args, 1, "particles")
+    x = data.split(args.split)
+    if x.shape[0] == 0:
+        raise ConfigError(
+            f"the {args.split} split of {data.name!r} is empty (its fraction is 0); "
+            "choose another --split"
+        )
+    shared.check_at_least(args, 0, "samples")
+    if args.samples and not est.module_.has_latent_sites:
+        raise ConfigError(
+            f"--samples estimates log p(x), which needs latent variables; this run is a "
+            f"{est.family}"
+        )
+    pyro.set_rng_seed(args.seed)
+    out = {"run": str(args.run), "split": args.split, "model": est.family}
+    out.update(est.evaluate(x, particles=args.particles))  # checks x against the model
+    if args.samples:
+        x = est.as_input(x)
+        progress = shared.show_progress(args)
+        out.update(
+            elbo_decomposition(
+                est.module_, x, samples=args.samples, particles=args.particles, progress=progress
+            )
+        )
+    print(to_json(out))
+    target = Path(args.output) if args.output else _folder(args.run) / names.EVALUATION
+    write_json(target, out)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Decode N draws of z from the prior (from the fitted code distribution for
+    autoencoders) and write a PNG grid plus the samples as .npy."""
+    import numpy as np
+    import pyro
+
+    from ..estimators import load
+    from ..plotting import save_image_rows, save_scatter_matrix
+
+    shared.check_at_least(args, 1, "n")
+    est = load(args.run)
+    pyro.set_rng_seed(args.seed)
+    samples = est.sample(args.n, mean=not args.draw)
+    png = Path(args.output) if args.output else _folder(args.run) / names.samples_grid(args.n)
+    if not png.suffix:
+        png = png.with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    info = est.data_info_
+    if info.get("scaler"):
+        from ..data import Scaler
+
+        samples_out = Scaler.from_state(info["scaler"]).inverse(samples)
+    else:
+        samples_out = samples
+    np.save(png.with_suffix(".npy"), samples_out.cpu().numpy())
+    if len(est.data_shape_) >= 2:
+        ncol = math.ceil(math.sqrt(args.n))
+        save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
+    else:
+        save_scatter_matrix(png, {"samples": samples_out}, names=info.get("feature_names"))
+    print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
+    return 0
