@@ -34,6 +34,16 @@ from .loglik import _log_weights_chunk
 from .psis import pareto_khat
 
 
+def _nuts_chain(module, x, num_samples: int, warmup: int, seed: int, jit: bool, progress):
+    """One NUTS chain on z given ``x``: its draws of ``z`` and its number of divergences."""
+    pyro.set_rng_seed(seed)
+    kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
+    mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress)
+    mcmc.run(x)
+    div = mcmc.diagnostics().get("divergences", {})
+    return mcmc.get_samples()[sites.LATENT].detach(), int(sum(len(v) for v in div.values()))
+
+
 def refine(
     module,
     x: torch.Tensor,
@@ -70,17 +80,11 @@ def refine(
     try:
         for p in params:
             p.requires_grad_(False)
-        per_chain, divergences = [], []
-        for c in range(chains):
-            pyro.set_rng_seed(seed + c)
-            kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
-            mcmc = MCMC(
-                kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress
-            )
-            mcmc.run(x)
-            per_chain.append(mcmc.get_samples()[sites.LATENT].detach())
-            div = mcmc.diagnostics().get("divergences", {})
-            divergences.append(int(sum(len(v) for v in div.values())))
+        runs = [
+            _nuts_chain(module, x, num_samples, warmup, seed + c, jit, progress)
+            for c in range(chains)
+        ]
+        per_chain, divergences = [r[0] for r in runs], [r[1] for r in runs]
         with torch.no_grad():
             q_mean, q_sd = module.posterior_moments(x, guide_draws)[sites.LATENT]
             zq = module.posterior_sample(x, guide_draws)[sites.LATENT]  # (draws, n, L)
