@@ -80,6 +80,7 @@ import inspect
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -363,9 +364,14 @@ def _entry(local_rank: int, world: int, port: int, threads: int, fn: Callable, a
     )
     if threads > 0:
         torch.set_num_threads(threads)
-    status = fn(*args)
-    if status:
-        raise SystemExit(int(status))
+    status = int(fn(*args) or 0)
+    # The rank's work is done and its files are written (fn left the process group).
+    # End without the interpreter's shutdown: destroying torch.distributed's C++ objects
+    # there has aborted ranks at exit ("terminate called without an active exception").
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:
