@@ -83,6 +83,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -364,8 +365,16 @@ def _entry(local_rank: int, world: int, port: int, threads: int, fn: Callable, a
     )
     if threads > 0:
         torch.set_num_threads(threads)
-    status = int(fn(*args) or 0)
-    # The rank's work is done and its files are written (fn left the process group).
+    try:
+        status = int(fn(*args) or 0)
+    except SystemExit as exc:  # fn's own exit status (a stop by SIGTERM: 143)
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    # The rank's work is over and its files are written (fn left the process group).
     # End without the interpreter's shutdown: destroying torch.distributed's C++ objects
     # there has aborted ranks at exit ("terminate called without an active exception").
     logging.shutdown()
