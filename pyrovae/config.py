@@ -94,6 +94,15 @@ def resolve_device(value: str) -> str:
 DIVERGENCE_POLICIES = ("stop", "rollback")
 #: The clocks a time budget can be counted on.
 BUDGET_CLOCKS = ("wall", "cpu")
+#: Which layers of a Bayesian decoder are random.
+BAYESIAN_LAYERS = ("all", "last")
+#: The options of a Bayesian decoder: only families with latent variables take them.
+DECODER_WEIGHT_OPTIONS = (
+    "bayesian_decoder",
+    "decoder_prior_scale",
+    "bayesian_layers",
+    "beta_weights",
+)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -144,6 +153,10 @@ DOMAINS: dict[str, tuple[str, Any]] = {
         lambda v: v in DIVERGENCE_POLICIES,
     ),
     "clock": (f"one of {', '.join(BUDGET_CLOCKS)}", lambda v: v in BUDGET_CLOCKS),
+    "bayesian_layers": (
+        f"one of {', '.join(BAYESIAN_LAYERS)}",
+        lambda v: v in BAYESIAN_LAYERS,
+    ),
 }
 
 
@@ -428,6 +441,38 @@ OPTIONS: tuple[Option, ...] = (
         "layer_gated",
         False,
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
+        "model",
+        parse_bool,
+    ),
+    # model: Bayesian decoder weights (issue 18, docs/bayesian-decoder.md)
+    _O(
+        "bayesian_decoder",
+        False,
+        "a posterior over the decoder's weights: N(0, s^2) prior, mean-field Normal guide "
+        "(vae, hvae)",
+        "model",
+        parse_bool,
+    ),
+    _O(
+        "decoder_prior_scale",
+        1.0,
+        "s of the N(0, s^2) prior on the Bayesian decoder's weights and biases",
+        "model",
+        _float,
+        domain="positive",
+    ),
+    _O(
+        "bayesian_layers",
+        None,
+        "which decoder layers are Bayesian: all (default) or last (needs --bayesian-decoder)",
+        "model",
+        _str,
+        domain="bayesian_layers",
+    ),
+    _O(
+        "beta_weights",
+        False,
+        "beta also scales the KL of the Bayesian decoder's weights (default: the z KL only)",
         "model",
         parse_bool,
     ),

@@ -661,5 +661,14 @@ def has_rows(x) -> bool:
 
 def estimator_params(family: str, config: dict[str, Any]) -> dict[str, Any]:
     """The subset of a resolved run config that ``family``'s estimator accepts."""
+    from ..config import DECODER_WEIGHT_OPTIONS, defaults
+
     names = set(ESTIMATORS.get(family)._param_names())
+    initial = defaults()
+    for key in DECODER_WEIGHT_OPTIONS:
+        if key not in names and config.get(key, initial[key]) != initial[key]:
+            raise ConfigError(
+                f"{key} needs a model with latent variables (vae, hvae); the {family} "
+                "model has none"
+            )
     return {k: v for k, v in config.items() if k in names}

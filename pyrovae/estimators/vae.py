@@ -39,6 +39,16 @@ class VAE(Estimator):
         Schedule name used when ``beta`` is a number ("constant", "linear", "cyclical").
     beta_warmup : float
         Warm-up length (linear) or period (cyclical) in epochs.
+    bayesian_decoder : bool
+        A posterior over the decoder's weights (global latent sites with a N(0, s^2)
+        prior and a mean-field Normal guide; see :mod:`pyrovae.models.bayesian` and
+        docs/bayesian-decoder.md).
+    decoder_prior_scale : float
+        s of that prior (default 1).
+    bayesian_layers : {"all", "last"}, optional
+        Which decoder layers are Bayesian (default all); only with ``bayesian_decoder``.
+    beta_weights : bool
+        Whether β also scales the weights' KL (default: the z KL only).
     **kwargs
         The shared parameters of :class:`Estimator`.
     """
@@ -58,9 +68,17 @@ class VAE(Estimator):
         beta=1.0,
         beta_schedule: str = "constant",
         beta_warmup: float = 10.0,
+        bayesian_decoder: bool = False,
+        decoder_prior_scale: float = 1.0,
+        bayesian_layers: str | None = None,
+        beta_weights: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.bayesian_decoder = bayesian_decoder
+        self.decoder_prior_scale = decoder_prior_scale
+        self.bayesian_layers = bayesian_layers
+        self.beta_weights = beta_weights
         self.prior = prior
         self.guide = guide
         self.prior_options = prior_options
@@ -78,6 +96,17 @@ class VAE(Estimator):
             "guide": self.guide,
             "prior_options": dict(self.prior_options or {}),
             "guide_options": dict(self.guide_options or {}),
+            "decoder_weights": self._decoder_weight_options(),
+        }
+
+    def _decoder_weight_options(self) -> dict[str, Any]:
+        """The spec's ``decoder_weights`` (empty: a point decoder)."""
+        if not self.bayesian_decoder:
+            return {}
+        return {
+            "layers": self.bayesian_layers or "all",
+            "prior_scale": self.decoder_prior_scale,
+            "beta_weights": bool(self.beta_weights),
         }
 
     def _objective(self):
@@ -98,8 +127,21 @@ class VAE(Estimator):
 
     def check_params(self) -> None:
         super().check_params()
-        self._objective()
+        objective = self._objective()
         self._schedule()
+        if not isinstance(self.bayesian_decoder, bool):
+            raise ConfigError(
+                f"bayesian_decoder must be true or false; got {self.bayesian_decoder!r}"
+            )
+        if self.bayesian_layers is not None and not self.bayesian_decoder:
+            raise ConfigError(
+                "bayesian_layers needs bayesian_decoder (the decoder is a point estimate)"
+            )
+        if self.bayesian_decoder and not objective.global_sites:
+            raise ConfigError(
+                f"the {self.objective} objective cannot score the Bayesian decoder's global "
+                "weight sites (it would draw them per particle); use trace or meanfield"
+            )
 
     def build(self, data_shape: tuple[int, ...], likelihood) -> None:
         super().build(data_shape, likelihood)

@@ -9,6 +9,7 @@ joint log density (:meth:`~GuidePosterior.posterior_log_prob`). The posterior an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,6 +23,7 @@ from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
 from ..nets import DECODERS, ENCODERS
+from .bayesian import DecoderWeights, build_decoder_weights
 
 #: Draws used for posterior moments that have no closed form.
 MOMENT_DRAWS = 1000
@@ -46,6 +48,9 @@ class ModuleSpec:
     likelihood_options: dict = field(default_factory=dict)
     guide_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
+    #: Bayesian decoder weights (:mod:`pyrovae.models.bayesian`): empty for a point
+    #: decoder, else its options (``layers``, ``prior_scale``, ``beta_weights``).
+    decoder_weights: dict = field(default_factory=dict)
 
 
 def _build(registry, name_or_obj, *args, options: dict, **kwargs):
@@ -144,6 +149,19 @@ class LatentModule(GuidePosterior, nn.Module):
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
+        self.decoder_weights = self.build_decoder_weights(dict(spec.decoder_weights or {}))
+
+    def build_decoder_weights(self, options: dict) -> DecoderWeights | None:
+        """The random decoder weights that ``options`` describe (None: a point decoder);
+        see :mod:`pyrovae.models.bayesian`. Families without latent sites refuse them."""
+        return build_decoder_weights(self.decoder, options)
+
+    def weight_sites(self, batch: Batch | torch.Tensor, beta: float = 1.0, guide: bool = False):
+        """Context of the global decoder-weight sites of the model (``guide=False``) or
+        the guide: inside it the decoder runs at the drawn θ. Nothing for a point decoder."""
+        if self.decoder_weights is None:
+            return contextlib.nullcontext()
+        return self.decoder_weights.sites(batch, beta, guide)
 
     def _build_prior_and_guide(self, prior_dim: int, guide_dim: int | None = None) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
@@ -197,7 +215,8 @@ class LatentModule(GuidePosterior, nn.Module):
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""
-        return self.likelihood(self.decoder(z))
+        net = self.decoder if self.decoder_weights is None else self.decoder_weights
+        return self.likelihood(net(z))
 
     def sample_latent(self, n: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

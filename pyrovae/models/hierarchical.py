@@ -131,7 +131,7 @@ class HierarchicalVAEModule(LatentModule):
 
     def model(self, batch: Batch, beta: float = 1.0) -> None:
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z2 = pyro.sample(sites.LATENT_TOP, self.prior())
                 z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
@@ -140,7 +140,7 @@ class HierarchicalVAEModule(LatentModule):
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
         x = self.observed(batch)
         (first, q_first), (second, q_second) = self._guide_layers(x)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta, guide=True), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(first, q_first)
                 pyro.sample(second, q_second(z))

@@ -57,7 +57,7 @@ class VAEModule(LatentModule):
     def model(self, batch: Batch, beta: float = 1.0) -> None:
         """p(z) p(x|z) over a minibatch of rows ``(B, *data_shape)``; z scaled by ``beta``."""
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(sites.LATENT, self.prior())
             pyro.sample(sites.OBS, self.decode(z), obs=x)
@@ -65,7 +65,7 @@ class VAEModule(LatentModule):
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
         """q(z|x), amortized by the encoder; scaled by ``beta``."""
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta, guide=True), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 pyro.sample(sites.LATENT, self.encode(x))
 
@@ -78,6 +78,11 @@ class VAEModule(LatentModule):
             raise NotImplementedError(
                 f"{type(self).__name__} replaces the VAE's model or guide, "
                 "which only their traces describe"
+            )
+        if self.decoder_weights is not None and not self.decoder_weights.is_fixed:
+            raise NotImplementedError(
+                "the decoder weights are random: log-weights are direct only given a θ "
+                "(DecoderWeights.fixed)"
             )
         q = self.encode(x)
         prior = self.prior()

@@ -46,7 +46,7 @@ from pyro.util import warn_if_nan
 
 from ..data.batch import Batch
 from . import OBJECTIVES
-from .base import LossTerms, Objective, site_kl, zero_terms
+from .base import LossTerms, Objective, per_point, site_kl, zero_terms
 
 
 class TraceTerms(Trace_ELBO):
@@ -142,7 +142,7 @@ class PyroELBO(Objective):
                 )
                 loss = loss + value / n
             with torch.no_grad():
-                recon, kl = self._add_terms(model_tr, guide_tr, recon, kl)
+                recon, kl = self._add_terms(model_tr, guide_tr, recon, kl, batch)
         if validate:
             warn_if_nan(surrogate_loss, "loss")
         elif math.isnan(float(loss)):
@@ -152,9 +152,10 @@ class PyroELBO(Objective):
         kl = zero_terms(batch) if kl is None else (kl / n if n > 1 else kl).detach()
         return LossTerms(loss, recon, kl)
 
-    def _add_terms(self, model_tr, guide_tr, recon, kl) -> tuple:
+    def _add_terms(self, model_tr, guide_tr, recon, kl, batch: Batch) -> tuple:
         """The running sums (reconstruction, KL), each ``(B,)`` or None while no site of
-        its kind was seen, with one particle's sites added in trace order."""
+        its kind was seen, with one particle's sites added in trace order (a global
+        site's KL as its share per data point, :func:`~.base.per_point`)."""
         for name, site in model_tr.nodes.items():
             if site["type"] != "sample":
                 continue
@@ -163,6 +164,7 @@ class PyroELBO(Objective):
                 recon = term if recon is None else recon + term
             else:
                 term = site_kl(site, guide_tr.nodes[name], self.analytic_kl)
+                term = per_point(term, site, batch)
                 kl = term if kl is None else kl + term
         return recon, kl
 
