@@ -6,13 +6,18 @@ import math
 from typing import Any
 
 import torch
+from pyro.distributions import Distribution
 
 from ..errors import ConfigError
 from ..inference.calibration import sbc
-from ..inference.loglik import elbo_decomposition, log_likelihood
+from ..inference.loglik import WEIGHT_DRAWS, elbo_decomposition, log_likelihood
 from ..inference.mcmc import refine
+from ..models import at_weights
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from .base import ESTIMATORS, Estimator
+
+#: The decoder weights that ``decode`` and ``sample`` use: the posterior mean, or draws.
+WEIGHT_MODES = ("mean", "sample")
 
 
 @ESTIMATORS.register("vae")
@@ -177,14 +182,71 @@ class VAE(Estimator):
         """-log p(x) per row (importance-sampled with ``samples`` draws)."""
         return -self.log_likelihood(x, samples=samples)
 
-    def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
-        """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
-        :func:`pyrovae.analysis.log_likelihood`."""
+    def log_likelihood(
+        self, x, samples: int = 5000, weight_draws: int = WEIGHT_DRAWS
+    ) -> torch.Tensor:
+        """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; for a
+        Bayesian decoder the predictive log E_q(θ)[p(x|θ)] with ``weight_draws`` draws of
+        θ; see :func:`pyrovae.inference.loglik.log_likelihood`."""
 
         self._check_fitted()
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return log_likelihood(self.module_, x, samples=samples)
+        return log_likelihood(self.module_, x, samples=samples, weight_draws=weight_draws)
+
+    @torch.no_grad()
+    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+        """As :meth:`Estimator.evaluate`; for a Bayesian decoder also ``weight_kl``, the
+        total KL(q(θ) || p(θ)) in nats, whose share 1/N (N = rows of ``x``) every row's
+        ``kl`` and ``elbo`` include (docs/bayesian-decoder.md)."""
+        out = super().evaluate(x, particles)
+        weights = self.module_.decoder_weights
+        if weights is not None:
+            out["weight_kl"] = float(weights.kl())
+            out["weight_kl_per_point"] = out["weight_kl"] / out["n"]
+        return out
+
+    def _weight_draws(self, weights: str, n: int):
+        """``n`` decoder weights for ``weights``: "mean" (None: the guide's mean, also the
+        only value for a point decoder) or "sample" (independent draws from q(θ))."""
+        if weights not in WEIGHT_MODES:
+            raise ConfigError(f"weights must be one of {', '.join(WEIGHT_MODES)}; got {weights!r}")
+        dw = self.module_.decoder_weights
+        if dw is None or weights == "mean":
+            return None
+        return list(dw.draws(n))
+
+    @torch.no_grad()
+    def decode(self, z, weights: str = "mean") -> Distribution:
+        """p(x|z) for codes ``z`` ``(..., latent_dim)``; a Bayesian decoder at the mean of
+        its weights (``weights="mean"``) or at an independent draw θ ~ q(θ) per code
+        (``"sample"``: the rows of ``z`` are then the leading dimension)."""
+        self._check_fitted()
+        draws = self._weight_draws(weights, 0)
+        if weights == "mean" or self.module_.decoder_weights is None:
+            with at_weights(self.module_):
+                return super().decode(z)
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
+        super().decode(z[:0])  # the shape checks
+        dw = self.module_.decoder_weights
+        draws = self._weight_draws(weights, z.shape[0])
+        raw = []
+        for zi, theta in zip(z, draws, strict=True):
+            with dw.fixed(theta):
+                raw.append(dw(zi.unsqueeze(0)))
+        return self.module_.likelihood(torch.cat(raw))
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True, weights: str = "mean") -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the
+        prior; a Bayesian decoder at the mean of its weights or (``weights="sample"``) at
+        an independent draw θ ~ q(θ) for each point (the posterior predictive)."""
+        self._check_fitted()
+        self._weight_draws(weights, 0)
+        self.module_.eval()
+        z = self.module_.sample_latent(int(n))
+        px = self.decode(z, weights=weights)
+        return px.mean if mean else px.sample()
 
     def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
         """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the

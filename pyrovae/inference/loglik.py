@@ -40,6 +40,9 @@ from ..objectives.iwae import log_weights, vectorized_traces
 from .fastpath import LogWeightChunks, cache_chunk
 from .progress import progress_bar
 
+#: Draws S of the decoder weights in the predictive log-likelihood of a Bayesian decoder.
+WEIGHT_DRAWS = 10
+
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
 DEFAULT_MEMORY = 512 * 2**20
@@ -68,8 +71,11 @@ def log_likelihood(
     memory: int = DEFAULT_MEMORY,
     progress: bool = False,
     direct: bool = True,
+    weight_draws: int = WEIGHT_DRAWS,
 ) -> torch.Tensor:
-    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
+    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats;
+    for a Bayesian decoder, the predictive log E_q(θ)[p(x_n|θ)] with ``weight_draws``
+    draws of θ (module docstring).
 
     Parameters
     ----------
@@ -91,10 +97,23 @@ def log_likelihood(
         same values up to float rounding.
     progress : bool
         Show a progress bar over the data points (:mod:`.progress`).
+    weight_draws : int
+        S draws of a Bayesian decoder's weights (ignored for a point decoder).
     """
     require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
+    weights = getattr(module, "decoder_weights", None)
+    if weights is not None and not weights.is_fixed:
+        if int(weight_draws) < 1:
+            raise ConfigError(f"weight_draws must be >= 1; got {weight_draws}")
+        per_draw = []
+        for theta in weights.draws(int(weight_draws)):
+            with weights.fixed(theta):
+                per_draw.append(
+                    log_likelihood(module, x, samples, batch_size, memory, progress, direct)
+                )
+        return torch.logsumexp(torch.stack(per_draw), 0) - math.log(len(per_draw))
     was_training = module.training
     module.eval()
     out = []
@@ -161,6 +180,7 @@ def elbo_decomposition(
     particles: int = 10,
     batch_size: int = 500,
     progress: bool = False,
+    weight_draws: int = WEIGHT_DRAWS,
 ) -> dict:
     """The ELBO's parts over the rows of ``x`` (see the module docstring); ``progress``
     shows a bar over the importance sampling of log p(x).
@@ -198,6 +218,11 @@ def elbo_decomposition(
     means = torch.cat(means)
     elbo = recon - kl
     out: dict = {"n": int(x.shape[0]), "particles": int(particles)}
+    weights = getattr(module, "decoder_weights", None)
+    if weights is not None:
+        # the KL terms include the weights' share KL(q(θ) || p(θ)) / N, N = rows of x
+        out["weight_kl"] = float(weights.kl())
+        out["weight_draws"] = int(weight_draws)
     for name, v in (("elbo", elbo), ("recon", recon), ("kl", kl)):
         out[name], out[f"{name}_se"] = _mean_se(v)
     out["kl_per_dim"] = torch.cat(kl_dims).mean(0).tolist() if factorized and kl_dims else None
@@ -206,7 +231,9 @@ def elbo_decomposition(
     out["activity"] = activity.tolist()
     out["mutual_info"] = mutual_information(module, x[:1000])
     if samples:
-        ll = log_likelihood(module, x, samples=samples, progress=progress)
+        ll = log_likelihood(
+            module, x, samples=samples, progress=progress, weight_draws=weight_draws
+        )
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
         out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))

@@ -29,6 +29,7 @@ from pyro.infer import MCMC, NUTS
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models import at_weights
 from ..models.base import require_latent_variables
 from .loglik import _log_weights_chunk
 from .psis import pareto_khat
@@ -39,7 +40,8 @@ def _nuts_chain(module, x, num_samples: int, warmup: int, seed: int, jit: bool, 
     pyro.set_rng_seed(seed)
     kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
     mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress)
-    mcmc.run(x)
+    with at_weights(module):  # a Bayesian decoder at its posterior mean: NUTS on z only
+        mcmc.run(x)
     div = mcmc.diagnostics().get("divergences", {})
     return mcmc.get_samples()[sites.LATENT].detach(), int(sum(len(v) for v in div.values()))
 

@@ -24,11 +24,14 @@ from .base import (  # noqa: E402
     build_module,
     distribution_moments,
 )
+from .bayesian import DecoderWeights, at_weights  # noqa: E402
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
     "CORRUPTIONS",
+    "DecoderWeights",
+    "at_weights",
     "MODELS",
     "MOMENT_DRAWS",
     "AEModule",

@@ -263,3 +263,12 @@ def build_decoder_weights(decoder: nn.Module, options: dict | None) -> DecoderWe
         beta_weights=opts.get("beta_weights", False),
         init_scale=opts.get("init_scale", INIT_SCALE),
     )
+
+
+def at_weights(module, theta: dict[str, torch.Tensor] | None = None):
+    """Context conditioning ``module``'s programs on decoder weights ``theta`` (None: the
+    posterior mean) when its decoder is Bayesian; nothing for a point decoder."""
+    weights = getattr(module, "decoder_weights", None)
+    if weights is None:
+        return contextlib.nullcontext()
+    return weights.fixed(theta)
