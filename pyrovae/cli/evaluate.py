@@ -21,6 +21,7 @@ def register(sub) -> None:
         p, "--particles", 10, "Monte Carlo samples of z per data point in the ELBO estimate"
     )
     shared.add_samples(p, optional=True)
+    shared.add_weight_draws(p)
     shared.add_seed(p)
     shared.add_output(p, "JSON file to write (default: RUN/evaluation.json)")
     shared.add_progress(p)
@@ -33,6 +34,7 @@ def register(sub) -> None:
     shared.add_output(p, "PNG to write (default: RUN/samples-N.png)")
     shared.add_seed(p)
     shared.add_switch(p, "--draw", "draw x ~ p(x|z) instead of showing the mean E[x|z]")
+    shared.add_weights(p)
     shared.add_progress(p)
 
 
@@ -47,7 +49,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     reconstruction and KL terms and their standard errors; prints JSON and writes it to
     RUN/evaluation.json. With --samples K also log p(x) by importance sampling, bits per
     dimension, the gap log p(x) - ELBO, KL per latent dimension, active units and
-    I(x; z)."""
+    I(x; z). For a run with a Bayesian decoder the ELBO includes the weights' KL (its
+    share 1/N per row, N the rows evaluated; ``weight_kl`` is the total) and log p(x) is
+    the predictive log E_q(theta)[p(x|theta)] from --weight-draws S draws of the weights
+    times K importance draws of z (a stochastic lower bound, biased low)."""
     import pyro
 
     from ..analysis import elbo_decomposition
@@ -64,6 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "choose another --split"
         )
     shared.check_at_least(args, 0, "samples")
+    shared.check_at_least(args, 1, "weight_draws")
     if args.samples and not est.module_.has_latent_sites:
         raise ConfigError(
             f"--samples estimates log p(x), which needs latent variables; this run is a "
@@ -77,7 +83,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress = shared.show_progress(args)
         out.update(
             elbo_decomposition(
-                est.module_, x, samples=args.samples, particles=args.particles, progress=progress
+                est.module_,
+                x,
+                samples=args.samples,
+                particles=args.particles,
+                progress=progress,
+                weight_draws=args.weight_draws,
             )
         )
     print(to_json(out))
@@ -98,7 +109,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     shared.check_at_least(args, 1, "n")
     est = load(args.run)
     pyro.set_rng_seed(args.seed)
-    samples = est.sample(args.n, mean=not args.draw)
+    if getattr(est.module_, "decoder_weights", None) is not None:
+        samples = est.sample(args.n, mean=not args.draw, weights=args.weights)
+    elif args.weights != "mean":
+        raise ConfigError(
+            "--weights sample needs a run trained with --bayesian-decoder; this one has "
+            "point weights"
+        )
+    else:
+        samples = est.sample(args.n, mean=not args.draw)
     png = Path(args.output) if args.output else _folder(args.run) / names.samples_grid(args.n)
     if not png.suffix:
         png = png.with_suffix(".png")
