@@ -55,6 +55,8 @@ UNCERTAINTY = "uncertainty.png"
 LATENT = "latent.png"
 SBC = "sbc.png"
 OOD = "ood.png"
+#: analyze's figure of a Bayesian decoder's epistemic and aleatoric variance
+EPISTEMIC = "epistemic.png"
 ANALYZE_FILES = (
     POSTERIOR,
     POSTERIOR_SUMMARY,
