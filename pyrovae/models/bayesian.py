@@ -9,8 +9,12 @@ A model family with ``spec.decoder_weights`` set treats the parameters θ of its
         z_n ~ p(z)
         x_n ~ p(x | decoder(z_n; θ))
 
-with the mean-field guide q(θ) = prod_j N(θ_j | μ_j, σ_j^2), σ_j = softplus(ρ_j) (Blundell
-et al. 2015, "Bayes by backprop"), next to the amortized q(z|x). The means μ *are* the
+with the mean-field guide q(θ) = prod_j N(θ_j | μ_j, σ_j^2), σ_j = softplus(g ρ_j) (Blundell
+et al. 2015, "Bayes by backprop"), next to the amortized q(z|x). The gain g =
+:data:`SCALE_GAIN` preconditions Adam, whose steps have about the learning rate's size
+in every parameter: a step of 1e-3 in ρ would change log σ by 1e-3, and the scales
+could not leave their small initial value within the few hundred steps that a small
+data set gives; with g = 10 a step moves log σ by about 1e-2. The means μ *are* the
 decoder's own parameters (initialised by its deterministic initialisation, so decoding
 at the posterior mean is the plain decoder); the scales start at :data:`INIT_SCALE`.
 One draw of θ per program run is shared by the rows of the minibatch; the decoder body
@@ -65,6 +69,8 @@ from ..errors import ConfigError
 INIT_SCALE = 1e-3
 #: Smallest guide standard deviation (added to the softplus).
 MIN_SCALE = 1e-8
+#: Gain g of the guide's scale parameters, σ = softplus(g ρ) (module docstring).
+SCALE_GAIN = 10.0
 #: Default prior standard deviation s.
 PRIOR_SCALE = 1.0
 #: Which decoder parameters are random: every layer's, or the last layer's only.
@@ -132,7 +138,7 @@ class DecoderWeights(nn.Module):
         self.prior_scale = prior_scale
         self.beta_weights = parse_bool(beta_weights)
         params = dict(decoder.named_parameters())
-        raw = _inverse_softplus(init_scale)
+        raw = _inverse_softplus(init_scale) / SCALE_GAIN
         self.raw_scale = nn.ParameterDict(
             {self._key(n): nn.Parameter(torch.full_like(params[n], raw)) for n in self.names}
         )
@@ -151,8 +157,11 @@ class DecoderWeights(nn.Module):
         return {n: params[n] for n in self.names}
 
     def scales(self) -> dict[str, torch.Tensor]:
-        """The guide standard deviations σ = softplus(ρ) + :data:`MIN_SCALE`."""
-        return {n: F.softplus(self.raw_scale[self._key(n)]) + MIN_SCALE for n in self.names}
+        """The guide standard deviations σ = softplus(g ρ) + :data:`MIN_SCALE`."""
+        return {
+            n: F.softplus(SCALE_GAIN * self.raw_scale[self._key(n)]) + MIN_SCALE
+            for n in self.names
+        }
 
     def guide_distributions(self) -> dict[str, dist.Distribution]:
         """q(θ_j) for each random parameter (event shape the parameter's shape)."""
