@@ -205,3 +205,19 @@ def test_refusals():
     with pytest.raises(ConfigError, match="needs a model with latent variables"):
         estimator_params("ae", cfg)
     assert "bayesian_decoder" not in estimator_params("ae", resolve({"model": "ae"}))
+
+
+def test_arviz_export_draws_the_weights_with_each_posterior_draw(fitted, digits):
+    from pyrovae.analysis import posterior_groups
+
+    module = fitted.module_
+    x = fitted.as_input(digits.test[:3])
+    pyro.set_rng_seed(0)
+    groups = posterior_groups(module, x, draws=4)
+    pyro.set_rng_seed(0)
+    z = module.posterior_sample(x, 4)["z"]
+    thetas = list(module.decoder_weights.draws(4))
+    for s, theta in enumerate(thetas):
+        with module.decoder_weights.fixed(theta):
+            want = module.decode(z[s]).log_prob(x)
+        assert torch.allclose(torch.as_tensor(groups["log_likelihood"]["x"][0, s]), want)
