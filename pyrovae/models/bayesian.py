@@ -159,8 +159,7 @@ class DecoderWeights(nn.Module):
     def scales(self) -> dict[str, torch.Tensor]:
         """The guide standard deviations σ = softplus(g ρ) + :data:`MIN_SCALE`."""
         return {
-            n: F.softplus(SCALE_GAIN * self.raw_scale[self._key(n)]) + MIN_SCALE
-            for n in self.names
+            n: F.softplus(SCALE_GAIN * self.raw_scale[self._key(n)]) + MIN_SCALE for n in self.names
         }
 
     def guide_distributions(self) -> dict[str, dist.Distribution]:
