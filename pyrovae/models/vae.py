@@ -74,16 +74,7 @@ class VAEModule(LatentModule):
         a function of ``k`` (see :meth:`LatentModule.direct_log_weights`): the encoder and
         the prior run once; each call draws z as the guide's site does (``rsample`` where
         the guide has it), decodes it and scores it under the three distributions."""
-        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
-            raise NotImplementedError(
-                f"{type(self).__name__} replaces the VAE's model or guide, "
-                "which only their traces describe"
-            )
-        if self.decoder_weights is not None and not self.decoder_weights.is_fixed:
-            raise NotImplementedError(
-                "the decoder weights are random: log-weights are direct only given a θ "
-                "(DecoderWeights.fixed)"
-            )
+        self._direct_form()
         q = self.encode(x)
         prior = self.prior()
         draw = q.rsample if q.has_rsample else q.sample
@@ -93,6 +84,38 @@ class VAEModule(LatentModule):
             return self.decode(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
+
+    def _direct_form(self) -> None:
+        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces the VAE's model or guide, "
+                "which only their traces describe"
+            )
+        if self.decoder_weights is not None and not self.decoder_weights.is_fixed:
+            raise NotImplementedError(
+                "the decoder weights are random (global sites): the direct form holds only "
+                "given a θ (DecoderWeights.fixed)"
+            )
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(recon, kl)`` of one draw z ~ q(z|x) per row, as the traces of :meth:`model` and
+        :meth:`guide` give them (see :meth:`LatentModule.direct_elbo_terms`); needs a
+        reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise). Not
+        for a Bayesian decoder, even at a fixed θ: the objective keeps the route its first
+        call chose for every later call of the same shapes, and the weight sites come and
+        go with :meth:`~pyrovae.models.bayesian.DecoderWeights.fixed`."""
+        self._direct_form()
+        if self.decoder_weights is not None:
+            raise NotImplementedError("the decoder weights are random (global sites)")
+        if batch.mask is not None:
+            raise NotImplementedError("the batch has an observation mask")
+        x = batch.x
+        q = self.encode(x)
+        if not q.has_rsample:
+            raise NotImplementedError("the guide's distribution has no reparameterized draws")
+        z = q.rsample()
+        recon = self.decode(z).log_prob(x)
+        return recon, q.log_prob(z) - self.prior().log_prob(z)
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """q(z|x): batch shape ``(B,)``, event shape ``(latent_dim,)``."""
