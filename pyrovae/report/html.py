@@ -72,6 +72,12 @@ ANALYSIS_FIGURES = (
         "Out-of-distribution score -log p(x): test data against the same data with "
         "every feature shuffled across rows.",
     ),
+    (
+        names.EPISTEMIC,
+        "Bayesian decoder: epistemic variance (across draws of the decoder weights) and "
+        "aleatoric variance (of the likelihood, averaged over the draws) per feature, for "
+        "reconstructions and prior samples.",
+    ),
 )
 
 _CSS = """

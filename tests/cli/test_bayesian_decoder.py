@@ -61,6 +61,14 @@ def test_train_evaluate_sample_analyze(bayes_run, capsys, run_cli, strict_json, 
     diag = json.loads((tmp_path / "a" / "diagnostics.json").read_text())
     assert set(diag["epistemic"]) >= {"reconstructions", "prior_samples", "ood"}
     assert (tmp_path / "a" / "epistemic.png").is_file()
+    # the report of a run analyzed in its own folder embeds the figure
+    run_cli(
+        capsys,
+        ["analyze", bayes_run, "-n", "20", "--samples", "3", "--draws", "5"]
+        + ["--mcmc-points", "0", "--sbc", "0"],
+    )
+    run_cli(capsys, ["report", bayes_run, "--output", tmp_path / "report.html"])
+    assert 'alt="epistemic.png"' in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
