@@ -137,22 +137,27 @@ def test_concentrated_weight_guide_reduces_to_the_point_decoder(family):
     assert not missing.missing_keys
     batch = Batch(_data(8), n=32)
     elbo = TraceMeanField_ELBO() if bayes.mean_field else pyro.infer.Trace_ELBO()
-    g = poutine.trace(bayes.guide).get_trace(batch)
-    loss_bayes = elbo.differentiable_loss(bayes.model, poutine.replay(bayes.guide, trace=g), batch)
-    loss_point = elbo.differentiable_loss(point.model, poutine.replay(point.guide, trace=g), batch)
-    if bayes.mean_field:
-        weight_term = float(bayes.decoder_weights.kl()) * batch.global_scale
-    else:  # the Monte Carlo weight term of the trace ELBO at the draw
-        m = poutine.trace(poutine.replay(bayes.model, trace=g)).get_trace(batch)
-        weight_term = (
-            sum(
-                float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
-                - float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
-                for n in g.nodes
-                if sites.is_decoder_weight(n)
-            )
-            * batch.global_scale
+    with torch.no_grad():
+        g = poutine.trace(bayes.guide).get_trace(batch)
+        loss_bayes = elbo.differentiable_loss(
+            bayes.model, poutine.replay(bayes.guide, trace=g), batch
         )
+        loss_point = elbo.differentiable_loss(
+            point.model, poutine.replay(point.guide, trace=g), batch
+        )
+        if bayes.mean_field:
+            weight_term = float(bayes.decoder_weights.kl()) * batch.global_scale
+        else:  # the Monte Carlo weight term of the trace ELBO at the draw
+            m = poutine.trace(poutine.replay(bayes.model, trace=g)).get_trace(batch)
+            weight_term = (
+                sum(
+                    float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                    - float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                    for n in g.nodes
+                    if sites.is_decoder_weight(n)
+                )
+                * batch.global_scale
+            )
     # σ = 1e-7 moves each of ~100 weights by ~1e-7: the data term moves by far less than 1e-3
     assert float(loss_bayes) - weight_term == pytest.approx(float(loss_point), abs=1e-3)
 
