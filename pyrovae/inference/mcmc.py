@@ -40,8 +40,7 @@ def _nuts_chain(module, x, num_samples: int, warmup: int, seed: int, jit: bool, 
     pyro.set_rng_seed(seed)
     kernel = NUTS(module.model, jit_compile=jit, ignore_jit_warnings=True)
     mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress)
-    with at_weights(module):  # a Bayesian decoder at its posterior mean: NUTS on z only
-        mcmc.run(x)
+    mcmc.run(x)
     div = mcmc.diagnostics().get("divergences", {})
     return mcmc.get_samples()[sites.LATENT].detach(), int(sum(len(v) for v in div.values()))
 
@@ -79,23 +78,25 @@ def refine(
     flags = [p.requires_grad for p in params]
     was_training = module.training
     module.eval()
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        runs = [
-            _nuts_chain(module, x, num_samples, warmup, seed + c, jit, progress)
-            for c in range(chains)
-        ]
-        per_chain, divergences = [r[0] for r in runs], [r[1] for r in runs]
-        with torch.no_grad():
-            q_mean, q_sd = module.posterior_moments(x, guide_draws)[sites.LATENT]
-            zq = module.posterior_sample(x, guide_draws)[sites.LATENT]  # (draws, n, L)
-            lo, hi = torch.quantile(zq, zq.new_tensor([0.05, 0.95]), dim=0)
-            log_w = _log_weights_chunk(module, x, khat_samples)
-    finally:
-        for p, f in zip(params, flags, strict=True):
-            p.requires_grad_(f)
-        module.train(was_training)
+    # a Bayesian decoder at the posterior mean of its weights: NUTS on z only
+    with at_weights(module):
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            runs = [
+                _nuts_chain(module, x, num_samples, warmup, seed + c, jit, progress)
+                for c in range(chains)
+            ]
+            per_chain, divergences = [r[0] for r in runs], [r[1] for r in runs]
+            with torch.no_grad():
+                q_mean, q_sd = module.posterior_moments(x, guide_draws)[sites.LATENT]
+                zq = module.posterior_sample(x, guide_draws)[sites.LATENT]  # (draws, n, L)
+                lo, hi = torch.quantile(zq, zq.new_tensor([0.05, 0.95]), dim=0)
+                log_w = _log_weights_chunk(module, x, khat_samples)
+        finally:
+            for p, f in zip(params, flags, strict=True):
+                p.requires_grad_(f)
+            module.train(was_training)
     draws = torch.stack(per_chain)  # (chains, S, n, L)
     data = arviz_compat.from_groups(
         {"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -221,3 +222,9 @@ def test_arviz_export_draws_the_weights_with_each_posterior_draw(fitted, digits)
         with module.decoder_weights.fixed(theta):
             want = module.decode(z[s]).log_prob(x)
         assert torch.allclose(torch.as_tensor(groups["log_likelihood"]["x"][0, s]), want)
+
+
+def test_refine_runs_nuts_on_z_at_the_posterior_mean_weights(fitted, digits):
+    out = fitted.refine(digits.test[:1], num_samples=20, warmup=20, chains=2)
+    assert out["draws"].shape == (2, 20, 1, 3)
+    assert np.isfinite(out["khat"]).all()
