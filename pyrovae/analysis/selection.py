@@ -35,6 +35,7 @@ from torch import nn
 
 from .. import sites
 from ..inference.loglik import log_likelihood
+from ..models import at_weights
 
 #: Rows of the simulated batch on which the model's dependencies are traced.
 TRACE_ROWS = 2
@@ -42,7 +43,14 @@ TRACE_ROWS = 2
 
 def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[nn.Parameter]:
     """The parameter tensors that log p(x, z) of ``module.model`` depends on (module
-    docstring), for data ``x`` (default: a batch simulated from the model)."""
+    docstring), for data ``x`` (default: a batch simulated from the model). A Bayesian
+    decoder is traced at the posterior mean of its weights, whose means then count as
+    parameters (its guide scales do not)."""
+    with at_weights(module):
+        return _generative_parameter_tensors(module, x)
+
+
+def _generative_parameter_tensors(module, x: torch.Tensor | None) -> list[nn.Parameter]:
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
     was_training = module.training

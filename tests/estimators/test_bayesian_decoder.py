@@ -228,3 +228,10 @@ def test_refine_runs_nuts_on_z_at_the_posterior_mean_weights(fitted, digits):
     out = fitted.refine(digits.test[:1], num_samples=20, warmup=20, chains=2)
     assert out["draws"].shape == (2, 20, 1, 3)
     assert np.isfinite(out["khat"]).all()
+
+
+def test_model_selection_counts_the_weight_means_as_parameters(fitted, digits):
+    from pyrovae.analysis.selection import generative_parameters
+
+    point = VAE(**SMALL).fit(digits.train[:50])
+    assert generative_parameters(fitted.module_) == generative_parameters(point.module_)
