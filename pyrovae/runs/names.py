@@ -46,6 +46,8 @@ SAMPLES = "samples.png"
 
 #: ``--log tensorboard``: the folder of TensorBoard's event files.
 TENSORBOARD = "tb"
+#: The folders among the names (the others are files).
+FOLDERS = (TENSORBOARD,)
 #: ``--log mlflow``: the tracking URI, experiment and run id of the run's MLflow run
 #: (JSON; a resumed run logs to the same MLflow run).
 MLFLOW_RUN = "mlflow.json"
