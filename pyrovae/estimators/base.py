@@ -31,6 +31,7 @@ from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
+from ..data.batch import Batch, as_batch
 from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
 from ..data.validation import as_data_tensor, check_support, warn_caveat
@@ -326,6 +327,7 @@ class Estimator:
         y=None,
         X_val=None,
         *,
+        y_val=None,
         run_dir: str | Path | None = None,
         data_info: dict | None = None,
         train_transform=None,
@@ -339,10 +341,14 @@ class Estimator:
             likelihood's support) before anything is trained. A
             :class:`pyrovae.data.MemmapArray` is read in minibatches, never whole.
         y : array-like, optional
-            Labels: not used for training (present for scikit-learn compatibility),
-            but they must have one entry per row of ``X``.
+            Labels or conditions, one entry per row of ``X``. A conditional family reads
+            them (encoded by its ``targets`` method) from each minibatch's ``Batch.y``;
+            the unconditional families ignore them (present for scikit-learn
+            compatibility).
         X_val : array-like, optional
             Validation data for early stopping and the validation metrics.
+        y_val : array-like, optional
+            The labels or conditions of ``X_val``.
         run_dir : path, optional
             Folder for ``metrics.csv`` and ``checkpoint.pt`` written each epoch.
         data_info : dict, optional
@@ -374,9 +380,23 @@ class Estimator:
         if x_val is not None:
             check_support(self.module_.likelihood, x_val)
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
-        self.check_runnable(x)
+        train = self.with_targets(x, y, "y")
+        val = self.with_targets(x_val, y_val, "y_val") if x_val is not None else None
+        self.check_runnable(train)
         trainer = self.make_trainer(run_dir, data_info, train_transform)
-        return self.fit_with(trainer, x, x_val)
+        return self.fit_with(trainer, train, val)
+
+    def with_targets(self, x, y, name: str = "y"):
+        """``x`` with the family's encoding of its labels or conditions ``y`` (a
+        :class:`~pyrovae.data.Batch`), or ``x`` itself when the family reads none."""
+        if y is None:
+            return x
+        if len(y) != x.shape[0]:
+            raise DataError(f"{name} has {len(y)} entries but the data has {x.shape[0]} rows")
+        targets = self.module_.targets(y)
+        if targets is None:
+            return x
+        return Batch(x, torch.as_tensor(targets).to(self.device_))
 
     def check_runnable(self, x: torch.Tensor) -> None:
         """Evaluate the objective once on two rows, so that a combination of components
@@ -408,7 +428,7 @@ class Estimator:
             self.time_used_ = trainer.time_used
             self.budget_spent_ = trainer.budget_spent
             self.fit_time_ = time.perf_counter() - t0
-            self._after_fit(x)
+            self._after_fit(as_batch(x).x)
             # the module now holds the best weights plus anything fitted after training
             trainer.best_state = copy.deepcopy(self.module_.state_dict())
             if trainer.run_dir is not None:

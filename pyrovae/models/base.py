@@ -173,6 +173,17 @@ class LatentModule(GuidePosterior, nn.Module):
     def guide(self, batch: Batch, beta: float = 1.0) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def targets(self, y) -> torch.Tensor | None:
+        """The labels or conditions this family's programs read from ``Batch.y``, encoded
+        from the ``y`` that ``fit(X, y)`` was given (one entry per row).
+
+        None for the families that do not condition on labels (every unconditional
+        one): their batches then carry no ``y``. Conditional families override this to
+        encode ``y`` (class indices, one-hot codes or covariates) and to refuse labels
+        they cannot use with one line.
+        """
+        return None
+
     def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
         """The data ``x`` of ``batch`` for a family that observes every entry (all of the
         built-in ones): its labels are ignored, and a batch with an observation mask is
