@@ -81,6 +81,9 @@ N_SAMPLES = 64
 #: current folder, made absolute when the MLflow run is created).
 DEFAULT_MLFLOW_STORE = "mlruns"
 DEFAULT_EXPERIMENT = "pyrovae"
+#: What a family whose guide, prior or decoder do not fit these summaries raises (a
+#: guide or prior that does not factorize, a decoder that needs more than a code).
+UNSUPPORTED = (ConfigError, AttributeError, NotImplementedError, RuntimeError, TypeError)
 
 
 class Tracker(Callback):
@@ -210,7 +213,8 @@ def kl_per_dimension(trainer: Trainer) -> list[float] | None:
             q = module.encode(x)
             prior = module.prior_distribution().expand([x.shape[0]])
             kl = per_dimension_kl(q, prior, q.sample())
-        except (ConfigError, AttributeError, NotImplementedError, RuntimeError):
+        except UNSUPPORTED as exc:
+            logger.debug("no KL per dimension for this model: %s", exc)
             return None
     return kl.mean(0).tolist()
 
@@ -223,13 +227,16 @@ def image_grids(trainer: Trainer) -> dict[str, Any]:
         return {}
     grids = {}
     with _quietly(trainer) as module:
-        recon = module.decode(module.encode(x).mean).mean.reshape(x.shape)
-        pairs = [t for i in range(0, len(x), 8) for t in (x[i : i + 8], recon[i : i + 8])]
-        grids["reconstructions"] = image_grid(torch.cat(pairs), ncol=8)
-        if module.has_latent_sites:
-            z = module.sample_latent(N_SAMPLES)
-            samples = module.decode(z).mean.reshape(N_SAMPLES, *x.shape[1:])
-            grids["samples"] = image_grid(samples, ncol=8)
+        try:
+            recon = module.decode(module.encode(x).mean).mean.reshape(x.shape)
+            pairs = [t for i in range(0, len(x), 8) for t in (x[i : i + 8], recon[i : i + 8])]
+            grids["reconstructions"] = image_grid(torch.cat(pairs), ncol=8)
+            if module.has_latent_sites:
+                z = module.sample_latent(N_SAMPLES)
+                samples = module.decode(z).mean.reshape(N_SAMPLES, *x.shape[1:])
+                grids["samples"] = image_grid(samples, ncol=8)
+        except UNSUPPORTED as exc:  # a family that decodes from more than a code
+            logger.debug("no image grids for this model: %s", exc)
     return grids
 
 
