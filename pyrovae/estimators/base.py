@@ -32,9 +32,9 @@ from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
+from ..data.batch import Batch
 from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
-from ..data.batch import Batch
 from ..data.validation import as_data_tensor, check_support, observation_mask, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..inference.loglik import elbo_terms

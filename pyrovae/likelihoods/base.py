@@ -81,10 +81,10 @@ class MaskedEvent(TorchDistribution):
         lp = torch.where(self.obs_mask, lp, lp.new_zeros(()))
         return lp.sum(tuple(range(-self.n_event, 0))) if self.n_event else lp
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         return self.base.sample(sample_shape)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         return self.base.rsample(sample_shape)
 
     @property

@@ -33,9 +33,10 @@ class TrainingOptions:
     ``patience`` (early stopping), ``lr_decay_patience`` and ``lr_decay_factor``
     (plateau decay), ``checkpoint_every`` (checkpoints inside an epoch),
     ``on_divergence``, ``divergence_retries`` and ``rollback_lr_factor`` (rollback),
-    and ``progress`` (the progress bar); ``mask_rate`` drops observed entries of each
-    training minibatch (:meth:`~pyrovae.training.Trainer.drop_entries`). ``amp`` is the setting in effect (an
-    estimator resolves it against the device before building the options).
+    and ``progress`` (the progress bar); ``mask_rate`` drops observed entries of
+    each training minibatch (:meth:`~pyrovae.training.Trainer.drop_entries`).
+    ``amp`` is the setting in effect (an estimator resolves it against the device
+    before building the options).
     """
 
     epochs: int = _option("epochs")
