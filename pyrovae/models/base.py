@@ -269,14 +269,17 @@ class LatentModule(GuidePosterior, nn.Module):
         """Whether the model has random latent variables (VAEs) or not (AEs)."""
         return False
 
-    def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    def direct_log_weights(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> Callable[[int], torch.Tensor]:
         """Importance log-weights of the family's own model and guide, without Pyro's traces.
 
         Returns a function of ``k`` that draws ``k`` fresh joint samples z ~ q(z|x) per row
         of ``x`` (the guide's distributions built once, for every call) and returns
         log p(x, z) - log q(z|x), shape ``(k, B)``, with beta = 1: the values that the
         traces of :meth:`model` and :meth:`guide` in a particles plate give, from the same
-        random draws, without the handlers and site bookkeeping.
+        random draws, without the handlers and site bookkeeping. With ``mask``
+        (``True`` = observed), the weights of p(x_obs, z) / q(z | x_obs, mask).
 
         Raises
         ------
