@@ -314,11 +314,12 @@ class Estimator:
             or float(getattr(self, "mask_rate", 0.0) or 0.0) > 0
         )
 
-    def as_observed(self, x, name: str = "x", mask=None) -> Batch:
+    def as_observed(self, x, name: str = "x", mask=None, missing: bool | None = None) -> Batch:
         """``x`` validated as :meth:`as_input` does, as a :class:`~pyrovae.data.Batch`
         with its observation mask: ``mask`` (``True`` = observed) when given, else the
         non-NaN entries of ``x`` when it has NaNs and missing entries are allowed
-        (``missing="mask"``, or ``mask`` given); missing entries are zero-filled.
+        (``missing="mask"``, ``mask`` given, or ``missing=True``); missing entries are
+        zero-filled.
 
         Raises
         ------
@@ -326,7 +327,9 @@ class Estimator:
             NaNs without ``missing="mask"``, a mask of another shape than ``x``, or a
             row with no observed entry.
         """
-        allow = mask is not None or getattr(self, "missing", "refuse") == "mask"
+        if missing is None:
+            missing = mask is not None or getattr(self, "missing", "refuse") == "mask"
+        allow = bool(missing)
         t = as_data_tensor(x, name=name, missing=allow)
         if mask is not None:
             m = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
@@ -542,6 +545,71 @@ class Estimator:
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
         return self.evaluate(X)["elbo"]
+
+    def condition(
+        self,
+        x,
+        mask=None,
+        method: str = "guide",
+        draws: int = 1000,
+        levels=(0.5, 0.9),
+        x_true=None,
+        seed: int = 0,
+        **options: Any,
+    ):
+        """The posterior over z given the observed entries of ``x`` and the posterior
+        predictive of the missing ones (:mod:`pyrovae.inference.conditioning`).
+
+        Parameters
+        ----------
+        x : array-like
+            Rows ``(B, *data_shape)`` (or flattened); NaN entries are missing.
+        mask : array-like of bool, optional
+            ``True`` where observed (default: the non-NaN entries of ``x``); it must
+            have ``x``'s shape and observe every row somewhere.
+        method : str
+            A conditioner of :data:`~pyrovae.inference.conditioning.CONDITIONERS`
+            (``"guide"``: the amortized guide on the masked rows; meaningful for a model
+            trained with ``missing="mask"`` / ``mask_rate``, a warning otherwise).
+        draws : int
+            Posterior draws.
+        levels : sequence of float
+            Central credible levels of the bands.
+        x_true : array-like, optional
+            The complete rows: adds the importance-sampled log p(x_miss | x_obs).
+        seed : int
+            Seed of the draws.
+        **options
+            Options of the conditioner.
+
+        Returns
+        -------
+        Completion
+            Draws of z and of the missing entries, their mean, the bands, the mask, the
+            conditional log-likelihood (with ``x_true``); ``.to_arviz()``.
+        """
+        from ..inference.conditioning import condition
+
+        self._check_fitted()
+        data = self.as_observed(x, "x", mask=mask, missing=True)
+        m = data.mask if data.mask is not None else torch.ones_like(data.x, dtype=torch.bool)
+        truth = None
+        if x_true is not None:
+            truth = self.as_input(x_true, "x_true")
+            if tuple(truth.shape) != tuple(data.x.shape):
+                raise DataError(f"x_true has {truth.shape[0]} rows but x has {data.x.shape[0]}")
+        self.module_.eval()
+        return condition(
+            self.module_,
+            data.x,
+            m,
+            method=method,
+            draws=draws,
+            levels=levels,
+            x_true=truth,
+            seed=seed,
+            **options,
+        )
 
     # -- what differs between families -------------------------------------------------
     @property

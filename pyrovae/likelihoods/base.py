@@ -72,6 +72,11 @@ class MaskedEvent(TorchDistribution):
         base = self.base.expand(batch_shape + self.event_shape)
         return MaskedEvent(base, self.n_event, self.obs_mask, self.fill)
 
+    def complement(self) -> MaskedEvent:
+        """The same distribution scoring the other entries (the missing ones): the
+        density of x_miss given what ``base`` conditions on."""
+        return MaskedEvent(self.base, self.n_event, ~self.obs_mask, self.fill)
+
     def fill_missing(self, value: torch.Tensor) -> torch.Tensor:
         """``value`` with its missing entries replaced by the in-support fill value."""
         return torch.where(self.obs_mask, value, value.new_tensor(self.fill))
