@@ -479,9 +479,13 @@ class Estimator:
     # -- inference -----------------------------------------------------------------
     @torch.no_grad()
     def encode(self, x) -> Distribution:
-        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``."""
+        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``.
+        A model trained with ``missing="mask"`` reads NaN entries as missing."""
         self._check_fitted()
         self.module_.eval()
+        if self.missing == "mask":  # NaN entries: q(z | x_obs, mask)
+            data = self.as_observed(x)
+            return self.module_.encode(data.x, mask=data.mask)
         return self.module_.encode(self.as_input(x))
 
     @torch.no_grad()
