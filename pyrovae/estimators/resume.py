@@ -122,8 +122,8 @@ def _resume(
     if progress is not None:
         est.progress = bool(progress)
     est.module_.train()
-    x = est.as_input(x_train, "X", stream=True)
-    xv = est.as_input(x_val, "X_val", stream=True) if has_rows(x_val) else None
+    x = _training_rows(est, x_train, "X")
+    xv = _training_rows(est, x_val, "X_val") if has_rows(x_val) else None
     trainer = est.make_trainer(run_dir, ckpt.get("data", {}), train_transform)
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
@@ -132,3 +132,12 @@ def _resume(
         if stopper is not None:
             stopper.restart()
     return est.fit_with(trainer, x, xv)
+
+
+def _training_rows(est: Estimator, x, name: str):
+    """``x`` as the trainer takes it: validated rows (a stream stays one), or for a run
+    trained with ``missing="mask"`` a batch of zero-filled rows with their mask."""
+    if est.missing == "mask":
+        data = est.as_observed(x, name)
+        return data if data.mask is not None else data.x
+    return est.as_input(x, name, stream=True)

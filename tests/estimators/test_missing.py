@@ -174,3 +174,16 @@ def test_cli_trains_on_an_npy_with_nan(holes_x, tmp_path, capsys):
         str(tmp_path / "run"),
     ]
     assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_resume_with_mask_rate_is_exact(holes_x, tmp_path):
+    from pyrovae import resume
+
+    x, _ = holes_x
+    params = dict(TINY, missing="mask", mask_rate=0.3, likelihood="continuous-bernoulli")
+    whole = VAE(**{**params, "epochs": 4}).fit(x[:200], X_val=x[200:260], run_dir=tmp_path / "a")
+    VAE(**params).fit(x[:200], X_val=x[200:260], run_dir=tmp_path / "b")
+    resumed = resume(tmp_path / "b", x[:200], x[200:260], epochs=4)
+    got = [r["train_loss"] for r in resumed.history_]
+    want = [r["train_loss"] for r in whole.history_]
+    assert got == want
