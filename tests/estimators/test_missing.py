@@ -52,6 +52,8 @@ def test_python_training_on_30_percent_missing_digits(holes_x, family, tmp_path)
         assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
     ev = est.evaluate(x[300:])
     assert np.isfinite(ev["elbo"])
+    ll = est.log_likelihood(x[300:320], samples=50)  # log p(x_obs) of each row
+    assert torch.isfinite(ll).all() and est.elbo(x[300:320]).shape == (20,)
     # the run reloads with its mask-reading encoder and conditions without a warning
     back = load(tmp_path / "run")
     assert back.missing == "mask" and back.module_.mask_input
