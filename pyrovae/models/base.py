@@ -224,6 +224,17 @@ class LatentModule(GuidePosterior, nn.Module):
     def guide(self, batch: Batch, beta: float = 1.0) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def targets(self, y) -> torch.Tensor | None:
+        """The labels or conditions this family's programs read from ``Batch.y``, encoded
+        from the ``y`` that ``fit(X, y)`` was given (one entry per row).
+
+        None for the families that do not condition on labels (every unconditional
+        one): their batches then carry no ``y``. Conditional families override this to
+        encode ``y`` (class indices, one-hot codes or covariates) and to refuse labels
+        they cannot use with one line.
+        """
+        return None
+
     def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
         """The data ``x`` of ``batch`` (its labels are ignored); with an observation
         mask, the missing entries are replaced by the likelihood's in-support
@@ -288,6 +299,22 @@ class LatentModule(GuidePosterior, nn.Module):
             that has no direct form; callers then use the traces.
         """
         raise NotImplementedError(f"the {type(self).__name__} family has no direct log-weights")
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-particle ELBO terms of the family's own model and guide, without Pyro's
+        traces: ``(recon, kl)``, each ``(B,)`` and differentiable, where ``recon`` is
+        log p(x_n|z_n) and ``kl`` the single-draw estimate log q(z_n|x_n) - log p(z_n),
+        from the same random draws the guide's sites take, so that
+        ``-(recon - beta * kl).sum()`` is ``Trace_ELBO``'s loss (and surrogate) on the
+        same draws.
+
+        Raises
+        ------
+        NotImplementedError
+            With the reason, for a family (or a batch) that has no direct form; the
+            objective then runs the traces (:mod:`pyrovae.objectives.elbo`).
+        """
+        raise NotImplementedError(f"the {type(self).__name__} family has no direct ELBO")
 
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from
