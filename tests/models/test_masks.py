@@ -89,3 +89,18 @@ def test_direct_log_weights_with_a_mask_match_the_traces(mask_input):
         torch.manual_seed(5)
         traced = LogWeightChunks(module, False).sampler(x, mask)(7)
     torch.testing.assert_close(direct, traced, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("mask_input", [False, True])
+def test_trace_elbo_takes_the_direct_route_with_a_mask(mask_input):
+    module = _module("vae", mask_input)
+    x, mask = _data()
+    x_nan = torch.where(mask, x, torch.full_like(x, float("nan")))
+    objective = TraceELBO()
+    batch = Batch(x_nan, mask=mask)
+    pyro.set_rng_seed(0)
+    first = objective(module.model, module.guide, batch, beta=0.7)  # traces, validated
+    assert objective.route(module.model, module.guide, batch) == "direct"
+    pyro.set_rng_seed(0)
+    second = objective(module.model, module.guide, batch, beta=0.7)  # the direct form
+    torch.testing.assert_close(second.loss, first.loss, rtol=1e-5, atol=1e-5)
