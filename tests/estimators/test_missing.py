@@ -189,3 +189,27 @@ def test_resume_with_mask_rate_is_exact(holes_x, tmp_path):
     got = [r["train_loss"] for r in resumed.history_]
     want = [r["train_loss"] for r in whole.history_]
     assert got == want
+
+
+def test_cli_refuses_a_row_with_no_observed_entry_and_writes_nothing(tmp_path, capsys):
+    x = np.random.default_rng(0).random((40, 4))
+    x[3] = np.nan
+    data = _csv_with_empty_cells(tmp_path / "holes.csv", x)
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--missing",
+        "mask",
+        "--split-seed",
+        "0",
+        "-o",
+        str(tmp_path / "run"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "row(s) with no observed entry" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
