@@ -169,6 +169,7 @@ class Estimator:
         rollback_lr_factor: float = 0.5,
         missing: str = "refuse",
         mask_rate: float = 0.0,
+        mask_encoder: str = "concat",
         progress: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
@@ -194,6 +195,7 @@ class Estimator:
         self.rollback_lr_factor = rollback_lr_factor
         self.missing = missing
         self.mask_rate = mask_rate
+        self.mask_encoder = mask_encoder
         self.progress = progress
 
     # -- scikit-learn protocol ---------------------------------------------
@@ -269,6 +271,7 @@ class Estimator:
             likelihood=likelihood,
             likelihood_options=dict(self.likelihood_options or {}),
             mask_input=self.trained_with_masks,
+            mask_encoder=getattr(self, "mask_encoder", "concat"),
             **self._spec_kwargs(),
         )
         self.device_ = place(self.device)

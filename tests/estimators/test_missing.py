@@ -213,3 +213,18 @@ def test_cli_refuses_a_row_with_no_observed_entry_and_writes_nothing(tmp_path, c
     err = capsys.readouterr().err
     assert "row(s) with no observed entry" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_set_encoder_trains_reloads_and_conditions(holes_x, tmp_path):
+    x, _ = holes_x
+    est = VAE(
+        **TINY, missing="mask", mask_encoder="set", likelihood="continuous-bernoulli"
+    ).fit(x[:200], run_dir=tmp_path / "run")
+    back = load(tmp_path / "run")
+    assert back.mask_encoder == "set" and type(back.module_.encoder).__name__ == "SetMaskEncoder"
+    a = est.condition(x[:5], draws=10, seed=1).z
+    b = back.condition(x[:5], draws=10, seed=1).z
+    for site in a:
+        torch.testing.assert_close(a[site], b[site])
+    with pytest.raises(Exception, match="mask encoder"):
+        VAE(**TINY, missing="mask", mask_encoder="bogus").fit(x[:50])
