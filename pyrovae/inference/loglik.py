@@ -71,11 +71,12 @@ def log_likelihood(
     memory: int = DEFAULT_MEMORY,
     progress: bool = False,
     direct: bool = True,
+    mask: torch.Tensor | None = None,
     weight_draws: int = WEIGHT_DRAWS,
 ) -> torch.Tensor:
-    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats;
-    for a Bayesian decoder, the predictive log E_q(θ)[p(x_n|θ)] with ``weight_draws``
-    draws of θ (module docstring).
+    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats
+    (with ``mask``, log p(x_obs,n) of the observed entries); for a Bayesian decoder, the
+    predictive log E_q(θ)[p(x_n|θ)] with ``weight_draws`` draws of θ (module docstring).
 
     Parameters
     ----------
@@ -97,6 +98,9 @@ def log_likelihood(
         same values up to float rounding.
     progress : bool
         Show a progress bar over the data points (:mod:`.progress`).
+    mask : Tensor, optional
+        ``bool`` of ``x``'s shape, ``True`` where observed: the marginal likelihood of
+        the observed entries, log p(x_obs) = log E_q[p(x_obs, z) / q(z | x_obs)].
     weight_draws : int
         S draws of a Bayesian decoder's weights (ignored for a point decoder).
     """
@@ -111,7 +115,7 @@ def log_likelihood(
         for theta in weights.draws(int(weight_draws)):
             with weights.fixed(theta):
                 per_draw.append(
-                    log_likelihood(module, x, samples, batch_size, memory, progress, direct)
+                    log_likelihood(module, x, samples, batch_size, memory, progress, direct, mask)
                 )
         return torch.logsumexp(torch.stack(per_draw), 0) - math.log(len(per_draw))
     was_training = module.training
@@ -125,7 +129,7 @@ def log_likelihood(
         with bar, pyro.validation_enabled(False):
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i : i + batch_size]
-                sampler = chunks.sampler(xb)
+                sampler = chunks.sampler(xb, None if mask is None else mask[i : i + batch_size])
                 chunk = min(
                     chunk_size(module, xb.shape[0], samples, memory),
                     cache_chunk(module, xb.shape[0]),

@@ -235,3 +235,20 @@ def test_model_selection_counts_the_weight_means_as_parameters(fitted, digits):
 
     point = VAE(**SMALL).fit(digits.train[:50])
     assert generative_parameters(fitted.module_) == generative_parameters(point.module_)
+
+
+def test_conditioning_runs_at_the_posterior_mean_weights(fitted, digits):
+    """Conditioning on partial rows decodes with the posterior mean of the weights: its
+    conditional log-likelihood equals that of the mean decoder fixed by hand."""
+    from pyrovae.inference.conditioning import conditional_log_likelihood
+
+    module = fitted.module_
+    x = fitted.as_input(digits.test[:4])
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[..., :4, :] = False
+    got, _ = conditional_log_likelihood(module, x, mask, samples=20, seed=1)
+    with module.decoder_weights.fixed():
+        want, _ = conditional_log_likelihood(module, x, mask, samples=20, seed=1)
+    assert torch.allclose(got, want)
+    completion = fitted.condition(x, mask, draws=5, x_true=x)
+    assert completion.log_lik.shape == (4,)

@@ -26,6 +26,8 @@ BAD = {
     "divergence": ("explode", "explode"),
     "clock": ("sundial", "sundial"),
     "bayesian_layers": ("first", "first"),
+    "missing": ("impute", "impute"),
+    "rate": (1.0, "1"),
 }
 
 
