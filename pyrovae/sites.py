@@ -16,3 +16,9 @@ LATENT_TOP = "z2"
 OBS = "x"
 #: Deterministic site recording the autoencoder's point code.
 CODE = "code"
+#: The class label y of a semi-supervised model: observed for the labelled rows.
+LABEL = "y"
+#: The label of the unlabelled rows, a latent site summed out by enumeration.
+LABEL_LATENT = "y_latent"
+#: The auxiliary classification term alpha log q(y|x) of the labelled rows (a factor).
+LABEL_AUX = "y_aux"

@@ -25,6 +25,7 @@ from .base import (  # noqa: E402
     distribution_moments,
 )
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
+from .m2 import M2Module  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "distribution_moments",
     "HierarchicalVAEModule",
     "LatentModule",
+    "M2Module",
     "ModuleSpec",
     "VAEModule",
     "build_module",
