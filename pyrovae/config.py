@@ -295,6 +295,26 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME|INDEX",
     ),
     _O(
+        "n_labels",
+        None,
+        "keep the labels of only this many training rows, drawn stratified by class with "
+        "the split seed (semi-supervised runs: the other training rows and the validation "
+        "rows are unlabelled, -1; the test labels are kept for evaluation)",
+        "data",
+        _int,
+        metavar="N",
+        domain="positive_int",
+    ),
+    _O(
+        "label_fraction",
+        None,
+        "keep the labels of this fraction of the training rows (as --n-labels)",
+        "data",
+        _float,
+        metavar="F",
+        domain="factor",
+    ),
+    _O(
         "stream",
         False,
         "read a .npy data file in minibatches as training needs them instead of loading "
@@ -326,7 +346,7 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "model",
         "vae",
-        "model family: vae, or the autoencoder baselines ae and dae",
+        "model family: vae, hvae, the semi-supervised m2, or the autoencoder baselines ae and dae",
         "model",
         _str,
         "pyrovae.models.MODELS",
@@ -430,6 +450,24 @@ OPTIONS: tuple[Option, ...] = (
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
         "model",
         parse_bool,
+    ),
+    _O(
+        "n_classes",
+        0,
+        "number of label classes of m2 (0: one more than the largest training label)",
+        "model",
+        _int,
+        domain="count",
+    ),
+    _O(
+        "aux_weight",
+        0.1,
+        "weight of m2's auxiliary classification term alpha E[log q(y|x)] per data point "
+        "(the paper's alpha / N; 0: off): each labelled row's log q(y|x) weighs "
+        "aux_weight * N / L (N training rows, L labelled)",
+        "model",
+        _float,
+        domain="nonnegative",
     ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),

@@ -320,6 +320,7 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from ..data.validation import check_support
 
+    est.learn_targets(targets(data, "train"))
     est.build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:

@@ -131,24 +131,11 @@ class M2Module(LatentModule):
     def targets(self, y) -> torch.Tensor:
         """Class indices ``0 .. n_classes - 1`` per row, ``-1`` for an unlabelled row
         (scikit-learn's semi-supervised convention), as a long tensor."""
-        try:
-            t = y if torch.is_tensor(y) else torch.as_tensor(np.asarray(y))
-        except (TypeError, ValueError, RuntimeError):
-            raise DataError("labels must be integer class indices (-1: unlabelled)") from None
-        if t.dtype == torch.bool or t.is_complex():
-            raise DataError(f"labels must be integer class indices; got dtype {t.dtype}")
-        if t.dtype.is_floating_point:
-            if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
-                raise DataError("labels must be integer class indices (-1: unlabelled)")
-        t = t.reshape(t.shape[0], -1)
-        if t.shape[1] != 1:
-            raise DataError(f"labels must be one class index per row; got shape {tuple(t.shape)}")
-        t = t[:, 0].long()
-        bad = (t < -1) | (t >= self.n_classes)
-        if bool(bad.any()):
+        t = label_indices(y)
+        if bool((t >= self.n_classes).any()):
             raise DataError(
                 f"labels must be class indices 0..{self.n_classes - 1} or -1 (unlabelled); "
-                f"got {int(t[bad][0])}"
+                f"got {int(t[t >= self.n_classes][0])}"
             )
         return t
 
@@ -268,6 +255,29 @@ class M2Module(LatentModule):
             return torch.logsumexp(lw + log_pi, dim=-1)
 
         return log_weights
+
+
+def label_indices(y) -> torch.Tensor:
+    """``y`` as a long tensor of class indices, one per row, -1 for unlabelled rows; a
+    one-line :class:`DataError` for anything else (strings, fractions, -2)."""
+    try:
+        t = y if torch.is_tensor(y) else torch.as_tensor(np.asarray(y))
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError("labels must be integer class indices (-1: unlabelled)") from None
+    if t.dtype == torch.bool or t.is_complex() or t.dim() == 0:
+        raise DataError("labels must be integer class indices (-1: unlabelled), one per row")
+    if t.dtype.is_floating_point:
+        if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
+            raise DataError("labels must be integer class indices (-1: unlabelled)")
+    t = t.reshape(t.shape[0], -1)
+    if t.shape[1] != 1:
+        raise DataError(f"labels must be one class index per row; got shape {tuple(t.shape)}")
+    t = t[:, 0].long()
+    if bool((t < -1).any()):
+        raise DataError(
+            f"labels must be class indices >= 0 or -1 (unlabelled); got {int(t[t < -1][0])}"
+        )
+    return t
 
 
 def aux_scale(aux_weight: float, n_rows: int, n_labelled: int) -> float:
