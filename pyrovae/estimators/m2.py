@@ -175,11 +175,3 @@ class M2(VAE):
         q = self.module_.encode_given(self.module_.encoder(x), y)
         z = q.sample() if sample else q.mean
         return self.module_.decode(z, y).mean
-
-    def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
-        """Not available: NUTS needs continuous latents, and m2's label is discrete."""
-        raise ConfigError("refine runs NUTS on continuous latents; the m2 model has a label y")
-
-    def calibrate(self, n: int = 500, draws: int = 99) -> dict:
-        """Not available for m2 (simulation-based calibration of z alone)."""
-        raise ConfigError("calibrate checks a guide over z alone; the m2 model has a label y")
