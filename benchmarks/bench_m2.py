@@ -55,7 +55,7 @@ for _p in (str(_HERE), str(_HERE.parent)):
 from _common import machine_info, parse_int_list, summarize  # noqa: E402
 
 from pyrovae.api import M2  # noqa: E402
-from pyrovae.data import Batch, TensorBatches, load_data  # noqa: E402
+from pyrovae.data import TensorBatches, load_data  # noqa: E402
 from pyrovae.data.labels import keep_labels  # noqa: E402
 from pyrovae.errors import PyrovaeError  # noqa: E402
 from pyrovae.models import ModuleSpec, build_module  # noqa: E402
@@ -171,7 +171,7 @@ def throughput_setting(data, batch_size: int, args) -> dict:
         "m2": (
             m2,
             EnumELBO(),
-            [Batch(b, unlabelled[: len(b)]) for b in TensorBatches(x, batch_size)],
+            [b.replace(y=unlabelled[: len(b)]) for b in TensorBatches(x, batch_size)],
         ),
     }
     steppers = {}
