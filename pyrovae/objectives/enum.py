@@ -135,15 +135,16 @@ class EnumELBO(PyroELBO):
     enumerates = True
     enumerated = "enum"
 
-    def __init__(self, num_particles: int = 1, always_validate: bool = False) -> None:
-        self.num_particles = int(num_particles)
-        self.always_validate = bool(always_validate)
+    def __init__(
+        self, num_particles: int = 1, always_validate: bool = False, direct: bool = False
+    ) -> None:
+        # always the traces: the enumerated sums have no direct form here
+        super().__init__(num_particles, always_validate, direct=False)
         self.elbo = EnumTerms(
             num_particles=self.num_particles,
             max_plate_nesting=1,
             strict_enumeration_warning=False,
         )
-        self._validated: set = set()
 
     def _evaluate(self, model, guide, batch: Batch, beta: float, validate: bool) -> LossTerms:
         loss, traces = self.elbo.loss_and_traces(model, guide, batch, beta=beta)
