@@ -95,6 +95,11 @@ class M2(VAE):
 
     def check_params(self) -> None:
         super().check_params()
+        if self.trained_with_masks:
+            raise ConfigError(
+                "the m2 model does not train with missing entries (--missing mask, "
+                "--mask-rate); pass complete rows"
+            )
         n = self.n_classes
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 or n == 1:
             raise ConfigError(f"n_classes must be 0 (from the labels) or >= 2; got {n!r}")

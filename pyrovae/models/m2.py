@@ -139,6 +139,16 @@ class M2Module(LatentModule):
             )
         return t
 
+    def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
+        """The data ``x`` of ``batch``; a batch with an observation mask (missing entries)
+        is refused with one line: M2 scores every entry."""
+        batch = as_batch(batch)
+        if batch.mask is not None:
+            raise ConfigError(
+                "the m2 model does not take observation masks (missing entries); pass complete rows"
+            )
+        return batch.x
+
     def _labels(self, batch: Batch, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(class index, 0 where unlabelled; labelled mask), each ``(B,)``."""
         if batch.y is None:

@@ -127,3 +127,9 @@ def test_labels_beyond_n_classes(semi):
     x, y, _, _ = semi
     with pytest.raises(DataError, match="^label 9 is not a class index below n_classes=5$"):
         M2(**{**SMALL, "n_classes": 5}).fit(x, y)
+
+
+def test_missing_entries_are_refused(semi):
+    x, y, _, _ = semi
+    with pytest.raises(ConfigError, match="^the m2 model does not train with missing entries"):
+        M2(**{**SMALL, "mask_rate": 0.2}).fit(x[:20], y[:20])
