@@ -76,3 +76,30 @@ def test_a_single_class_writes_nothing(tabular, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--model", "m2", "--data", tmp_path / "t.csv", "--label-column", "label"]
     _fails([*argv, *TINY, "-o", run], capsys, "has a single class (7)", run)
+
+
+def test_string_labels_of_a_csv_round_trip(tabular, tmp_path, capsys):
+    """A CSV's string label column, --n-labels drawn stratified over its classes, the
+    classes stored with the run; evaluate and --resume use the same labelled rows."""
+    labels = np.array(["cat", "dog", "emu"])[np.arange(len(tabular)) % 3]
+    path = tmp_path / "t.csv"
+    with open(path, "w") as fh:
+        fh.write("a,b,c,d,e,kind\n")
+        for row, label in zip(tabular.numpy(), labels, strict=True):
+            fh.write(",".join(f"{v:.5f}" for v in row) + f",{label}\n")
+    run = tmp_path / "run"
+    argv = ["train", "--model", "m2", "--data", path, "--label-column", "kind"]
+    argv += ["--n-labels", "6", "--scale", "standardize", *TINY, "-o", run]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    est = load(run)
+    assert est.data_info_["classes"] == ["cat", "dog", "emu"] and est.n_classes == 3
+    data = load_run_data(est.data_info_)
+    kept = data.y_train[data.y_train >= 0]
+    assert torch.equal(torch.bincount(kept), torch.tensor([2, 2, 2]))
+    assert main(["evaluate", str(run), "--particles", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["labelled"] == len(data.test) and 0 <= out["accuracy"] <= 1
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0, capsys.readouterr().err
+    again = load_run_data(load(run).data_info_)
+    assert torch.equal(again.y_train, data.y_train)
