@@ -146,6 +146,13 @@ class EnumELBO(PyroELBO):
             strict_enumeration_warning=False,
         )
 
+    def _first_call(self, key, model, guide, batch: Batch, beta: float) -> LossTerms:
+        """The first call of a structure: validated traces; later calls run the traces
+        too (no direct route to compare, nothing to log)."""
+        terms = self._evaluate(model, guide, batch, beta, validate=is_validation_enabled())
+        self._direct[key] = False
+        return terms
+
     def _evaluate(self, model, guide, batch: Batch, beta: float, validate: bool) -> LossTerms:
         loss, traces = self.elbo.loss_and_traces(model, guide, batch, beta=beta)
         if not validate and not is_validation_enabled() and math.isnan(float(loss.detach())):

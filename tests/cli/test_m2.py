@@ -44,6 +44,23 @@ def test_m2_trains_evaluates_and_resumes(tmp_path, capsys):
     assert torch.equal(again_data.y_train, data.y_train)  # the same labelled rows
 
 
+def test_analyze_sample_and_report_run_on_m2(tmp_path, capsys):
+    """The posterior analyses (y treated marginally), prior samples and the HTML report
+    work on an m2 run, with a finite importance-sampled log p(x) (y summed exactly)."""
+    run = tmp_path / "run"
+    argv = ["train", "--model", "m2", "--n-labels", "20", "--binarize", "static", *TINY]
+    assert main([*argv, "-o", str(run)]) == 0, capsys.readouterr().err
+    fast = ["--draws", "5", "--samples", "5", "--mcmc-points", "0", "--sbc", "0"]
+    assert main(["analyze", str(run), "--output", str(tmp_path / "a"), *fast]) == 0
+    capsys.readouterr()
+    diagnostics = json.loads((tmp_path / "a" / "diagnostics.json").read_text())
+    assert math.isfinite(diagnostics["decomposition"]["log_likelihood"])
+    assert (tmp_path / "a" / "posterior.nc").exists()
+    assert main(["sample", str(run), "--n", "4", "--output", str(tmp_path / "s.png")]) == 0
+    assert main(["report", str(run), "--output", str(tmp_path / "r.html"), "--n", "30"]) == 0
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
 def _fails(argv, capsys, needle: str, run) -> None:
     assert main([str(a) for a in argv]) != 0
     err = capsys.readouterr().err.strip()
