@@ -321,6 +321,26 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME|INDEX",
     ),
     _O(
+        "n_labels",
+        None,
+        "keep the labels of only this many training rows, drawn stratified by class with "
+        "the split seed (semi-supervised runs: the other training rows and the validation "
+        "rows are unlabelled, -1; the test labels are kept for evaluation)",
+        "data",
+        _int,
+        metavar="N",
+        domain="positive_int",
+    ),
+    _O(
+        "label_fraction",
+        None,
+        "keep the labels of this fraction of the training rows (as --n-labels)",
+        "data",
+        _float,
+        metavar="F",
+        domain="factor",
+    ),
+    _O(
         "stream",
         False,
         "read a .npy data file in minibatches as training needs them instead of loading "
@@ -352,7 +372,7 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "model",
         "vae",
-        "model family: vae, or the autoencoder baselines ae and dae",
+        "model family: vae, hvae, the semi-supervised m2, or the autoencoder baselines ae and dae",
         "model",
         _str,
         "pyrovae.models.MODELS",
@@ -488,6 +508,24 @@ OPTIONS: tuple[Option, ...] = (
         "beta also scales the KL of the Bayesian decoder's weights (default: the z KL only)",
         "model",
         parse_bool,
+    ),
+    _O(
+        "n_classes",
+        0,
+        "number of label classes of m2 (0: one more than the largest training label)",
+        "model",
+        _int,
+        domain="count",
+    ),
+    _O(
+        "aux_weight",
+        0.1,
+        "weight of m2's auxiliary classification term alpha E[log q(y|x)] per data point "
+        "(the paper's alpha / N; 0: off): each labelled row's log q(y|x) weighs "
+        "aux_weight * N / L (N training rows, L labelled)",
+        "model",
+        _float,
+        domain="nonnegative",
     ),
     # missing entries (issue 16)
     _O(

@@ -46,7 +46,8 @@ def _folder(run: str) -> Path:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained run on a held-out split: the ELBO per data point with its
-    reconstruction and KL terms and their standard errors; prints JSON and writes it to
+    reconstruction and KL terms and their standard errors (and, for a classifier such as
+    m2, the accuracy on the split's labelled rows); prints JSON and writes it to
     RUN/evaluation.json. With --samples K also log p(x) by importance sampling, bits per
     dimension, the gap log p(x) - ELBO, KL per latent dimension, active units and
     I(x; z). For a run with a Bayesian decoder the ELBO includes the weights' KL (its
@@ -78,6 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)
     out = {"run": str(args.run), "split": args.split, "model": est.family}
     out.update(est.evaluate(x, particles=args.particles))  # checks x against the model
+    out.update(_accuracy(est, x, data.labels(args.split)))
     if args.samples:
         x = est.as_input(x)
         progress = shared.show_progress(args)
@@ -95,6 +97,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     target = Path(args.output) if args.output else _folder(args.run) / names.EVALUATION
     write_json(target, out)
     return 0
+
+
+def _accuracy(est, x, y) -> dict:
+    """A classifier family's accuracy on the split's labelled rows, with its binomial
+    standard error sqrt(a (1 - a) / n); nothing for other families or without labels."""
+    if not est.is_classifier or y is None:
+        return {}
+    n = int((y >= 0).sum())
+    if n == 0:
+        return {}
+    acc = est.score(x, y)
+    return {
+        "accuracy": acc,
+        "accuracy_se": math.sqrt(acc * (1 - acc) / n),
+        "error": 1 - acc,
+        "labelled": n,
+    }
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -320,6 +320,7 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from ..data.validation import check_support, observation_mask
 
+    est.learn_targets(targets(data, "train"))
     est.build(data.data_shape, est.likelihood)
     splits = {"training": data.train, "validation": data.val, "test": data.test}
     for name, split in splits.items():

@@ -1,6 +1,6 @@
 """scikit-learn-style estimators, one per model family.
 
-:class:`VAE`, :class:`HVAE`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
+:class:`VAE`, :class:`HVAE`, :class:`M2`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
 protocol (``fit`` / ``encode`` / ``decode`` / ``evaluate`` / ``score``, ``save`` /
 ``load``) and its public build-and-train seam; :func:`load`, :func:`resume` and
 :func:`from_checkpoint` rebuild them from checkpoints.
@@ -15,6 +15,7 @@ from .base import (
     estimator_params,
     from_checkpoint,
 )
+from .m2 import M2
 from .resume import load, resume
 from .vae import HVAE, VAE
 
@@ -25,6 +26,7 @@ __all__ = [
     "ESTIMATORS",
     "Estimator",
     "HVAE",
+    "M2",
     "VAE",
     "component_record",
     "estimator_params",

@@ -151,6 +151,9 @@ class Estimator:
     """
 
     family = "base"
+    #: Whether the family is also a classifier (``predict``, ``predict_proba``; ``score``
+    #: is then the accuracy).
+    is_classifier = False
 
     def __init__(
         self,
@@ -251,6 +254,12 @@ class Estimator:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- hooks for families ----------------------------------------------------
+    def learn_targets(self, y) -> None:
+        """What the family learns from the training labels ``y`` before it is built (the
+        number of classes of a classifier family), refusing labels it cannot use with one
+        line; ``fit`` and the command line call it. Nothing for the unconditional
+        families."""
+
     def _spec_kwargs(self) -> dict[str, Any]:
         return {}
 
@@ -453,6 +462,7 @@ class Estimator:
             likelihood, why = choose_likelihood(x)
             logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
+        self.learn_targets(y)
         self.build(tuple(x.shape[1:]), likelihood)
         check_support(self.module_.likelihood, x if mask is None else x[mask])
         warn_caveat(self.module_.likelihood, x if mask is None else x[mask])
@@ -598,6 +608,16 @@ class Estimator:
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
         return self.evaluate(X)["elbo"]
+
+    def predict_proba(self, X):
+        """Class probabilities: only a classifier family (``is_classifier``) has them."""
+        raise ConfigError(
+            f"predict needs a classifier family (m2); the {self.family} model does not classify"
+        )
+
+    def predict(self, X):
+        """Classes: only a classifier family (``is_classifier``) predicts them."""
+        return self.predict_proba(X)
 
     def condition(
         self,

@@ -153,10 +153,13 @@ def elbo_terms(
     module, x: torch.Tensor, particles: int = 1, batch_size: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-data-point reconstruction term and KL (Monte Carlo, beta = 1), each ``(N,)``,
-    whatever objective the model was trained with."""
-    from ..objectives import TraceELBO
+    whatever objective the model was trained with: by the family's ``elbo_objective``
+    (the trace ELBO; with a family's discrete sites summed out where it has them)."""
+    from ..objectives import OBJECTIVES
 
-    objective = TraceELBO(num_particles=int(particles))
+    objective = OBJECTIVES.get(getattr(module, "elbo_objective", "trace"))(
+        num_particles=int(particles)
+    )
     was_training = module.training
     module.eval()
     recon, kl = [], []

@@ -26,6 +26,7 @@ from .base import (  # noqa: E402
 )
 from .bayesian import DecoderWeights, at_weights  # noqa: E402
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
+from .m2 import M2Module  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "distribution_moments",
     "HierarchicalVAEModule",
     "LatentModule",
+    "M2Module",
     "ModuleSpec",
     "VAEModule",
     "build_module",

@@ -199,21 +199,26 @@ class LatentModule(GuidePosterior, nn.Module):
             return contextlib.nullcontext()
         return self.decoder_weights.sites(batch, beta, guide)
 
-    def _build_prior_and_guide(self, prior_dim: int, guide_dim: int | None = None) -> None:
+    def _build_prior_and_guide(
+        self, prior_dim: int, guide_dim: int | None = None, guide_features: int | None = None
+    ) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
-        ``guide_dim`` (default ``latent_dim``) from the spec, bind the prior, and check
-        their sizes."""
+        ``guide_dim`` (default ``latent_dim``), reading ``guide_features`` inputs (default
+        the encoder's output width), from the spec, bind the prior, and check their
+        sizes."""
         from ..guides import GUIDES
         from ..priors import PRIORS
         from .checks import check_latent_sizes
 
         spec = self.spec
         guide_dim = self.latent_dim if guide_dim is None else int(guide_dim)
+        if guide_features is None:
+            guide_features = self.encoder.out_features
         self.prior = _build(PRIORS, spec.prior, prior_dim, options=spec.prior_options)
         self.guide_head = _build(
             GUIDES,
             spec.guide,
-            self.encoder.out_features,
+            int(guide_features),
             guide_dim,
             options=spec.guide_options,
         )
@@ -319,6 +324,11 @@ class LatentModule(GuidePosterior, nn.Module):
             objective then runs the traces (:mod:`pyrovae.objectives.elbo`).
         """
         raise NotImplementedError(f"the {type(self).__name__} family has no direct ELBO")
+
+    #: The registered objective that evaluates this family's ELBO outside training
+    #: (:func:`pyrovae.inference.loglik.elbo_terms`): the trace ELBO, or for a family
+    #: with enumerated discrete sites the one that sums them out.
+    elbo_objective: str = "trace"
 
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from

@@ -63,6 +63,13 @@ class Objective:
         Monte Carlo samples (or importance samples) per data point.
     analytic_kl : bool
         Whether the reported KL term is analytic where ``torch.distributions`` has it.
+    enumerates : bool
+        Whether the objective sums the guide's enumerated discrete sites out exactly
+        (``TraceEnum_ELBO``) rather than sampling them.
+    enumerated : str or None
+        The registered name of the objective that computes this one's bound with the
+        discrete sites summed out (itself where it enumerates), or None where there is
+        none: a family whose labels must be summed out (M2) trains with that one.
     """
 
     registry_name = "custom"
@@ -70,6 +77,8 @@ class Objective:
     analytic_kl: bool = False
     #: Whether the objective handles global latent sites (module docstring).
     global_sites: bool = True
+    enumerates: bool = False
+    enumerated: str | None = None
 
     def __call__(self, model, guide, batch: Batch | torch.Tensor, beta: float = 1.0) -> LossTerms:
         return self.loss_terms(model, guide, as_batch(batch), beta)

@@ -274,9 +274,11 @@ def _call_key(model, guide, batch: Batch) -> tuple:
 
 @OBJECTIVES.register("trace")
 class TraceELBO(PyroELBO):
-    """Pyro's ``Trace_ELBO``: Monte Carlo ELBO, reparameterized gradients."""
+    """Pyro's ``Trace_ELBO``: Monte Carlo ELBO, reparameterized gradients (with discrete
+    sites summed out, ``TraceEnum_ELBO``: :class:`~pyrovae.objectives.enum.EnumELBO`)."""
 
     elbo_class = TraceTerms
+    enumerated = "enum"
 
     def direct_terms(self, model, guide, batch: Batch, beta: float) -> tuple:
         """The family's ``direct_elbo_terms`` where ``model`` and ``guide`` are a model

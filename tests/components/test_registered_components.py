@@ -343,9 +343,19 @@ def test_every_encoder_has_a_decoder():
 
 
 # -- model families ----------------------------------------------------------------
+#: The model options a family needs (m2: its number of classes).
+FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
+
+
 @pytest.mark.parametrize("family", MODELS.names())
 def test_model_family_programs_run(family):
-    module = build_module(family, ModuleSpec(data_shape=(1, 8, 8), latent_dim=LATENT, hidden=(16,)))
+    spec = ModuleSpec(
+        data_shape=(1, 8, 8),
+        latent_dim=LATENT,
+        hidden=(16,),
+        model_options=FAMILY_OPTIONS.get(family, {}),
+    )
+    module = build_module(family, spec)
     x = torch.rand(4, 1, 8, 8)
     from pyrovae.objectives import TraceELBO
 
@@ -395,7 +405,7 @@ def _data_for(likelihood: str, x: torch.Tensor) -> torch.Tensor:
         v if isinstance(v, str) else ",".join(f"{k}={w}" for k, w in v.items()) or "default"
     ),
 )
-def test_short_training_improves_and_round_trips(family, overrides, small_digits, tmp_path):
+def test_short_training_improves_and_round_trips(family, overrides, small_digits, digits, tmp_path):
     x, xv = small_digits
     likelihood = overrides.get("likelihood", "bernoulli")
     x, xv = _data_for(likelihood, x), _data_for(likelihood, xv)
@@ -410,7 +420,13 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
         learning_rate=3e-3,
         **{k: v for k, v in overrides.items() if k != "likelihood"},
     )
-    assert est.fit(x, X_val=xv) is est
+    # a classifier family (m2) learns from labels: a third of the rows keep theirs
+    y = y_val = None
+    if cls.is_classifier:
+        y = digits.y_train[: len(x)].clone()
+        y[torch.arange(len(y)) % 3 != 0] = -1
+        y_val = digits.y_val[: len(xv)]
+    assert est.fit(x, y, X_val=xv, y_val=y_val) is est
     hist = est.history_
     assert len(hist) == 6
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
