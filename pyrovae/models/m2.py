@@ -127,6 +127,12 @@ class M2Module(LatentModule):
     def has_latent_sites(self) -> bool:
         return True
 
+    def build_decoder_weights(self, options: dict) -> None:
+        """Refused: the m2 family has no Bayesian decoder (its decoder reads z and y)."""
+        if options:
+            raise ConfigError("bayesian_decoder is available for the vae and hvae families, not m2")
+        return None
+
     # -- labels --------------------------------------------------------------------------
     def targets(self, y) -> torch.Tensor:
         """Class indices ``0 .. n_classes - 1`` per row, ``-1`` for an unlabelled row

@@ -252,3 +252,12 @@ def test_conditioning_runs_at_the_posterior_mean_weights(fitted, digits):
     assert torch.allclose(got, want)
     completion = fitted.condition(x, mask, draws=5, x_true=x)
     assert completion.log_lik.shape == (4,)
+
+
+def test_m2_refuses_a_bayesian_decoder(digits):
+    from pyrovae.api import M2
+
+    y = digits.y_train[:60].clone()
+    y[20:] = -1
+    with pytest.raises(ConfigError, match="bayesian_decoder is available for the vae and hvae"):
+        M2(bayesian_decoder=True, epochs=1, hidden=(8,), latent_dim=2).fit(digits.train[:60], y)
