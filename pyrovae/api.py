@@ -7,6 +7,7 @@ A facade over :mod:`pyrovae.estimators`::
     q = vae.encode(x)          # q(z|x): q.mean, q.stddev
     px = vae.decode(q.mean)    # p(x|z)
     vae.save("vae.pt"); vae2 = VAE.load("vae.pt")
+    prior = prior_module(vae, "f")  # z ~ p(z), decoded: a prior for your Pyro model
 """
 
 from .estimators import (
@@ -19,6 +20,7 @@ from .estimators import (
     estimator_params,
     from_checkpoint,
     load,
+    prior_module,
     resume,
 )
 
@@ -32,5 +34,6 @@ __all__ = [
     "estimator_params",
     "from_checkpoint",
     "load",
+    "prior_module",
     "resume",
 ]
