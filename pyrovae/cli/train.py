@@ -312,8 +312,9 @@ def _check_model(est, data) -> None:
     est.build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
-            check_support(est.module_.likelihood, split)
-    est.check_runnable(data.train)
+            observed = split[~split.isnan()] if est.missing == "mask" else split
+            check_support(est.module_.likelihood, observed)
+    est.check_runnable(est.as_observed(data.train[:2], "the training data"))
 
 
 # -- the end of training ---------------------------------------------------------------------

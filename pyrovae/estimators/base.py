@@ -25,15 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyro
 import torch
 from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
+from ..data.batch import Batch
 from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
-from ..data.validation import as_data_tensor, check_support, warn_caveat
+from ..data.validation import as_data_tensor, check_support, observation_mask, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
@@ -120,6 +122,15 @@ class Estimator:
         Rollbacks allowed per run.
     rollback_lr_factor : float
         Learning-rate factor per rollback, in (0, 1).
+    missing : {"refuse", "mask"}
+        Missing entries (NaN) of the data: refused, or masked: training, evaluation
+        and conditioning score the observed entries only, and the encoder reads the
+        zero-filled x with the mask (see :mod:`pyrovae.models.base`).
+    mask_rate : float
+        In [0, 1): drop this fraction of the observed entries at random in each
+        training minibatch (drawn from the trainer's generator, so a resumed run is
+        exact), so that the amortized guide learns to infer z from partial rows. A
+        rate above 0 builds the mask-reading encoder also for complete data.
     progress : bool
         Show a progress bar while fitting.
 
@@ -156,6 +167,8 @@ class Estimator:
         on_divergence: str = "stop",
         divergence_retries: int = 3,
         rollback_lr_factor: float = 0.5,
+        missing: str = "refuse",
+        mask_rate: float = 0.0,
         progress: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
@@ -179,6 +192,8 @@ class Estimator:
         self.on_divergence = on_divergence
         self.divergence_retries = divergence_retries
         self.rollback_lr_factor = rollback_lr_factor
+        self.missing = missing
+        self.mask_rate = mask_rate
         self.progress = progress
 
     # -- scikit-learn protocol ---------------------------------------------
@@ -253,6 +268,7 @@ class Estimator:
             activation=self.activation,
             likelihood=likelihood,
             likelihood_options=dict(self.likelihood_options or {}),
+            mask_input=self.trained_with_masks,
             **self._spec_kwargs(),
         )
         self.device_ = place(self.device)
@@ -287,6 +303,50 @@ class Estimator:
             transform=transform,
             distributed=distributed.current(),
         )
+
+    # -- missing entries -------------------------------------------------------------
+    @property
+    def trained_with_masks(self) -> bool:
+        """Whether the model is (to be) trained with observation masks: ``missing="mask"``
+        or a ``mask_rate`` above 0 (its encoder then reads the mask)."""
+        return (
+            getattr(self, "missing", "refuse") == "mask"
+            or float(getattr(self, "mask_rate", 0.0) or 0.0) > 0
+        )
+
+    def as_observed(self, x, name: str = "x", mask=None, missing: bool | None = None) -> Batch:
+        """``x`` validated as :meth:`as_input` does, as a :class:`~pyrovae.data.Batch`
+        with its observation mask: ``mask`` (``True`` = observed) when given, else the
+        non-NaN entries of ``x`` when it has NaNs and missing entries are allowed
+        (``missing="mask"``, ``mask`` given, or ``missing=True``); missing entries are
+        zero-filled.
+
+        Raises
+        ------
+        DataError
+            NaNs without ``missing="mask"``, a mask of another shape than ``x``, or a
+            row with no observed entry.
+        """
+        if missing is None:
+            missing = mask is not None or getattr(self, "missing", "refuse") == "mask"
+        allow = bool(missing)
+        t = as_data_tensor(x, name=name, missing=allow)
+        if mask is not None:
+            m = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+            if tuple(m.shape) != tuple(t.shape):
+                raise DataError(
+                    f"the mask of {name} has shape {tuple(m.shape)} but {name} has {tuple(t.shape)}"
+                )
+            m = m.to(torch.bool) & ~torch.isnan(t)
+            if not bool(m.reshape(m.shape[0], -1).any(1).all()):
+                row = int((~m.reshape(m.shape[0], -1).any(1)).nonzero()[0])
+                raise DataError(f"{name} has row(s) with no observed entry, first row {row}")
+        else:
+            m = observation_mask(t, name)
+        t = self.as_input(t if m is None else torch.where(m, t, torch.zeros_like(t)), name)
+        if m is not None:
+            m = m.reshape(t.shape).to(t.device)
+        return Batch(t, mask=m)
 
     # -- fitting -------------------------------------------------------------------
     def as_input(self, x, name: str = "x", stream: bool = False) -> torch.Tensor:
@@ -341,25 +401,33 @@ class Estimator:
         self.check_params()
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
-        x = as_data_tensor(X, name="X")
+        missing = self.missing == "mask"
+        x = as_data_tensor(X, name="X", missing=missing)
         if y is not None and len(y) != x.shape[0]:
             raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
-        x_val = as_data_tensor(X_val, name="X_val") if has_rows(X_val) else None
+        x_val = as_data_tensor(X_val, name="X_val", missing=missing) if has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
                 f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
             )
+        mask = observation_mask(x, "X") if missing else None
+        mask_val = observation_mask(x_val, "X_val") if missing and x_val is not None else None
+        x, x_val = _zero_filled(x, mask), _zero_filled(x_val, mask_val)
         likelihood = self.likelihood
         if likelihood is None:
             likelihood, why = choose_likelihood(x)
             logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
         self.build(tuple(x.shape[1:]), likelihood)
-        check_support(self.module_.likelihood, x)
-        warn_caveat(self.module_.likelihood, x)
+        check_support(self.module_.likelihood, x if mask is None else x[mask])
+        warn_caveat(self.module_.likelihood, x if mask is None else x[mask])
         if x_val is not None:
-            check_support(self.module_.likelihood, x_val)
+            check_support(self.module_.likelihood, x_val if mask_val is None else x_val[mask_val])
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
+        if mask is not None:
+            x = Batch(x, mask=mask.to(self.device_))
+        if mask_val is not None:
+            x_val = Batch(x_val, mask=mask_val.to(self.device_))
         self.check_runnable(x)
         trainer = self.make_trainer(run_dir, data_info, train_transform)
         return self.fit_with(trainer, x, x_val)
@@ -411,9 +479,13 @@ class Estimator:
     # -- inference -----------------------------------------------------------------
     @torch.no_grad()
     def encode(self, x) -> Distribution:
-        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``."""
+        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``.
+        A model trained with ``missing="mask"`` reads NaN entries as missing."""
         self._check_fitted()
         self.module_.eval()
+        if self.missing == "mask":  # NaN entries: q(z | x_obs, mask)
+            data = self.as_observed(x)
+            return self.module_.encode(data.x, mask=data.mask)
         return self.module_.encode(self.as_input(x))
 
     @torch.no_grad()
@@ -455,22 +527,93 @@ class Estimator:
             standard errors ``*_se`` over data points, and ``n``.
         """
         self._check_fitted()
-        x = self.as_input(x, stream=True)
-        check_support(self.module_.likelihood, x)
+        if self.missing == "mask" and not is_stream(x):
+            data = self.as_observed(x)  # NaNs: the observed entries only
+            observed = data.x[data.mask] if data.mask is not None else data.x
+            check_support(self.module_.likelihood, observed)
+            x = data if data.mask is not None else data.x
+        else:
+            x = self.as_input(x, stream=True)
+            check_support(self.module_.likelihood, x)
         recon, kl = self._terms(x, particles)
-        out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
-        n = x.shape[0]
+        n = len(x)
+        out: dict[str, float] = {"n": int(n), "particles": int(particles)}
         for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
             out[name] = float(v.mean())
             out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
         return out
 
-    def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _terms(self, x, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
         return self.evaluate(X)["elbo"]
+
+    def condition(
+        self,
+        x,
+        mask=None,
+        method: str = "guide",
+        draws: int = 1000,
+        levels=(0.5, 0.9),
+        x_true=None,
+        seed: int = 0,
+        **options: Any,
+    ):
+        """The posterior over z given the observed entries of ``x`` and the posterior
+        predictive of the missing ones (:mod:`pyrovae.inference.conditioning`).
+
+        Parameters
+        ----------
+        x : array-like
+            Rows ``(B, *data_shape)`` (or flattened); NaN entries are missing.
+        mask : array-like of bool, optional
+            ``True`` where observed (default: the non-NaN entries of ``x``); it must
+            have ``x``'s shape and observe every row somewhere.
+        method : str
+            A conditioner of :data:`~pyrovae.inference.conditioning.CONDITIONERS`
+            (``"guide"``: the amortized guide on the masked rows; meaningful for a model
+            trained with ``missing="mask"`` / ``mask_rate``, a warning otherwise).
+        draws : int
+            Posterior draws.
+        levels : sequence of float
+            Central credible levels of the bands.
+        x_true : array-like, optional
+            The complete rows: adds the importance-sampled log p(x_miss | x_obs).
+        seed : int
+            Seed of the draws.
+        **options
+            Options of the conditioner.
+
+        Returns
+        -------
+        Completion
+            Draws of z and of the missing entries, their mean, the bands, the mask, the
+            conditional log-likelihood (with ``x_true``); ``.to_arviz()``.
+        """
+        from ..inference.conditioning import condition
+
+        self._check_fitted()
+        data = self.as_observed(x, "x", mask=mask, missing=True)
+        m = data.mask if data.mask is not None else torch.ones_like(data.x, dtype=torch.bool)
+        truth = None
+        if x_true is not None:
+            truth = self.as_input(x_true, "x_true")
+            if tuple(truth.shape) != tuple(data.x.shape):
+                raise DataError(f"x_true has {truth.shape[0]} rows but x has {data.x.shape[0]}")
+        self.module_.eval()
+        return condition(
+            self.module_,
+            data.x,
+            m,
+            method=method,
+            draws=draws,
+            levels=levels,
+            x_true=truth,
+            seed=seed,
+            **options,
+        )
 
     # -- what differs between families -------------------------------------------------
     @property
@@ -652,6 +795,13 @@ def place(device: str) -> torch.device:
     if ctx is not None and dev.type == "cuda":
         return torch.device("cuda", ctx.local_rank)
     return dev
+
+
+def _zero_filled(x, mask):
+    """``x`` with its missing entries (``mask`` False) set to 0; ``x`` if no mask."""
+    if x is None or mask is None:
+        return x
+    return torch.where(mask, x, torch.zeros_like(x))
 
 
 def has_rows(x) -> bool:

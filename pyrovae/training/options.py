@@ -33,8 +33,10 @@ class TrainingOptions:
     ``patience`` (early stopping), ``lr_decay_patience`` and ``lr_decay_factor``
     (plateau decay), ``checkpoint_every`` (checkpoints inside an epoch),
     ``on_divergence``, ``divergence_retries`` and ``rollback_lr_factor`` (rollback),
-    and ``progress`` (the progress bar). ``amp`` is the setting in effect (an
-    estimator resolves it against the device before building the options).
+    and ``progress`` (the progress bar); ``mask_rate`` drops observed entries of
+    each training minibatch (:meth:`~pyrovae.training.Trainer.drop_entries`).
+    ``amp`` is the setting in effect (an estimator resolves it against the device
+    before building the options).
     """
 
     epochs: int = _option("epochs")
@@ -50,6 +52,7 @@ class TrainingOptions:
     on_divergence: str = _option("on_divergence")
     divergence_retries: int = _option("divergence_retries")
     rollback_lr_factor: float = _option("rollback_lr_factor")
+    mask_rate: float = _option("mask_rate")
     progress: bool = False
 
     def __post_init__(self) -> None:
