@@ -50,11 +50,10 @@ from pyrovae.atomic import atomic_write_text  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "prior_vae_gp.py"
 NAME = "priorvae"
+#: The settings of the trained VAE (a rerun with the same ones loads it from ``--work``).
+TRAIN_SETTINGS = "train epochs latent_dim hidden batch_size lr decoder_scale ls_range seed".split()
 #: The settings that must match for a rerun to reuse saved results.
-SETTINGS = (
-    "train epochs latent_dim hidden batch_size lr decoder_scale ls_range obs noise warmup "
-    "samples seed"
-).split()
+SETTINGS = [*TRAIN_SETTINGS, *"obs noise warmup samples".split()]
 
 
 def example():
@@ -110,7 +109,7 @@ def divergences(mcmc) -> int:
 def train_or_load(args, ex) -> pyrovae.VAE:
     work = Path(args.work)
     path = work / f"{NAME}_vae.pt"
-    key = json.dumps({k: getattr(args, k) for k in SETTINGS}, sort_keys=True)
+    key = json.dumps({k: getattr(args, k) for k in TRAIN_SETTINGS}, sort_keys=True)
     if path.is_file() and (work / f"{NAME}_vae.json").is_file():
         if (work / f"{NAME}_vae.json").read_text() == key:
             print(f"loaded the trained VAE from {path}", flush=True)
