@@ -454,6 +454,16 @@ OPTIONS: tuple[Option, ...] = (
         _float,
         domain="rate",
     ),
+    _O(
+        "mask_encoder",
+        "concat",
+        "encoder of a model trained with masks: concat (the --net encoder over the "
+        "zero-filled x and the mask) or set (the Partial VAE's permutation-invariant "
+        "set encoder)",
+        "model",
+        _str,
+        "pyrovae.nets.MASK_ENCODERS",
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
     _O(

@@ -17,6 +17,7 @@ REGISTRIES = (
     ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
     ("guides", "pyrovae.guides.GUIDES"),
     ("networks", "pyrovae.nets.ENCODERS"),
+    ("mask encoders", "pyrovae.nets.MASK_ENCODERS"),
     ("activations", "pyrovae.nets.ACTIVATIONS"),
     ("objectives", "pyrovae.objectives.OBJECTIVES"),
     ("beta schedules", "pyrovae.objectives.SCHEDULES"),

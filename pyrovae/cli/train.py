@@ -228,6 +228,8 @@ def _resume(args, explicit, ctx, held, progress: bool) -> int:
         run,
         data.train,
         _nonempty(data.val),
+        y_train=targets(data, "train"),
+        y_val=targets(data, "val"),
         progress=progress,
         train_transform=data.train_transform,
         **settings,
@@ -291,12 +293,21 @@ def _train(args, explicit, ctx, held, progress: bool) -> int:
     t0 = time.perf_counter()
     est.fit(
         data.train,
+        targets(data, "train"),
         X_val=_nonempty(data.val),
+        y_val=targets(data, "val"),
         run_dir=run,
         data_info=data_info(cfg, data),
         train_transform=data.train_transform,
     )
     return _finish_train(est, data, run, time.perf_counter() - t0) if main else 0
+
+
+def targets(data, split: str):
+    """What a conditional family reads of split ``split``: its labels where the data have
+    them, else its per-row conditions, else None (unconditional families ignore both)."""
+    y = data.labels(split)
+    return y if y is not None else data.conditions(split)
 
 
 def _nonempty(x):
@@ -307,13 +318,16 @@ def _nonempty(x):
 def _check_model(est, data) -> None:
     """Build the model once and check the data's support, so that a bad component,
     option or likelihood fails before the run folder is created."""
-    from ..data.validation import check_support
+    from ..data.validation import check_support, observation_mask
 
     est.build(data.data_shape, est.likelihood)
-    for split in (data.train, data.val, data.test):
+    splits = {"training": data.train, "validation": data.val, "test": data.test}
+    for name, split in splits.items():
         if split.shape[0]:
-            observed = split[~split.isnan()] if est.missing == "mask" else split
-            check_support(est.module_.likelihood, observed)
+            if est.missing == "mask":  # the observed entries; every row observed somewhere
+                observation_mask(split, f"the {name} data")
+                split = split[~split.isnan()]
+            check_support(est.module_.likelihood, split)
     est.check_runnable(est.as_observed(data.train[:2], "the training data"))
 
 

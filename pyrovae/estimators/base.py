@@ -32,7 +32,7 @@ from pyro.distributions import Distribution
 
 from .. import __version__
 from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
-from ..data.batch import Batch
+from ..data.batch import Batch, as_batch
 from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
 from ..data.validation import as_data_tensor, check_support, observation_mask, warn_caveat
@@ -169,6 +169,7 @@ class Estimator:
         rollback_lr_factor: float = 0.5,
         missing: str = "refuse",
         mask_rate: float = 0.0,
+        mask_encoder: str = "concat",
         progress: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
@@ -194,6 +195,7 @@ class Estimator:
         self.rollback_lr_factor = rollback_lr_factor
         self.missing = missing
         self.mask_rate = mask_rate
+        self.mask_encoder = mask_encoder
         self.progress = progress
 
     # -- scikit-learn protocol ---------------------------------------------
@@ -269,6 +271,7 @@ class Estimator:
             likelihood=likelihood,
             likelihood_options=dict(self.likelihood_options or {}),
             mask_input=self.trained_with_masks,
+            mask_encoder=getattr(self, "mask_encoder", "concat"),
             **self._spec_kwargs(),
         )
         self.device_ = place(self.device)
@@ -372,6 +375,7 @@ class Estimator:
         y=None,
         X_val=None,
         *,
+        y_val=None,
         run_dir: str | Path | None = None,
         data_info: dict | None = None,
         train_transform=None,
@@ -385,10 +389,14 @@ class Estimator:
             likelihood's support) before anything is trained. A
             :class:`pyrovae.data.MemmapArray` is read in minibatches, never whole.
         y : array-like, optional
-            Labels: not used for training (present for scikit-learn compatibility),
-            but they must have one entry per row of ``X``.
+            Labels or conditions, one entry per row of ``X``. A conditional family reads
+            them (encoded by its ``targets`` method) from each minibatch's ``Batch.y``;
+            the unconditional families ignore them (present for scikit-learn
+            compatibility).
         X_val : array-like, optional
             Validation data for early stopping and the validation metrics.
+        y_val : array-like, optional
+            The labels or conditions of ``X_val``.
         run_dir : path, optional
             Folder for ``metrics.csv`` and ``checkpoint.pt`` written each epoch.
         data_info : dict, optional
@@ -424,13 +432,27 @@ class Estimator:
         if x_val is not None:
             check_support(self.module_.likelihood, x_val if mask_val is None else x_val[mask_val])
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
-        if mask is not None:
-            x = Batch(x, mask=mask.to(self.device_))
-        if mask_val is not None:
-            x_val = Batch(x_val, mask=mask_val.to(self.device_))
-        self.check_runnable(x)
+        mask = None if mask is None else mask.to(self.device_)
+        mask_val = None if mask_val is None else mask_val.to(self.device_)
+        train = self.with_targets(x, y, "y", mask=mask)
+        val = self.with_targets(x_val, y_val, "y_val", mask_val) if x_val is not None else None
+        self.check_runnable(train)
         trainer = self.make_trainer(run_dir, data_info, train_transform)
-        return self.fit_with(trainer, x, x_val)
+        return self.fit_with(trainer, train, val)
+
+    def with_targets(self, x, y, name: str = "y", mask=None):
+        """``x`` with the family's encoding of its labels or conditions ``y`` and the
+        observation ``mask`` (a :class:`~pyrovae.data.Batch`), or ``x`` itself when the
+        family reads no labels and there is no mask."""
+        targets = None
+        if y is not None:
+            if len(y) != x.shape[0]:
+                raise DataError(f"{name} has {len(y)} entries but the data has {x.shape[0]} rows")
+            targets = self.module_.targets(y)
+        if targets is None and mask is None:
+            return x
+        y_t = None if targets is None else torch.as_tensor(targets).to(self.device_)
+        return Batch(x, y_t, mask)
 
     def check_runnable(self, x: torch.Tensor) -> None:
         """Evaluate the objective once on two rows, so that a combination of components
@@ -462,7 +484,7 @@ class Estimator:
             self.time_used_ = trainer.time_used
             self.budget_spent_ = trainer.budget_spent
             self.fit_time_ = time.perf_counter() - t0
-            self._after_fit(x)
+            self._after_fit(as_batch(x).x)
             # the module now holds the best weights plus anything fitted after training
             trainer.best_state = copy.deepcopy(self.module_.state_dict())
             if trainer.run_dir is not None:

@@ -24,6 +24,9 @@ def resume(
     x_train,
     x_val=None,
     epochs: int | None = None,
+    *,
+    y_train=None,
+    y_val=None,
     progress: bool | None = None,
     train_transform=None,
     time_budget: float | None = None,
@@ -40,6 +43,8 @@ def resume(
         Run folder.
     x_train, x_val : array-like
         The same data the run was trained on.
+    y_train, y_val : array-like, optional
+        Their labels or conditions, as the run was trained with (conditional families).
     epochs : int, optional
         New total epoch budget (to extend a finished run); it must exceed the
         epochs already trained.
@@ -65,14 +70,21 @@ def resume(
     ctx = distributed.current()
     with hold(run_dir if ctx is None or ctx.is_main else None, create=False):
         return _resume(
-            run_dir, x_train, x_val, epochs, progress, train_transform, time_budget, overrides
+            run_dir,
+            (x_train, y_train),
+            (x_val, y_val),
+            epochs,
+            progress,
+            train_transform,
+            time_budget,
+            overrides,
         )
 
 
 def _resume(
     run_dir: Path,
-    x_train,
-    x_val,
+    train: tuple,
+    val: tuple,
     epochs,
     progress,
     train_transform,
@@ -122,8 +134,13 @@ def _resume(
     if progress is not None:
         est.progress = bool(progress)
     est.module_.train()
-    x = est.as_input(x_train, "X", stream=True)
-    xv = est.as_input(x_val, "X_val", stream=True) if has_rows(x_val) else None
+    (x_train, y_train), (x_val, y_val) = train, val
+    rows, mask = _training_rows(est, x_train, "X")
+    x = est.with_targets(rows, y_train, "y_train", mask)
+    xv = None
+    if has_rows(x_val):
+        rows, mask = _training_rows(est, x_val, "X_val")
+        xv = est.with_targets(rows, y_val, "y_val", mask)
     trainer = est.make_trainer(run_dir, ckpt.get("data", {}), train_transform)
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
@@ -132,3 +149,12 @@ def _resume(
         if stopper is not None:
             stopper.restart()
     return est.fit_with(trainer, x, xv)
+
+
+def _training_rows(est: Estimator, x, name: str):
+    """``(rows, mask)``: ``x`` validated (a stream stays one), and for a run trained
+    with ``missing="mask"`` its zero-filled rows with their mask (None: no NaN)."""
+    if est.missing == "mask":
+        data = est.as_observed(x, name)
+        return data.x, data.mask
+    return est.as_input(x, name, stream=True), None

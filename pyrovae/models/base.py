@@ -4,9 +4,9 @@ Observation masks: a batch may carry a mask (``True`` where an entry of x was
 observed). The model scores only the observed entries, through
 :meth:`~pyrovae.likelihoods.Likelihood.masked` (a partly observed row is one event),
 and a family built with ``spec.mask_input`` (a model trained with missing entries)
-feeds its encoder the zero-filled x concatenated with the mask along the first data
-dimension (as the zero-imputation encoder of Nazabal et al. 2020 and the baseline of
-Ma et al. 2019), so that the guide knows which entries are missing; without it the
+reads the rows through an encoder of :data:`~pyrovae.nets.MASK_ENCODERS`
+(``spec.mask_encoder``: the zero-filled x concatenated with the mask, or the Partial
+VAE's set encoder), so that the guide knows which entries are missing; without it the
 encoder reads the zero-filled x alone.
 
 Every family also answers questions about its guide's joint posterior q(z|x) through
@@ -30,7 +30,7 @@ from .. import sites
 from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
-from ..nets import DECODERS, ENCODERS
+from ..nets import DECODERS, ENCODERS, MASK_ENCODERS
 
 #: Draws used for posterior moments that have no closed form.
 MOMENT_DRAWS = 1000
@@ -58,26 +58,8 @@ class ModuleSpec:
     #: The encoder reads the zero-filled x and the observation mask (a model trained
     #: with missing entries); ``False`` for runs made before masks existed.
     mask_input: bool = False
-
-
-def encoder_shape(data_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The row shape the encoder reads when it takes the mask too: x and the mask
-    stacked along the first data dimension (as channels of an image)."""
-    if len(data_shape) == 2:
-        return (2, *data_shape)
-    return (2 * data_shape[0], *data_shape[1:])
-
-
-def encoder_input(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """The zero-filled ``x`` (rows ``(B, *data_shape)``) and ``mask`` (``None``: every
-    entry observed) concatenated as :func:`encoder_shape` describes."""
-    if mask is None:
-        mask = torch.ones_like(x, dtype=torch.bool)
-    filled = torch.where(mask, x, x.new_zeros(()))
-    m = mask.to(x.dtype).expand_as(filled)
-    if x.dim() == 3:
-        return torch.stack([filled, m], dim=1)
-    return torch.cat([filled, m], dim=1)
+    #: How it reads them: a name in :data:`~pyrovae.nets.MASK_ENCODERS`.
+    mask_encoder: str = "concat"
 
 
 def zero_filled(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -190,8 +172,11 @@ class LatentModule(GuidePosterior, nn.Module):
         )
         net_kw = {"hidden": tuple(spec.hidden), "activation": spec.activation}
         self.mask_input = bool(getattr(spec, "mask_input", False))
-        enc_shape = encoder_shape(self.data_shape) if self.mask_input else self.data_shape
-        self.encoder = ENCODERS.get(spec.net)(enc_shape, **net_kw)
+        if self.mask_input:
+            name = getattr(spec, "mask_encoder", "concat")
+            self.encoder = MASK_ENCODERS.get(name)(self.data_shape, spec.net, **net_kw)
+        else:
+            self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw)
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
@@ -224,6 +209,17 @@ class LatentModule(GuidePosterior, nn.Module):
     def guide(self, batch: Batch, beta: float = 1.0) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def targets(self, y) -> torch.Tensor | None:
+        """The labels or conditions this family's programs read from ``Batch.y``, encoded
+        from the ``y`` that ``fit(X, y)`` was given (one entry per row).
+
+        None for the families that do not condition on labels (every unconditional
+        one): their batches then carry no ``y``. Conditional families override this to
+        encode ``y`` (class indices, one-hot codes or covariates) and to refuse labels
+        they cannot use with one line.
+        """
+        return None
+
     def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
         """The data ``x`` of ``batch`` (its labels are ignored); with an observation
         mask, the missing entries are replaced by the likelihood's in-support
@@ -244,7 +240,7 @@ class LatentModule(GuidePosterior, nn.Module):
         (``None``: everywhere): the encoder reads the zero-filled x and, for a family
         built with ``spec.mask_input``, the mask too (module docstring)."""
         if self.mask_input:
-            return self.encoder(encoder_input(x, mask))
+            return self.encoder(x, mask)
         return self.encoder(zero_filled(x, mask))
 
     # -- deterministic helpers -----------------------------------------
@@ -296,6 +292,22 @@ class LatentModule(GuidePosterior, nn.Module):
             that has no direct form; callers then use the traces.
         """
         raise NotImplementedError(f"the {type(self).__name__} family has no direct log-weights")
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-particle ELBO terms of the family's own model and guide, without Pyro's
+        traces: ``(recon, kl)``, each ``(B,)`` and differentiable, where ``recon`` is
+        log p(x_n|z_n) and ``kl`` the single-draw estimate log q(z_n|x_n) - log p(z_n),
+        from the same random draws the guide's sites take, so that
+        ``-(recon - beta * kl).sum()`` is ``Trace_ELBO``'s loss (and surrogate) on the
+        same draws.
+
+        Raises
+        ------
+        NotImplementedError
+            With the reason, for a family (or a batch) that has no direct form; the
+            objective then runs the traces (:mod:`pyrovae.objectives.elbo`).
+        """
+        raise NotImplementedError(f"the {type(self).__name__} family has no direct ELBO")
 
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from

@@ -81,11 +81,7 @@ class VAEModule(LatentModule):
         the prior run once; each call draws z as the guide's site does (``rsample`` where
         the guide has it), decodes it and scores it under the three distributions. With
         ``mask``, log p(x_obs|z) over the observed entries and q(z|x_obs, mask)."""
-        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
-            raise NotImplementedError(
-                f"{type(self).__name__} replaces the VAE's model or guide, "
-                "which only their traces describe"
-            )
+        self._direct_form()
         q = self.encode(x, mask=mask)
         prior = self.prior()
         draw = q.rsample if q.has_rsample else q.sample
@@ -98,6 +94,27 @@ class VAEModule(LatentModule):
             return px.log_prob(x) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
+
+    def _direct_form(self) -> None:
+        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces the VAE's model or guide, "
+                "which only their traces describe"
+            )
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(recon, kl)`` of one draw z ~ q(z|x) per row, as the traces of :meth:`model` and
+        :meth:`guide` give them (see :meth:`LatentModule.direct_elbo_terms`); needs a
+        reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise). With
+        an observation mask, recon is log p(x_obs|z) and q reads the mask, as in the traces."""
+        self._direct_form()
+        x = self.observed(batch)
+        q = self.encode(x, mask=batch.mask)
+        if not q.has_rsample:
+            raise NotImplementedError("the guide's distribution has no reparameterized draws")
+        z = q.rsample()
+        recon = self.observe(self.decode(z), batch.mask).log_prob(x)
+        return recon, q.log_prob(z) - self.prior().log_prob(z)
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
         """q(z|x) (reading the entries where ``mask`` is ``True``; ``None``: all): batch

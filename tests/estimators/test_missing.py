@@ -52,6 +52,8 @@ def test_python_training_on_30_percent_missing_digits(holes_x, family, tmp_path)
         assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
     ev = est.evaluate(x[300:])
     assert np.isfinite(ev["elbo"])
+    ll = est.log_likelihood(x[300:320], samples=50)  # log p(x_obs) of each row
+    assert torch.isfinite(ll).all() and est.elbo(x[300:320]).shape == (20,)
     # the run reloads with its mask-reading encoder and conditions without a warning
     back = load(tmp_path / "run")
     assert back.missing == "mask" and back.module_.mask_input
@@ -174,3 +176,55 @@ def test_cli_trains_on_an_npy_with_nan(holes_x, tmp_path, capsys):
         str(tmp_path / "run"),
     ]
     assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_resume_with_mask_rate_is_exact(holes_x, tmp_path):
+    from pyrovae import resume
+
+    x, _ = holes_x
+    params = dict(TINY, missing="mask", mask_rate=0.3, likelihood="continuous-bernoulli")
+    whole = VAE(**{**params, "epochs": 4}).fit(x[:200], X_val=x[200:260], run_dir=tmp_path / "a")
+    VAE(**params).fit(x[:200], X_val=x[200:260], run_dir=tmp_path / "b")
+    resumed = resume(tmp_path / "b", x[:200], x[200:260], epochs=4)
+    got = [r["train_loss"] for r in resumed.history_]
+    want = [r["train_loss"] for r in whole.history_]
+    assert got == want
+
+
+def test_cli_refuses_a_row_with_no_observed_entry_and_writes_nothing(tmp_path, capsys):
+    x = np.random.default_rng(0).random((40, 4))
+    x[3] = np.nan
+    data = _csv_with_empty_cells(tmp_path / "holes.csv", x)
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--missing",
+        "mask",
+        "--split-seed",
+        "0",
+        "-o",
+        str(tmp_path / "run"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "row(s) with no observed entry" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_encoder_trains_reloads_and_conditions(holes_x, tmp_path):
+    x, _ = holes_x
+    est = VAE(
+        **TINY, missing="mask", mask_encoder="set", likelihood="continuous-bernoulli"
+    ).fit(x[:200], run_dir=tmp_path / "run")
+    back = load(tmp_path / "run")
+    assert back.mask_encoder == "set" and type(back.module_.encoder).__name__ == "SetMaskEncoder"
+    a = est.condition(x[:5], draws=10, seed=1).z
+    b = back.condition(x[:5], draws=10, seed=1).z
+    for site in a:
+        torch.testing.assert_close(a[site], b[site])
+    with pytest.raises(Exception, match="mask encoder"):
+        VAE(**TINY, missing="mask", mask_encoder="bogus").fit(x[:50])
