@@ -71,6 +71,7 @@ def test_svi_reaches_the_mean_field_optimum(ppca_class, observed):
     assert all(p.requires_grad for p in module.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observed", ["partly", "all"])
 def test_nuts_matches_the_exact_posterior_and_predictive(ppca_class, observed):
     module = ppca_class(exact=False, widen=1.5)
