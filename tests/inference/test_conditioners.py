@@ -11,6 +11,8 @@ Tolerances: 5 Monte Carlo standard errors (sd / sqrt(n), or sd / sqrt(ESS) for M
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -115,3 +117,27 @@ def test_bad_options(ppca_class):
         condition(module, x, mask, method="svi", draws=10, lr=0)
     with pytest.raises(ConfigError, match="method 'svi' takes the options steps, lr"):
         condition(module, x, mask, method="svi", draws=10, warmup=3)
+
+
+FAST_OPTIONS = {"guide": {}, "svi": {"steps": 3}, "nuts": {"warmup": 3, "chains": 1}}
+
+
+@pytest.mark.parametrize("family", ["vae", "hvae"])
+@pytest.mark.parametrize("method", CONDITIONERS.names())
+def test_every_conditioner_on_every_latent_family(tabular, family, method):
+    """Every latent site of the family, with draws (S, B, dim); the observed entries kept."""
+    from pyrovae.api import ESTIMATORS
+
+    est = ESTIMATORS.get(family)(latent_dim=2, likelihood="gaussian", epochs=1, hidden=(8,))
+    est.fit(tabular[:50])
+    x = tabular[:3].clone()
+    x[0, 1] = x[2, 4] = float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the guide of a model not trained with masks
+        out = est.condition(x, method=method, draws=6, seed=0, **FAST_OPTIONS.get(method, {}))
+    want = {sites.LATENT, sites.LATENT_TOP} if family == "hvae" else {sites.LATENT}
+    assert set(out.z) == want
+    assert all(v.shape[:2] == (6, 3) and torch.isfinite(v).all() for v in out.z.values())
+    observed = ~torch.isnan(x)
+    torch.testing.assert_close(out.mean[observed], x[observed])
+    assert torch.isfinite(out.mean).all()
