@@ -110,13 +110,14 @@ class DecoderPrior:
                 f"output {output!r} has no data units to scale back to; "
                 "use units='model', or the mean, loc, stddev or scale"
             )
-        as_t = lambda t: None if t is None else torch.as_tensor(t).to(px.mean)  # noqa: E731
-        self.shift = as_t(shift) if units == "location" else None
-        self.scale = as_t(scale) if units is not None else None
-        if self.scale is not None:
-            self.scale = self.scale.reshape(self.data_shape)
-        if self.shift is not None:
-            self.shift = self.shift.reshape(self.data_shape)
+        self.shift = self._per_feature(shift, px) if units == "location" else None
+        self.scale = self._per_feature(scale, px) if units is not None else None
+
+    def _per_feature(self, t, px: Distribution) -> torch.Tensor | None:
+        """``t`` as a tensor of the data's shape, dtype and device (None stays None)."""
+        if t is None:
+            return None
+        return torch.as_tensor(t).to(px.mean).reshape(self.data_shape)
 
     @property
     def latent_site(self) -> str:
