@@ -67,8 +67,9 @@ def _folder(run: str) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def _read_mask(path: str, shape: tuple[int, ...]):
-    """The mask file as ``bool`` of ``shape`` (PARTIAL's), or a one-line DataError."""
+def _read_mask(path: str, shape: tuple[int, ...], given: tuple[int, ...]):
+    """The mask file as ``bool`` of ``shape`` (PARTIAL's rows in the model's shape;
+    ``given``: PARTIAL's shape in its file), or a one-line DataError."""
     import torch
 
     from ..data.datasets import load_file
@@ -77,7 +78,7 @@ def _read_mask(path: str, shape: tuple[int, ...]):
     if bool(torch.isnan(raw).any()):
         raise DataError(f"the mask {Path(path).name!r} has NaN entries; use 0 and 1")
     if raw.shape[0] != shape[0] or math.prod(raw.shape[1:]) != math.prod(shape[1:]):
-        raise DataError(f"the mask has shape {tuple(raw.shape)} but PARTIAL has {tuple(shape)}")
+        raise DataError(f"the mask has shape {tuple(raw.shape)} but PARTIAL has {given}")
     return (raw != 0).reshape(shape)
 
 
@@ -126,10 +127,11 @@ def cmd_complete(args: argparse.Namespace) -> int:
         raise DataError(
             f"PARTIAL has {features} features per row; the run's model has {est.n_features_in_}"
         )
+    given = tuple(x.shape)
     x = x.reshape(x.shape[0], *est.data_shape_)
     mask = ~torch.isnan(x)
     if args.mask:
-        mask = _read_mask(args.mask, tuple(x.shape)) & mask
+        mask = _read_mask(args.mask, tuple(x.shape), given) & mask
     seen = mask.reshape(mask.shape[0], -1).any(1)
     if not bool(seen.all()):
         raise DataError(

@@ -129,7 +129,7 @@ def test_table(capsys, tmp_path, strict_json, assert_png):
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("mask shape", "the mask has shape (3, 60) but PARTIAL has (3, 1, 8, 8)"),
+        ("mask shape", "the mask has shape (3, 60) but PARTIAL has (3, 64)"),
         ("empty row", "PARTIAL has 1 row(s) with no observed entry, first row 1"),
         ("features", "PARTIAL has 60 features per row; the run's model has 64"),
         ("option", "--chains is an option of --method nuts, not svi"),
