@@ -20,7 +20,8 @@ Methods and their bands:
   with ``sample_posterior=True`` (different seeds);
 * ``vae``: ``VAE(missing="mask", mask_rate=...)`` with a heteroscedastic Gaussian
   likelihood, then ``condition(method="guide")``: the posterior predictive mean of the
-  missing entries and the band of its draws.
+  missing entries and the band of its draws; ``vae-set`` the same with the Partial
+  VAE's set encoder (``mask_encoder="set"``).
 
 Resumable: each finished (rate, method) is written to ``--out``/missing.json at once
 (atomically) and skipped by a later run with the same settings.
@@ -106,10 +107,11 @@ def impute_iterative(x_nan, args):
     return point, lo, hi, {"imputations": args.imputations}
 
 
-def impute_vae(x_nan, args):
+def impute_vae(x_nan, args, mask_encoder: str = "concat"):
     est = VAE(
         missing="mask",
         mask_rate=args.mask_rate,
+        mask_encoder=mask_encoder,
         likelihood="gaussian-het",
         latent_dim=args.latent_dim,
         hidden=tuple(args.hidden),
@@ -126,7 +128,16 @@ def impute_vae(x_nan, args):
     return point, lo.cpu().numpy(), hi.cpu().numpy(), extra
 
 
-METHODS = {"mean": impute_mean, "iterative": impute_iterative, "vae": impute_vae}
+def impute_vae_set(x_nan, args):
+    return impute_vae(x_nan, args, mask_encoder="set")
+
+
+METHODS = {
+    "mean": impute_mean,
+    "iterative": impute_iterative,
+    "vae": impute_vae,
+    "vae-set": impute_vae_set,
+}
 
 
 def settings(args) -> dict:

@@ -26,6 +26,7 @@ REGISTRIES = (
     ("scalings", "pyrovae.data.SCALERS"),
     ("binarizations", "pyrovae.data.binarize.BINARIZATIONS"),
     ("conditioners", "pyrovae.inference.conditioning.CONDITIONERS"),
+    ("experiment trackers", "pyrovae.training.loggers.LOGGERS"),
 )
 
 

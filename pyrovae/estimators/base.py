@@ -52,6 +52,7 @@ from ..training import (
     save_checkpoint,
     standard_callbacks,
 )
+from ..training.loggers import check_loggers
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,14 @@ class Estimator:
         rate above 0 builds the mask-reading encoder also for complete data.
     progress : bool
         Show a progress bar while fitting.
+    log : sequence of str
+        Experiment trackers to log the training to, by name in
+        :data:`pyrovae.training.loggers.LOGGERS`: ``"tensorboard"`` (event files in the
+        run folder's ``tb/``; needs ``run_dir``) and ``"mlflow"``; see
+        :mod:`pyrovae.training.loggers`. Empty: none (their libraries are not imported).
+    log_images_every : int
+        With ``log``, image grids of reconstructions and prior samples every this many
+        epochs (image data only; 0: never).
 
     Notes
     -----
@@ -171,6 +180,8 @@ class Estimator:
         mask_rate: float = 0.0,
         mask_encoder: str = "concat",
         progress: bool = False,
+        log=(),
+        log_images_every: int = 10,
     ) -> None:
         self.latent_dim = latent_dim
         self.net = net
@@ -197,6 +208,8 @@ class Estimator:
         self.mask_rate = mask_rate
         self.mask_encoder = mask_encoder
         self.progress = progress
+        self.log = log
+        self.log_images_every = log_images_every
 
     # -- scikit-learn protocol ---------------------------------------------
     @classmethod
@@ -256,6 +269,7 @@ class Estimator:
             if name in OPTIONS_BY_NAME:
                 check_value(name, value)
         check_device(self.device)
+        check_loggers(self.log)
         if self.amp and self.device != "auto" and torch.device(self.device).type != "cuda":
             raise ConfigError(
                 f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"

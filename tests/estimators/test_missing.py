@@ -217,9 +217,9 @@ def test_cli_refuses_a_row_with_no_observed_entry_and_writes_nothing(tmp_path, c
 
 def test_set_encoder_trains_reloads_and_conditions(holes_x, tmp_path):
     x, _ = holes_x
-    est = VAE(
-        **TINY, missing="mask", mask_encoder="set", likelihood="continuous-bernoulli"
-    ).fit(x[:200], run_dir=tmp_path / "run")
+    est = VAE(**TINY, missing="mask", mask_encoder="set", likelihood="continuous-bernoulli").fit(
+        x[:200], run_dir=tmp_path / "run"
+    )
     back = load(tmp_path / "run")
     assert back.mask_encoder == "set" and type(back.module_.encoder).__name__ == "SetMaskEncoder"
     a = est.condition(x[:5], draws=10, seed=1).z
