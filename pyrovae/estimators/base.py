@@ -296,10 +296,13 @@ class Estimator:
         self.data_shape_ = tuple(int(s) for s in data_shape)
         self.n_features_in_ = math.prod(self.data_shape_)
 
-    def make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+    def make_trainer(
+        self, run_dir, data_info: dict | None, transform=None, loggers=None
+    ) -> Trainer:
         """A :class:`~pyrovae.training.Trainer` over ``module_`` with this estimator's
         objective, schedule, Adam optimizer and training options, and the standard
-        callbacks (:func:`~pyrovae.training.standard_callbacks`)."""
+        callbacks (:func:`~pyrovae.training.standard_callbacks`); ``loggers`` (tracker
+        names) replaces the ``log`` parameter for this trainer."""
         from ..training.precision import amp_allowed
 
         optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
@@ -307,7 +310,10 @@ class Estimator:
         amp = bool(self.amp) and amp_allowed(self.device_)
         if self.amp and not amp:
             logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
-        options = TrainingOptions.from_params(self.get_params(), amp=amp)
+        params = self.get_params()
+        if loggers is not None:
+            params["log"] = loggers
+        options = TrainingOptions.from_params(params, amp=amp)
         return Trainer(
             self.module_,
             self._objective(),
@@ -393,6 +399,7 @@ class Estimator:
         run_dir: str | Path | None = None,
         data_info: dict | None = None,
         train_transform=None,
+        loggers=None,
     ) -> Estimator:
         """Train on ``X`` (array-like ``(N, *data_shape)``); return ``self``.
 
@@ -419,8 +426,14 @@ class Estimator:
         train_transform : callable, optional
             ``f(batch, generator)`` applied to each training minibatch (for example
             :func:`pyrovae.data.binarize.draw_bernoulli` for dynamic binarization).
+        loggers : sequence of str, optional
+            Experiment trackers for this fit (names in
+            :data:`~pyrovae.training.loggers.LOGGERS`, e.g. ``["tensorboard"]``),
+            in place of the ``log`` parameter.
         """
         self.check_params()
+        if loggers is not None:
+            check_loggers(loggers)
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         missing = self.missing == "mask"
@@ -451,7 +464,7 @@ class Estimator:
         train = self.with_targets(x, y, "y", mask=mask)
         val = self.with_targets(x_val, y_val, "y_val", mask_val) if x_val is not None else None
         self.check_runnable(train)
-        trainer = self.make_trainer(run_dir, data_info, train_transform)
+        trainer = self.make_trainer(run_dir, data_info, train_transform, loggers)
         return self.fit_with(trainer, train, val)
 
     def with_targets(self, x, y, name: str = "y", mask=None):
