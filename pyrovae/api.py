@@ -7,6 +7,7 @@ A facade over :mod:`pyrovae.estimators`::
     q = vae.encode(x)          # q(z|x): q.mean, q.stddev
     px = vae.decode(q.mean)    # p(x|z)
     vae.save("vae.pt"); vae2 = VAE.load("vae.pt")
+    prior = prior_module(vae, "f")  # z ~ p(z), decoded: a prior for your Pyro model
 """
 
 from .estimators import (
@@ -20,6 +21,7 @@ from .estimators import (
     estimator_params,
     from_checkpoint,
     load,
+    prior_module,
     resume,
 )
 
@@ -34,5 +36,6 @@ __all__ = [
     "estimator_params",
     "from_checkpoint",
     "load",
+    "prior_module",
     "resume",
 ]

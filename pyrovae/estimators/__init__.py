@@ -3,7 +3,8 @@
 :class:`VAE`, :class:`HVAE`, :class:`M2`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
 protocol (``fit`` / ``encode`` / ``decode`` / ``evaluate`` / ``score``, ``save`` /
 ``load``) and its public build-and-train seam; :func:`load`, :func:`resume` and
-:func:`from_checkpoint` rebuild them from checkpoints.
+:func:`from_checkpoint` rebuild them from checkpoints; :func:`prior_module` turns a
+fitted decoder into a prior for another Pyro model.
 """
 
 from .autoencoder import AE, DAE
@@ -16,6 +17,7 @@ from .base import (
     from_checkpoint,
 )
 from .m2 import M2
+from .priorvae import prior_module
 from .resume import load, resume
 from .vae import HVAE, VAE
 
@@ -32,5 +34,6 @@ __all__ = [
     "estimator_params",
     "from_checkpoint",
     "load",
+    "prior_module",
     "resume",
 ]

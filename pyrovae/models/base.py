@@ -284,6 +284,14 @@ class LatentModule(GuidePosterior, nn.Module):
     def sample_latent(self, n: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """Draw the code the decoder reads from the model's own prior as Pyro sample
+        sites named ``f"{prefix}_{site}"`` (one per latent layer, ``site`` from
+        :mod:`pyrovae.sites`), for use inside another Pyro program; returns the code.
+        Families without latent variables refuse with one line."""
+        require_latent_variables(self, "a decoder prior")
+        raise NotImplementedError  # pragma: no cover - every latent family overrides it
+
     @property
     def has_latent_sites(self) -> bool:
         """Whether the model has random latent variables (VAEs) or not (AEs)."""

@@ -224,6 +224,12 @@ class HierarchicalVAEModule(LatentModule):
             return self._q_z1(h, self.guide_head(h).mean)
         return self.guide_head(h)
 
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """z2 ~ p(z2) at ``f"{prefix}_z2"``, then z1 ~ p(z1|z2) at ``f"{prefix}_z"``; returns
+        z1 (see :meth:`LatentModule.prior_program`)."""
+        z2 = pyro.sample(f"{prefix}_{sites.LATENT_TOP}", self.prior())
+        return pyro.sample(f"{prefix}_{sites.LATENT}", self.p_z1(z2))
+
     def sample_latent(self, n: int) -> torch.Tensor:
         """z1 from the generative hierarchy: z2 ~ p(z2), z1 ~ p(z1|z2)."""
         z2 = self.prior().sample((n,))

@@ -135,6 +135,10 @@ class VAEModule(LatentModule):
         """p(z) with event shape ``(latent_dim,)``."""
         return self.prior()
 
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """z ~ p(z) at the site ``f"{prefix}_z"`` (see :meth:`LatentModule.prior_program`)."""
+        return pyro.sample(f"{prefix}_{sites.LATENT}", self.prior_distribution())
+
     def sample_latent(self, n: int) -> torch.Tensor:
         """n draws from the prior."""
         return self.prior_distribution().sample((n,))
