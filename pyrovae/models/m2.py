@@ -127,6 +127,14 @@ class M2Module(LatentModule):
     def has_latent_sites(self) -> bool:
         return True
 
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """Refused: a decoder prior (:func:`pyrovae.prior_module`) draws a code from p(z)
+        alone, and the m2 decoder also reads a label."""
+        raise ConfigError(
+            "prior_module needs an unconditional family (vae, hvae); the m2 decoder also "
+            "reads a label"
+        )
+
     def build_decoder_weights(self, options: dict) -> None:
         """Refused: the m2 family has no Bayesian decoder (its decoder reads z and y)."""
         if options:
