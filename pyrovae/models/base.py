@@ -46,6 +46,8 @@ class ModuleSpec:
     likelihood_options: dict = field(default_factory=dict)
     guide_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
+    #: Extra keyword options of the encoder and decoder bodies (``--net-options``).
+    net_options: dict = field(default_factory=dict)
 
 
 def _build(registry, name_or_obj, *args, options: dict, **kwargs):
@@ -57,6 +59,24 @@ def _build(registry, name_or_obj, *args, options: dict, **kwargs):
         return cls(*args, **kwargs, **options)
     except TypeError as exc:
         raise ConfigError(f"bad options for {registry.kind} {name_or_obj!r}: {exc}") from None
+
+
+def _net_options(spec: ModuleSpec) -> dict:
+    """The spec's extra network options, checked against the bodies' signatures so that
+    an unknown one is a one-line :class:`ConfigError` (not a TypeError deep inside)."""
+    import inspect
+
+    options = dict(getattr(spec, "net_options", None) or {})
+    for registry in (ENCODERS, DECODERS):
+        cls = registry.get(spec.net)
+        params = inspect.signature(cls).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            continue
+        names = {p.name for p in params}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(f"the {spec.net} network has no option {unknown[0]!r}")
+    return options
 
 
 class Moments(NamedTuple):
@@ -140,6 +160,7 @@ class LatentModule(GuidePosterior, nn.Module):
             LIKELIHOODS, spec.likelihood, self.data_shape, options=spec.likelihood_options
         )
         net_kw = {"hidden": tuple(spec.hidden), "activation": spec.activation}
+        net_kw.update(_net_options(spec))
         self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw)
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
