@@ -160,7 +160,7 @@ def plot_curves(metrics, path: Path) -> None:
             ax.plot(epochs, ys, label=split)
         ax.set_xlabel("epoch")
         ax.set_title(f"{title} term (nats per surface)")
-        ax.set_yscale("symlog")
+        ax.set_yscale("symlog", linthresh=100.0)  # the reconstruction term changes sign
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -251,7 +251,7 @@ def main(argv=None) -> None:
         return surfaces.to_grid(rows_to_iv(rows, scaler, tau_rows).numpy())
 
     # 3. a random walk in the latent space
-    steps = torch.randn(40, 4) * 0.15
+    steps = torch.randn(40, 4) * 0.3
     walk = torch.cumsum(steps, 0)
     with torch.no_grad():
         walk_iv = to_grid(mean_fn(walk))
