@@ -166,6 +166,15 @@ def _str_list(value) -> list[str]:
     return [str(v).strip() for v in value]
 
 
+def _name_list(value) -> list[str]:
+    """Registered names: a list, or one comma-separated string."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"expected a list of names; got {value!r}")
+    return [v.strip() for v in value if v.strip()]
+
+
 def _column(value) -> str:
     """One column: a header name or a 0-based index."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -584,6 +593,27 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         domain="clock",
     ),
+    # experiment tracking (pyrovae.training.loggers)
+    _O(
+        "log",
+        [],
+        "experiment trackers to log the run to, comma-separated: tensorboard (event files "
+        "in the run folder's tb/) and mlflow (to $MLFLOW_TRACKING_URI, default ./mlruns)",
+        "training",
+        _name_list,
+        "pyrovae.training.loggers.LOGGERS",
+        metavar="TRACKER[,TRACKER...]",
+    ),
+    _O(
+        "log_images_every",
+        10,
+        "with --log: a grid of reconstructions and prior samples every this many epochs "
+        "(image data only; 0: never)",
+        "training",
+        _int,
+        metavar="EPOCHS",
+        domain="count",
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -677,4 +707,6 @@ RESUME_OVERRIDES = (
     "on_divergence",
     "divergence_retries",
     "rollback_lr_factor",
+    "log",
+    "log_images_every",
 )

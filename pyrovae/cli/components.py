@@ -24,6 +24,7 @@ REGISTRIES = (
     ("datasets", "pyrovae.data.DATASETS"),
     ("scalings", "pyrovae.data.SCALERS"),
     ("binarizations", "pyrovae.data.binarize.BINARIZATIONS"),
+    ("experiment trackers", "pyrovae.training.loggers.LOGGERS"),
 )
 
 

@@ -381,6 +381,10 @@ def _write_figures(est, data, run: Path) -> list[Path]:
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:
     figures = _write_figures(est, data, run)
+    if est.log:  # the trackers also get the figures and the final checkpoint
+        from ..training.loggers import log_files
+
+        log_files(getattr(est, "trainer_", None), [*figures, run / names.CHECKPOINT])
     last = est.history_[-1] if est.history_ else {}
     summary = {
         "run": str(run),

@@ -51,6 +51,7 @@ from ..training import (
     save_checkpoint,
     standard_callbacks,
 )
+from ..training.loggers import check_loggers
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,14 @@ class Estimator:
         Learning-rate factor per rollback, in (0, 1).
     progress : bool
         Show a progress bar while fitting.
+    log : sequence of str
+        Experiment trackers to log the training to, by name in
+        :data:`pyrovae.training.loggers.LOGGERS`: ``"tensorboard"`` (event files in the
+        run folder's ``tb/``; needs ``run_dir``) and ``"mlflow"``; see
+        :mod:`pyrovae.training.loggers`. Empty: none (their libraries are not imported).
+    log_images_every : int
+        With ``log``, image grids of reconstructions and prior samples every this many
+        epochs (image data only; 0: never).
 
     Notes
     -----
@@ -162,6 +171,8 @@ class Estimator:
         divergence_retries: int = 3,
         rollback_lr_factor: float = 0.5,
         progress: bool = False,
+        log=(),
+        log_images_every: int = 10,
     ) -> None:
         self.latent_dim = latent_dim
         self.net = net
@@ -186,6 +197,8 @@ class Estimator:
         self.divergence_retries = divergence_retries
         self.rollback_lr_factor = rollback_lr_factor
         self.progress = progress
+        self.log = log
+        self.log_images_every = log_images_every
 
     # -- scikit-learn protocol ---------------------------------------------
     @classmethod
@@ -245,6 +258,7 @@ class Estimator:
             if name in OPTIONS_BY_NAME:
                 check_value(name, value)
         check_device(self.device)
+        check_loggers(self.log)
         if self.amp and self.device != "auto" and torch.device(self.device).type != "cuda":
             raise ConfigError(
                 f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..config import OPTIONS_BY_NAME, check_value
+from ..config import OPTIONS_BY_NAME, check_value, coerce
 
 
 def _option(name: str) -> Any:
@@ -33,7 +33,8 @@ class TrainingOptions:
     ``patience`` (early stopping), ``lr_decay_patience`` and ``lr_decay_factor``
     (plateau decay), ``checkpoint_every`` (checkpoints inside an epoch),
     ``on_divergence``, ``divergence_retries`` and ``rollback_lr_factor`` (rollback),
-    and ``progress`` (the progress bar). ``amp`` is the setting in effect (an
+    ``progress`` (the progress bar), and ``log`` and ``log_images_every`` (the
+    experiment trackers, :mod:`pyrovae.training.loggers`). ``amp`` is the setting in effect (an
     estimator resolves it against the device before building the options).
     """
 
@@ -51,11 +52,14 @@ class TrainingOptions:
     divergence_retries: int = _option("divergence_retries")
     rollback_lr_factor: float = _option("rollback_lr_factor")
     progress: bool = False
+    log: tuple[str, ...] = ()
+    log_images_every: int = _option("log_images_every")
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name in OPTIONS_BY_NAME:
                 check_value(f.name, getattr(self, f.name))
+        object.__setattr__(self, "log", tuple(coerce("log", self.log or [])))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> TrainingOptions:

@@ -163,6 +163,9 @@ class Trainer(ResumableState):
         self._ddp = None
         self._params: list[torch.Tensor] = []
         self._stop = StopRequest()  # installed while fit() runs
+        # The splits being fitted, while fit() runs (for callbacks that look at the data)
+        self.train_data: Batch | None = None
+        self.val_data: Batch | None = None
 
     # -- what callbacks read and call ---------------------------------------------------
     @property
@@ -264,6 +267,7 @@ class Trainer(ResumableState):
         self._last_module = self._last_rng = None
         self._apply_lr()
         self.clock.start()
+        self.train_data, self.val_data = train, val
         try:
             self._call("on_fit_start")
             while (
@@ -281,7 +285,10 @@ class Trainer(ResumableState):
         finally:
             self.clock.stop()
             self._ddp = None
-            self._call("on_fit_end")
+            try:
+                self._call("on_fit_end")
+            finally:
+                self.train_data = self.val_data = None
         if self.dist is not None and not D.parameters_agree(self.dist, self.module):
             raise TrainingError("the ranks' parameters differ after training (a bug; report it)")
         if self.stopped_early:
