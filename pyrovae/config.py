@@ -94,6 +94,8 @@ def resolve_device(value: str) -> str:
 DIVERGENCE_POLICIES = ("stop", "rollback")
 #: The clocks a time budget can be counted on.
 BUDGET_CLOCKS = ("wall", "cpu")
+#: What training does with missing entries (NaN) of the data.
+MISSING_POLICIES = ("refuse", "mask")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -144,6 +146,8 @@ DOMAINS: dict[str, tuple[str, Any]] = {
         lambda v: v in DIVERGENCE_POLICIES,
     ),
     "clock": (f"one of {', '.join(BUDGET_CLOCKS)}", lambda v: v in BUDGET_CLOCKS),
+    "missing": (f"one of {', '.join(MISSING_POLICIES)}", lambda v: v in MISSING_POLICIES),
+    "rate": ("in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
 }
 
 
@@ -448,6 +452,35 @@ OPTIONS: tuple[Option, ...] = (
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
         "model",
         parse_bool,
+    ),
+    # missing entries (issue 16)
+    _O(
+        "missing",
+        "refuse",
+        "missing entries (NaN in the data, empty CSV cells): refuse them, or mask them "
+        "(train on the observed entries only; the encoder also reads the mask)",
+        "training",
+        _str,
+        domain="missing",
+    ),
+    _O(
+        "mask_rate",
+        0.0,
+        "drop this fraction of the observed entries at random in each training minibatch "
+        "(the guide learns to infer z from partial rows; > 0 implies a mask-reading encoder)",
+        "training",
+        _float,
+        domain="rate",
+    ),
+    _O(
+        "mask_encoder",
+        "concat",
+        "encoder of a model trained with masks: concat (the --net encoder over the "
+        "zero-filled x and the mask) or set (the Partial VAE's permutation-invariant "
+        "set encoder)",
+        "model",
+        _str,
+        "pyrovae.nets.MASK_ENCODERS",
     ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),

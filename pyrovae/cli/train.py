@@ -329,13 +329,17 @@ def _nonempty(x):
 def _check_model(est, data) -> None:
     """Build the model once and check the data's support, so that a bad component,
     option or likelihood fails before the run folder is created."""
-    from ..data.validation import check_support
+    from ..data.validation import check_support, observation_mask
 
     est.build(data.data_shape, est.likelihood)
-    for split in (data.train, data.val, data.test):
+    splits = {"training": data.train, "validation": data.val, "test": data.test}
+    for name, split in splits.items():
         if split.shape[0]:
+            if est.missing == "mask":  # the observed entries; every row observed somewhere
+                observation_mask(split, f"the {name} data")
+                split = split[~split.isnan()]
             check_support(est.module_.likelihood, split)
-    est.check_runnable(data.train)
+    est.check_runnable(est.as_observed(data.train[:2], "the training data"))
 
 
 # -- the end of training ---------------------------------------------------------------------

@@ -34,8 +34,10 @@ class TrainingOptions:
     (plateau decay), ``checkpoint_every`` (checkpoints inside an epoch),
     ``on_divergence``, ``divergence_retries`` and ``rollback_lr_factor`` (rollback),
     ``progress`` (the progress bar), and ``log`` and ``log_images_every`` (the
-    experiment trackers, :mod:`pyrovae.training.loggers`). ``amp`` is the setting in effect (an
-    estimator resolves it against the device before building the options).
+    experiment trackers, :mod:`pyrovae.training.loggers`); ``mask_rate`` drops
+    observed entries of each training minibatch
+    (:meth:`~pyrovae.training.Trainer.drop_entries`). ``amp`` is the setting in effect
+    (an estimator resolves it against the device before building the options).
     """
 
     epochs: int = _option("epochs")
@@ -51,6 +53,7 @@ class TrainingOptions:
     on_divergence: str = _option("on_divergence")
     divergence_retries: int = _option("divergence_retries")
     rollback_lr_factor: float = _option("rollback_lr_factor")
+    mask_rate: float = _option("mask_rate")
     progress: bool = False
     log: tuple[str, ...] = ()
     log_images_every: int = _option("log_images_every")

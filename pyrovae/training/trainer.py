@@ -410,7 +410,19 @@ class Trainer(ResumableState):
             else:
                 x = self.transform(x.cpu(), self.generator).to(x.device)
             batch = batch.replace(x=x)
+        if self.options.mask_rate > 0:
+            batch = self.drop_entries(batch)
         return batch.to(self.device, non_blocking=True)
+
+    def drop_entries(self, batch: Batch) -> Batch:
+        """``batch`` with each observed entry dropped from its mask with probability
+        ``options.mask_rate`` (``--mask-rate``), on top of the entries already missing:
+        the draws come from the trainer's generator (on the CPU), whose state the
+        checkpoints keep, so a resumed run drops the same entries."""
+        drop = torch.rand(tuple(batch.x.shape), generator=self.generator) < self.options.mask_rate
+        keep = ~drop.to(batch.x.device)
+        mask = keep if batch.mask is None else batch.mask & keep
+        return batch.replace(mask=mask)
 
     def _step(self, batch: Batch, beta: float) -> tuple[LossTerms, int, bool]:
         """One SVI step on global batch ``batch`` (this rank's slice of it under DDP).

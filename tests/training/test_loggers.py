@@ -290,3 +290,16 @@ def test_the_trackers_libraries_are_imported_only_when_asked_for(tmp_path):
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "r" / "metrics.csv").exists()
+
+
+def test_fit_takes_loggers_for_one_fit(data, tmp_path):
+    """``fit(..., loggers=[...])`` logs that fit without changing the estimator's ``log``;
+    a bad name fails before anything is trained."""
+    est = VAE(**{**SMALL, "epochs": 1})
+    with pytest.raises(RegistryError):
+        est.fit(data[0], run_dir=tmp_path / "bad", loggers=["no-such-tracker"])
+    assert not (tmp_path / "bad").exists()
+    est.fit(data[0], X_val=data[1], run_dir=tmp_path / "run", loggers=["tensorboard"])
+    assert est.log == () and "train_loss" in events(tmp_path / "run").Tags()["scalars"]
+    est.fit(data[0], X_val=data[1], run_dir=tmp_path / "plain")
+    assert not (tmp_path / "plain" / TENSORBOARD).exists()
