@@ -387,6 +387,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N[,N...]",
     ),
     _O("activation", "relu", "hidden-layer activation", "model", _str, "pyrovae.nets.ACTIVATIONS"),
+    _O(
+        "net_options",
+        {},
+        "option of the encoder/decoder architecture KEY=VALUE, e.g. learn_v0=true for "
+        "--net heston-pricer, which also reads the run's --data-options (repeatable)",
+        "model",
+        _options,
+        metavar="KEY=VALUE",
+    ),
     _O("latent_dim", 16, "dimension of the latent code z", "model", _int, domain="positive_int"),
     _O("prior", "normal", "prior p(z)", "model", _str, "pyrovae.priors.PRIORS"),
     _O(
