@@ -17,6 +17,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: Draws S of the decoder weights in the predictive log-likelihood of a Bayesian decoder.
+WEIGHT_DRAWS = 10
+
 
 def _int(value) -> int:
     """An integer (a whole float such as 8.0 is accepted; 2.5 or true are not)."""

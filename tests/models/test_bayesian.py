@@ -19,8 +19,29 @@ from pyrovae.models.bayesian import DecoderWeights, select_parameters
 from pyrovae.nets import DECODERS
 from pyrovae.objectives import OBJECTIVES
 
-#: Families with latent variables (those that take a Bayesian decoder).
-FAMILIES = [name for name in MODELS.names() if name not in ("ae", "dae")]
+#: Model options some families need (the m2 family's label classes).
+FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
+
+
+def _takes_weights(family: str) -> bool:
+    """Whether ``family`` builds with a Bayesian decoder; a family that does not must
+    refuse with one line (checked by ``test_other_families_refuse_a_bayesian_decoder``)."""
+    spec = ModuleSpec(
+        data_shape=(6,),
+        decoder_weights={"layers": "all"},
+        model_options=FAMILY_OPTIONS.get(family, {}),
+    )
+    try:
+        build_module(family, spec)
+    except ConfigError:
+        return False
+    return True
+
+
+#: Families that take a Bayesian decoder (those with latent variables and a decoder
+#: that reads z alone); the others refuse it.
+FAMILIES = [name for name in MODELS.names() if _takes_weights(name)]
+REFUSING = [name for name in MODELS.names() if name not in FAMILIES]
 #: Objectives that score global sites.
 GLOBAL_OBJECTIVES = [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).global_sites]
 
@@ -71,8 +92,11 @@ def test_beta_scales_the_weight_sites_only_with_beta_weights():
 @pytest.mark.parametrize("net", DECODERS.names())
 @pytest.mark.parametrize("layers", ["all", "last"])
 def test_layers_select_every_or_the_output_layers_parameters(net, layers):
-    data_shape = (1, 8, 8) if net == "conv" else (6,)
-    decoder = DECODERS.get(net)(2, data_shape, 1, hidden=(5,))
+    cls = DECODERS.get(net)
+    data_shape, options = (1, 8, 8) if net == "conv" else (6,), {}
+    if not getattr(cls, "any_data_shape", True):  # a decoder of its own grid only
+        data_shape, options = cls.example()
+    decoder = cls(2, data_shape, 1, hidden=(5,), **options)
     names = select_parameters(decoder, layers)
     every = [n for n, _ in decoder.named_parameters()]
     if layers == "all":
@@ -241,6 +265,22 @@ def test_bad_decoder_weight_options(options, message):
 def test_autoencoders_refuse_a_bayesian_decoder(family):
     with pytest.raises(ConfigError, match="needs a model with latent variables"):
         build_module(family, ModuleSpec(data_shape=(6,), decoder_weights={"layers": "all"}))
+
+
+def test_the_families_that_take_a_bayesian_decoder():
+    assert {"vae", "hvae"} <= set(FAMILIES) and {"ae", "dae", "m2"} <= set(REFUSING)
+
+
+@pytest.mark.parametrize("family", REFUSING)
+def test_other_families_refuse_a_bayesian_decoder(family):
+    spec = ModuleSpec(
+        data_shape=(6,),
+        decoder_weights={"layers": "all"},
+        model_options=FAMILY_OPTIONS.get(family, {}),
+    )
+    with pytest.raises(ConfigError, match="bayesian_decoder") as info:
+        build_module(family, spec)
+    assert "\n" not in str(info.value)
 
 
 def test_decoder_weights_are_not_a_second_copy_of_the_decoder():

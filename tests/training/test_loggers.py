@@ -155,10 +155,11 @@ def test_logging_leaves_training_unchanged(data, tmp_path, store):
 
 
 @pytest.mark.parametrize("family", ESTIMATORS.names())
-def test_tensorboard_for_every_family(family, data, tmp_path):
+def test_tensorboard_for_every_family(family, data, digits, tmp_path):
     run = tmp_path / family
     est = ESTIMATORS.get(family)(**{**SMALL, "epochs": 1}, log="tensorboard", log_images_every=1)
-    est.fit(data[0], X_val=data[1], run_dir=run)
+    labels = digits.y_train[:ROWS], digits.y_val[: len(data[1])]  # the rows of ``data``
+    est.fit(data[0], labels[0], X_val=data[1], y_val=labels[1], run_dir=run)
     tags = events(run).Tags()
     assert {"train_loss", "val_loss", "beta", "lr"} <= set(tags["scalars"])
     latent = est.module_.has_latent_sites
