@@ -15,7 +15,6 @@ from pyrovae.models import MODELS, ModuleSpec, build_module
 from pyrovae.nets import MASK_ENCODERS, SetMaskEncoder
 from pyrovae.objectives import TraceELBO
 
-
 #: Model options some families need (the m2 family's label classes).
 FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
 
