@@ -29,6 +29,8 @@ def decoder_weight(parameter: str) -> str:
 def is_decoder_weight(site: str) -> bool:
     """Whether ``site`` is one of the Bayesian decoder's weight sites."""
     return site.startswith(DECODER_WEIGHTS + ".")
+
+
 #: The class label y of a semi-supervised model: observed for the labelled rows.
 LABEL = "y"
 #: The label of the unlabelled rows, a latent site summed out by enumeration.
