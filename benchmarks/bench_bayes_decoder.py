@@ -379,7 +379,7 @@ def summarize(out: Path, args) -> dict:
         table.append(rec)
     summary = {
         "machine": machine_info(),
-        "settings": vars(args) | {"out": str(args.out)},
+        "settings": vars(args) | {"out": str(args.out), "mnist_dir": str(args.mnist_dir)},
         "rows": table,
     }
     tp = out / "throughput.json"
