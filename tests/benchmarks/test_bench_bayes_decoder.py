@@ -85,8 +85,10 @@ def test_shift_and_mnist_suites_write_outputs_and_resume(tmp_path):
     rec = json.loads((out / "tabular_last_s0.json").read_text())
     assert rec["n_in"] == rec["n_out"] and set(rec["auroc"]) == {"nll", "epistemic"}
     rec = json.loads((out / "shift_point_s0.json").read_text())
-    assert rec["n_out"] == 1800 and set(rec["auroc"]) == {"nll"}
-    assert "| tabular | last | 1 |" in (out / "summary_shift.md").read_text()
+    assert rec["n_out"] == rec["max_pooled"]["n_out"] == 1800 and set(rec["auroc"]) == {"nll"}
+    assert (
+        "| breast cancer, columns shuffled | last | 1 |" in (out / "summary_shift.md").read_text()
+    )
     mnist = [*args, "--suite", "mnist", "--mnist-dir", str(data), "--mnist-val", "20"]
     assert mod.main(mnist) == 0
     rec = json.loads((out / "mnist_last_n40_s0.json").read_text())
