@@ -38,6 +38,9 @@ trained on the first N images of the training file with early stopping on 500 he
 training images (rows 3,000 to 3,499, never trained on), scored on the first
 ``--mnist-val`` images of the validation file (K, S as above).
 
+``--suite diagnose`` (``diagnose_{variant}_n{N}_s{seed}.json``) takes the small-data fits
+of the digits apart on the validation split (see :func:`diagnose_one`).
+
 ``summary.json`` and ``summary.md`` collect the means and standard errors over seeds
 (``summary_shift.md`` and ``summary_mnist.md`` for the other suites).
 
@@ -277,6 +280,54 @@ def mnist_one(args, variant: str, n: int, seed: int) -> dict:
     return rec
 
 
+def diagnose_one(args, variant: str, n: int, seed: int) -> dict:
+    """Where the Bayesian decoder's small-data gap comes from, on the digits' validation
+    split (never the test split): the fit of the digits protocol, then from
+    ``--diagnose-draws`` draws θ_s the per-draw log p(x|θ_s) (K importance samples each),
+    giving the predictive estimate with S = 10 (the mean over disjoint groups of 10) and
+    with all draws, E_q(θ)[log p(x|θ)], the posterior-mean decoder, and the guide's
+    scales against the prior's."""
+    train, val, _ = data()
+    epochs = max(1, math.ceil(args.steps / math.ceil(n / args.batch_size)))
+    t0 = time.perf_counter()
+    est = estimator(args, variant, seed, epochs).fit(train[:n], X_val=val)
+    rec = fit_record(est, variant, n, seed, time.perf_counter() - t0)
+    weights = est.module_.decoder_weights
+    pyro.set_rng_seed(seed)
+    if weights is None:
+        ll = est.log_likelihood(val, samples=args.samples)
+        return rec | {"nll_point": float(-ll.mean())}
+    per = []
+    for theta in weights.draws(args.diagnose_draws):
+        with weights.fixed(theta):
+            per.append(est.log_likelihood(val, samples=args.samples))
+    per = torch.stack(per)  # (S, N)
+    s = per.shape[0]
+    groups = per[: s - s % 10].reshape(-1, 10, per.shape[1])
+    log10 = (groups.logsumexp(1) - math.log(10)).mean(0)
+    with weights.fixed():
+        ll_mean = est.log_likelihood(val, samples=args.samples)
+    guide = weights.guide_distributions().values()
+    scales = torch.cat([q.base_dist.scale.detach().reshape(-1) for q in guide])
+    prior = float(est.module_.decoder_weights.prior_scale)
+    with torch.no_grad():
+        kl = float(weights.kl())
+    return rec | {
+        "split": "validation",
+        "draws": s,
+        "nll_predictive_S10": float(-log10.mean()),
+        f"nll_predictive_S{s}": float(-(per.logsumexp(0) - math.log(s)).mean()),
+        "nll_expected_over_theta": float(-per.mean()),
+        "nll_posterior_mean_weights": float(-ll_mean.mean()),
+        "sd_over_theta_of_log_p": float(per.std(0).mean()),
+        "weight_kl": kl,
+        "weight_kl_per_image": kl / n,
+        "guide_scale_median": float(scales.median()),
+        "guide_scale_share_above_half_prior": float((scales > 0.5 * prior).float().mean()),
+        "num_random": int(scales.numel()),
+    }
+
+
 def summarize_shift(out: Path) -> None:
     lines = [
         "| shift | decoder | seeds | -log p in / out (nats) | AUROC -log p(x) | AUROC epistemic |",
@@ -446,13 +497,14 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds")
     p.add_argument("--throughput-epochs", type=int, default=3, help="epochs per round")
     p.add_argument("--skip-throughput", action="store_true")
-    p.add_argument("--suite", choices=("digits", "shift", "mnist"), default="digits")
+    p.add_argument("--suite", choices=("digits", "shift", "mnist", "diagnose"), default="digits")
     p.add_argument(
         "--mnist-dir",
         type=Path,
         default=Path("../shared/data/binarized_mnist"),
         help="folder of binarized_mnist_train.amat and binarized_mnist_valid.amat",
     )
+    p.add_argument("--diagnose-draws", type=int, default=100, help="weight draws, diagnose")
     p.add_argument("--mnist-val", type=int, default=1000, help="validation images scored")
     p.add_argument("--mnist-hidden", type=int, nargs="+", default=[128])
     args = p.parse_args(argv)
@@ -467,6 +519,15 @@ def main(argv=None) -> int:
         one = {"shift": shift_one, "tabular": tabular_one}
         run_settings(args.out, settings, lambda kind, v, seed: one[kind](args, v, seed))
         summarize_shift(args.out)
+        return 0
+    if args.suite == "diagnose":
+        settings = [
+            (f"diagnose_{v}_n{n}_s{seed}", (v, n, seed))
+            for seed in args.seeds
+            for n in args.sizes
+            for v in args.variants
+        ]
+        run_settings(args.out, settings, lambda v, n, seed: diagnose_one(args, v, n, seed))
         return 0
     if args.suite == "mnist":
         settings = [
