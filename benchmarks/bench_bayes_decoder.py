@@ -51,12 +51,14 @@ of the digits apart on the validation split (see :func:`diagnose_one`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pyro
 import torch
@@ -68,6 +70,7 @@ from _common import machine_info  # noqa: E402
 from pyrovae.analysis.epistemic import auroc, epistemic_scores  # noqa: E402
 from pyrovae.api import VAE  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
+from pyrovae.models.bayesian import DecoderWeights  # noqa: E402
 
 VARIANTS = {
     "point": {},
@@ -76,6 +79,10 @@ VARIANTS = {
     # a tighter prior, N(0, 0.1^2): weights the data do not need stay near 0 with little noise
     "all-s0.1": {"bayesian_decoder": True, "bayesian_layers": "all", "decoder_prior_scale": 0.1},
     "last-s0.1": {"bayesian_decoder": True, "bayesian_layers": "last", "decoder_prior_scale": 0.1},
+    # a tempered weight term: the objective counts 0.1 x KL(q(θ) || p(θ)) (an experiment of
+    # this benchmark, see weight_kl_factor; not a pyrovae option)
+    "all-t0.1": {"bayesian_decoder": True, "bayesian_layers": "all", "weight_kl_factor": 0.1},
+    "last-t0.1": {"bayesian_decoder": True, "bayesian_layers": "last", "weight_kl_factor": 0.1},
 }
 #: The variants run by default and timed for throughput.
 MAIN_VARIANTS = ("point", "all", "last")
@@ -135,21 +142,55 @@ def shifts(x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"inverted": 1.0 - x, "flipped": x.flip(-1)}
 
 
+@contextlib.contextmanager
+def weight_kl_factor(factor: float | None):
+    """Within the block, the weight sites of every Bayesian decoder are scaled by
+    ``factor`` on top of their B / N, in the model and the guide alike, so that the
+    objective counts ``factor`` x KL(q(θ) || p(θ)) (a tempered, "cold" weight term; the
+    likelihood and the z KL are unchanged). Done through the ``beta`` that the weight
+    sites take with ``beta_weights``; None: nothing changes."""
+    if factor is None:
+        yield
+        return
+    original = DecoderWeights.sites
+
+    def sites(self, batch, beta=1.0, guide=False):
+        self.beta_weights = True
+        return original(self, batch, float(factor), guide)
+
+    with mock.patch.object(DecoderWeights, "sites", sites):
+        yield
+
+
+class Tempered(VAE):
+    """A VAE whose ``fit`` runs inside :func:`weight_kl_factor` (benchmark only)."""
+
+    def __init__(self, weight_kl_factor: float | None = None, **params):
+        super().__init__(**params)
+        self.weight_kl_factor = weight_kl_factor
+
+    def fit(self, *a, **kw):
+        with weight_kl_factor(self.weight_kl_factor):
+            return super().fit(*a, **kw)
+
+
 def estimator(args, variant: str, seed: int, epochs: int, **kw) -> VAE:
     params = {
         "hidden": tuple(args.hidden),
         "latent_dim": args.latent_dim,
         "likelihood": "bernoulli",
     } | kw
-    return VAE(
-        **params,
+    spec = dict(VARIANTS[variant])
+    factor = spec.pop("weight_kl_factor", None)
+    params |= dict(
         batch_size=args.batch_size,
         learning_rate=args.lr,
         epochs=epochs,
         patience=args.patience,
         seed=seed,
-        **VARIANTS[variant],
+        **spec,
     )
+    return Tempered(factor, **params) if factor is not None else VAE(**params)
 
 
 def fit_one(args, variant: str, n: int, seed: int) -> dict:

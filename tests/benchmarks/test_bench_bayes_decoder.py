@@ -97,3 +97,25 @@ def test_shift_and_mnist_suites_write_outputs_and_resume(tmp_path):
     before = (out / "mnist_last_n40_s0.json").stat().st_mtime_ns
     assert mod.main(mnist) == 0
     assert (out / "mnist_last_n40_s0.json").stat().st_mtime_ns == before
+
+
+def test_weight_kl_factor_scales_the_weight_sites_alone():
+    from pyro import poutine
+
+    from pyrovae import sites
+    from pyrovae.api import VAE
+
+    mod = _module()
+    train, _, _ = mod.data()
+    est = VAE(bayesian_decoder=True, epochs=1, hidden=(8,), latent_dim=2).fit(train[:32])
+    x = est.as_input(train[:32])
+    prefix = sites.decoder_weight("")
+    for factor, want in ((None, 1.0), (0.1, 0.1)):
+        with mod.weight_kl_factor(factor):
+            guide = poutine.trace(est.module_.guide).get_trace(x)
+            model = poutine.trace(poutine.replay(est.module_.model, trace=guide)).get_trace(x)
+        for trace in (guide, model):
+            scales = {n: float(s["scale"]) for n, s in trace.nodes.items() if s["type"] == "sample"}
+            weights = {n: v for n, v in scales.items() if n.startswith(prefix)}
+            assert len(weights) == 4 and set(weights.values()) == {want}
+            assert {v for n, v in scales.items() if n not in weights} == {1.0}
