@@ -19,8 +19,11 @@ from pyrovae.models.bayesian import DecoderWeights, select_parameters
 from pyrovae.nets import DECODERS
 from pyrovae.objectives import OBJECTIVES
 
-#: Families with latent variables (those that take a Bayesian decoder).
-FAMILIES = [name for name in MODELS.names() if name not in ("ae", "dae")]
+#: Families that refuse a Bayesian decoder: the autoencoders (no latent variables) and m2
+#: (its decoder reads z and y; tested below and in tests/estimators).
+REFUSING = ("ae", "dae", "m2")
+#: Families that take a Bayesian decoder.
+FAMILIES = [name for name in MODELS.names() if name not in REFUSING]
 #: Objectives that score global sites.
 GLOBAL_OBJECTIVES = [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).global_sites]
 
@@ -241,6 +244,16 @@ def test_bad_decoder_weight_options(options, message):
 def test_autoencoders_refuse_a_bayesian_decoder(family):
     with pytest.raises(ConfigError, match="needs a model with latent variables"):
         build_module(family, ModuleSpec(data_shape=(6,), decoder_weights={"layers": "all"}))
+
+
+def test_m2_refuses_a_bayesian_decoder():
+    with pytest.raises(ConfigError, match="available for the vae and hvae families, not m2"):
+        build_module("m2", ModuleSpec(data_shape=(6,), decoder_weights={"layers": "all"}))
+
+
+def test_every_family_either_takes_or_refuses_a_bayesian_decoder():
+    assert set(FAMILIES) | set(REFUSING) == set(MODELS.names())
+    assert FAMILIES
 
 
 def test_decoder_weights_are_not_a_second_copy_of_the_decoder():
