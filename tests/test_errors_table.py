@@ -409,6 +409,58 @@ ROWS: dict[str, Row] = {
         "pyrovae: error: PARTIAL has 60 features per row; the run's model has 64",
         cli("complete", "model.pt", "--data", "p.npy", before=lambda f: _partial(f, features=60)),
     ),
+    "bayesian-layers": Row(
+        "choosing Bayesian decoder layers without a Bayesian decoder",
+        "`pyrovae train --bayesian-layers last`",
+        "pyrovae: error: bayesian_layers needs bayesian_decoder (the decoder is a point estimate)",
+        cli(*TRAIN, "--bayesian-layers", "last"),
+    ),
+    "decoder-prior-scale": Row(
+        "a non-positive prior scale for the decoder weights",
+        "`pyrovae train --bayesian-decoder --decoder-prior-scale 0`",
+        "pyrovae: error: decoder_prior_scale must be > 0; got 0.0",
+        cli(*TRAIN, "--bayesian-decoder", "--decoder-prior-scale", "0"),
+    ),
+    "decoder-prior-scale-api": Row(
+        "a non-positive prior scale for the decoder weights",
+        "`VAE(bayesian_decoder=True, decoder_prior_scale=-1.0).fit(X)`",
+        "ConfigError: decoder_prior_scale must be > 0; got -1.0",
+        api(_fit(_grid(), bayesian_decoder=True, decoder_prior_scale=-1.0)),
+    ),
+    "bayesian-ae": Row(
+        "a Bayesian decoder for the autoencoder baseline (it has no latent variables)",
+        "`pyrovae train --model ae --bayesian-decoder`",
+        "pyrovae: error: bayesian_decoder needs a model with latent variables (vae, hvae); "
+        "the ae model has none",
+        cli(*TRAIN, "--likelihood", "bernoulli", "--model", "ae", "--bayesian-decoder"),
+    ),
+    "bayesian-dae": Row(
+        "a Bayesian decoder for the denoising autoencoder baseline",
+        "`pyrovae train --model dae --bayesian-decoder`",
+        "pyrovae: error: bayesian_decoder needs a model with latent variables (vae, hvae); "
+        "the dae model has none",
+        cli(*TRAIN, "--likelihood", "bernoulli", "--model", "dae", "--bayesian-decoder"),
+    ),
+    "bayesian-m2": Row(
+        "a Bayesian decoder for the semi-supervised m2 model",
+        "`pyrovae train --model m2 --bayesian-decoder`",
+        "pyrovae: error: bayesian_decoder is available for the vae and hvae families, not m2",
+        cli(*TRAIN, "--likelihood", "bernoulli", "--model", "m2", "--bayesian-decoder"),
+    ),
+    "bayesian-objective": Row(
+        "an objective that draws the decoder weights per particle (iwae, iwae-dreg, freebits)",
+        '`VAE(bayesian_decoder=True, objective="iwae").fit(X)`',
+        "ConfigError: the iwae objective cannot score the Bayesian decoder's global weight "
+        "sites (it would draw them per particle); use trace or meanfield",
+        api(_fit(_grid(), bayesian_decoder=True, objective="iwae")),
+    ),
+    "bayesian-objective-cli": Row(
+        "an objective that cannot score the decoder weights, on the command line",
+        "`pyrovae train --bayesian-decoder --objective iwae-dreg`",
+        "pyrovae: error: the iwae-dreg objective cannot score the Bayesian decoder's global "
+        "weight sites (it would draw them per particle); use trace or meanfield",
+        cli(*TRAIN, "--bayesian-decoder", "--objective", "iwae-dreg"),
+    ),
 }
 
 
