@@ -101,6 +101,16 @@ def method_options(method: str, args) -> dict:
 
 
 def run(args) -> dict:
+    """:func:`_run`, with torch's thread count restored afterwards (it sets
+    ``--threads``), so that calling it in-process leaves the caller's setting."""
+    threads = torch.get_num_threads()
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args) -> dict:
     torch.set_num_threads(args.threads)
     train, held, side, data_name = load(args)
     held = held[: args.images]

@@ -394,6 +394,16 @@ def table(record: dict) -> str:
 
 
 def main(argv=None) -> dict:
+    """:func:`_main`, with torch's thread count restored afterwards (it sets
+    ``--threads``), so that calling it in-process leaves the caller's setting."""
+    threads = torch.get_num_threads()
+    try:
+        return _main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

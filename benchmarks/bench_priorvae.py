@@ -122,6 +122,16 @@ def train_or_load(args, ex) -> pyrovae.VAE:
 
 
 def run(args) -> dict:
+    """:func:`_run`, with torch's thread count restored afterwards (it sets
+    ``--threads``), so that calling it in-process leaves the caller's setting."""
+    threads = torch.get_num_threads()
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args) -> dict:
     ex = example()
     if args.threads:
         torch.set_num_threads(args.threads)
