@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 #: The names :mod:`pyrovae.api` exports, available here on first use (a test keeps the
 #: two lists equal).
 _API = tuple(
-    "AE DAE ESTIMATORS HVAE VAE Estimator estimator_params from_checkpoint load resume".split()
+    "AE CVAE DAE ESTIMATORS HVAE VAE Estimator estimator_params from_checkpoint load resume".split()
 )
 
 __all__ = ["__version__", *_API]

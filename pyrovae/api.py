@@ -11,6 +11,7 @@ A facade over :mod:`pyrovae.estimators`::
 
 from .estimators import (
     AE,
+    CVAE,
     DAE,
     ESTIMATORS,
     HVAE,
@@ -24,6 +25,7 @@ from .estimators import (
 
 __all__ = [
     "AE",
+    "CVAE",
     "DAE",
     "ESTIMATORS",
     "HVAE",

@@ -1,6 +1,6 @@
 """scikit-learn-style estimators, one per model family.
 
-:class:`VAE`, :class:`HVAE`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
+:class:`VAE`, :class:`HVAE`, :class:`CVAE`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
 protocol (``fit`` / ``encode`` / ``decode`` / ``evaluate`` / ``score``, ``save`` /
 ``load``) and its public build-and-train seam; :func:`load`, :func:`resume` and
 :func:`from_checkpoint` rebuild them from checkpoints.
@@ -15,12 +15,14 @@ from .base import (
     estimator_params,
     from_checkpoint,
 )
+from .cvae import CVAE
 from .resume import load, resume
 from .vae import HVAE, VAE
 
 __all__ = [
     "AE",
     "COMPONENT_PARAMS",
+    "CVAE",
     "DAE",
     "ESTIMATORS",
     "Estimator",

@@ -465,8 +465,9 @@ class Estimator:
         return px.mean if mean else px.sample()
 
     @torch.no_grad()
-    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
-        """Mean and standard error of the ELBO terms over the rows of ``x``.
+    def evaluate(self, x, particles: int = 1, *, y=None) -> dict[str, float]:
+        """Mean and standard error of the ELBO terms over the rows of ``x`` (with their
+        labels or conditions ``y``, for a conditional family).
 
         Returns
         -------
@@ -477,7 +478,7 @@ class Estimator:
         self._check_fitted()
         x = self.as_input(x, stream=True)
         check_support(self.module_.likelihood, x)
-        recon, kl = self._terms(x, particles)
+        recon, kl = self._terms(self.with_targets(x, y), particles)
         out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
         n = x.shape[0]
         for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
@@ -489,8 +490,9 @@ class Estimator:
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
-        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
-        return self.evaluate(X)["elbo"]
+        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders);
+        ``y``: the rows' conditions, for a conditional family."""
+        return self.evaluate(X, y=y)["elbo"]
 
     # -- what differs between families -------------------------------------------------
     @property
@@ -527,6 +529,10 @@ class Estimator:
                 v = list(v)
             params[k] = v
         return params
+
+    def read_payload(self, ckpt: dict) -> None:
+        """Hook: read a family's own entries of a checkpoint (written by :meth:`payload`)
+        before the model is rebuilt from it."""
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -622,6 +628,7 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
         )
         params["device"] = "auto"
     est = cls(**params)
+    est.read_payload(ckpt)
     likelihood = _restore_component("likelihood", ckpt.get("likelihood"), components)
     est.build(data_shape, likelihood)
     est.data_info_ = dict(ckpt.get("data", {}))

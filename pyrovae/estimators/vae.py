@@ -117,13 +117,13 @@ class VAE(Estimator):
         return float(beta) if isinstance(beta, (int, float)) else None
 
     def likelihood_metrics(
-        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None
+        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None, *, y=None
     ) -> dict[str, float | None]:
         """Rate (KL), ELBO (``particles`` draws) and the importance-sampled log p(x)
         (``samples`` draws; ``-novelty`` where given) with its standard error, means
-        per data point."""
-        ev = self.evaluate(x, particles=particles)
-        ll = -novelty if novelty is not None else self.log_likelihood(x, samples=samples)
+        per data point (``y``: the rows' conditions, for a conditional family)."""
+        ev = self.evaluate(x, particles=particles, y=y)
+        ll = -novelty if novelty is not None else self.log_likelihood(x, samples=samples, y=y)
         return {
             "rate": ev["kl"],
             "elbo": ev["elbo"],
@@ -131,27 +131,30 @@ class VAE(Estimator):
             "log_likelihood_se": float(ll.std() / math.sqrt(ll.numel())),
         }
 
-    def novelty_scores(self, x, samples: int = 500) -> torch.Tensor:
+    def novelty_scores(self, x, samples: int = 500, *, y=None) -> torch.Tensor:
         """-log p(x) per row (importance-sampled with ``samples`` draws)."""
-        return -self.log_likelihood(x, samples=samples)
+        return -self.log_likelihood(x, samples=samples, y=y)
 
-    def log_likelihood(self, x, samples: int = 5000) -> torch.Tensor:
+    def log_likelihood(self, x, samples: int = 5000, *, y=None) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
-        :func:`pyrovae.analysis.log_likelihood`."""
+        :func:`pyrovae.analysis.log_likelihood`. For a conditional family, log p(x | c)
+        given the rows' conditions ``y``."""
 
         self._check_fitted()
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return log_likelihood(self.module_, x, samples=samples)
+        return log_likelihood(self.module_, self.with_targets(x, y), samples=samples)
 
-    def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
+    def analyze(self, x, samples: int = 5000, particles: int = 10, *, y=None) -> dict:
         """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the
-        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`."""
+        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`
+        (``y``: the rows' conditions, for a conditional family)."""
 
         self._check_fitted()
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return elbo_decomposition(self.module_, x, samples=samples, particles=particles)
+        data = self.with_targets(x, y)
+        return elbo_decomposition(self.module_, data, samples=samples, particles=particles)
 
     def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
         """NUTS on z given x with the networks fixed, compared with the guide; see
@@ -169,12 +172,13 @@ class VAE(Estimator):
         self._check_fitted()
         return sbc(self.module_, n=n, draws=draws, seed=self.seed)
 
-    def elbo(self, x, particles: int = 1) -> torch.Tensor:
-        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)``."""
+    def elbo(self, x, particles: int = 1, *, y=None) -> torch.Tensor:
+        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)`` (``y``: the rows'
+        conditions, for a conditional family)."""
         self._check_fitted()
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        recon, kl = self._terms(x, particles)
+        recon, kl = self._terms(self.with_targets(x, y), particles)
         return recon - kl
 
 

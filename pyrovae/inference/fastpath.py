@@ -74,7 +74,7 @@ def retain_freed_memory() -> None:
 def _traced(module, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
     def chunk(k: int) -> torch.Tensor:
         log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, x, k))
-        return log_w.reshape(k, x.shape[0])
+        return log_w.reshape(k, len(x))
 
     return chunk
 

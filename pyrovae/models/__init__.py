@@ -24,6 +24,7 @@ from .base import (  # noqa: E402
     build_module,
     distribution_moments,
 )
+from .cvae import CVAEModule  # noqa: E402
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
@@ -32,6 +33,7 @@ __all__ = [
     "MODELS",
     "MOMENT_DRAWS",
     "AEModule",
+    "CVAEModule",
     "DAEModule",
     "GuidePosterior",
     "Moments",

@@ -145,10 +145,17 @@ class LatentModule(GuidePosterior, nn.Module):
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
 
-    def _build_prior_and_guide(self, prior_dim: int, guide_dim: int | None = None) -> None:
+    #: Width of the condition code the programs read from ``Batch.y`` (0: the family is
+    #: unconditional; conditional priors refuse such a family).
+    condition_dim: int = 0
+
+    def _build_prior_and_guide(
+        self, prior_dim: int, guide_dim: int | None = None, guide_features: int | None = None
+    ) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
-        ``guide_dim`` (default ``latent_dim``) from the spec, bind the prior, and check
-        their sizes."""
+        ``guide_dim`` (default ``latent_dim``) from the spec, reading ``guide_features``
+        inputs (default the encoder's ``out_features``), bind the prior, and check their
+        sizes."""
         from ..guides import GUIDES
         from ..priors import PRIORS
         from .checks import check_latent_sizes
@@ -156,10 +163,11 @@ class LatentModule(GuidePosterior, nn.Module):
         spec = self.spec
         guide_dim = self.latent_dim if guide_dim is None else int(guide_dim)
         self.prior = _build(PRIORS, spec.prior, prior_dim, options=spec.prior_options)
+        features = self.encoder.out_features if guide_features is None else int(guide_features)
         self.guide_head = _build(
             GUIDES,
             spec.guide,
-            self.encoder.out_features,
+            features,
             guide_dim,
             options=spec.guide_options,
         )
