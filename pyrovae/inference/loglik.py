@@ -105,9 +105,7 @@ def log_likelihood(
     was_training = module.training
     module.eval()
     out = []
-    bar = progress_bar(
-        enabled=progress, total=len(x), desc="log p(x)", unit="point", leave=False
-    )
+    bar = progress_bar(enabled=progress, total=len(x), desc="log p(x)", unit="point", leave=False)
     try:
         chunks = LogWeightChunks(module, direct)
         with bar, pyro.validation_enabled(False):
@@ -216,9 +214,7 @@ def elbo_decomposition(
         ll = log_likelihood(module, x, samples=samples, progress=progress)
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
-        out["bits_per_dim"] = -out["log_likelihood"] / (
-            math.prod(module.data_shape) * math.log(2)
-        )
+        out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(module.data_shape) * math.log(2))
         out["gap"] = float((ll - elbo).mean())
     return out
 

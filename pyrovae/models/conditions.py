@@ -27,7 +27,9 @@ def _as_tensor(y) -> torch.Tensor:
         return y.detach()
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
-        raise DataError(f"conditions must be numbers (class indices or covariates); got {arr.dtype}")
+        raise DataError(
+            f"conditions must be numbers (class indices or covariates); got {arr.dtype}"
+        )
     return torch.as_tensor(arr)
 
 
@@ -147,11 +149,12 @@ def infer_condition(y, n_classes: int | None = None) -> Condition:
             raise DataError(f"class labels must be indices 0, 1, ...; got {int(t.min())}")
         if torch.unique(t).numel() < 2:
             raise DataError(
-                f"the labels have a single class ({int(t[0])}); a label condition needs two or "
-                "more"
+                f"the labels have a single class ({int(t[0])}); a label condition needs two or more"
             )
         k = int(t.max()) + 1 if not n_classes else int(n_classes)
         return LabelCondition(k)
     if t.dim() > 2:
-        raise DataError(f"conditions must be one row of covariates per row; got shape {tuple(t.shape)}")
+        raise DataError(
+            f"conditions must be one row of covariates per row; got shape {tuple(t.shape)}"
+        )
     return CovariateCondition(1 if t.dim() == 1 else int(t.shape[1]))
