@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import arviz_compat, sites
+from ..data.batch import as_batch
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 
@@ -38,8 +39,9 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     module.eval()
     try:
         latents = module.posterior_sample(x, int(draws))  # site -> (S, n, dim)
-        px = module.decode(latents[sites.LATENT])
+        px = module.decode_rows(latents[sites.LATENT], x)
         x_rep = px.sample()  # (S, n, *data_shape)
+        x = as_batch(x).x
         loglik = px.log_prob(x)  # (S, n)
     finally:
         module.train(was_training)
@@ -85,7 +87,7 @@ def to_arviz(
     ConfigError
         ``feature_names`` does not name every feature.
     """
-    n, d = x.shape[0], math.prod(x.shape[1:])
+    n, d = len(x), math.prod(module.data_shape)
     if feature_names is not None and len(feature_names) != d:
         raise ConfigError(f"feature_names has {len(feature_names)} names for {d} features")
     groups = posterior_groups(module, x, draws)

@@ -310,6 +310,11 @@ def targets(data, split: str):
     return y if y is not None else data.conditions(split)
 
 
+def _first(y, n: int):
+    """The first ``n`` labels or conditions of ``y`` (None stays None)."""
+    return None if y is None else y[:n]
+
+
 def _nonempty(x):
     """``x``, or None for an empty split (``--val-fraction 0``: no validation data)."""
     return x if x.shape[0] else None
@@ -320,11 +325,13 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from ..data.validation import check_support
 
+    y = targets(data, "train")
+    est.fit_targets(y)
     est.build(data.data_shape, est.likelihood)
     for split in (data.train, data.val, data.test):
         if split.shape[0]:
             check_support(est.module_.likelihood, split)
-    est.check_runnable(data.train)
+    est.check_runnable(est.with_targets(data.train, y))
 
 
 # -- the end of training ---------------------------------------------------------------------
@@ -337,9 +344,11 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     from ..plotting import save_image_rows, save_scatter_matrix
 
     torch.manual_seed(est.seed)
-    x = data.test[:16] if data.test.shape[0] else data.train[:16]
-    recon = est.reconstruct(x)
-    samples = est.sample(64 if data.is_image else max(500, min(2000, data.train.shape[0])))
+    split = "test" if data.test.shape[0] else "train"
+    x, y = data.split(split)[:16], _first(targets(data, split), 16)
+    recon = est.reconstruct(x, y=y)
+    n = 64 if data.is_image else max(500, min(2000, data.train.shape[0]))
+    samples = est.sample(n, condition=est.sample_conditions(targets(data, "train"), n))
     if data.is_image:
         a = save_image_rows(run / names.RECONSTRUCTIONS, [x, recon], ["data", "reconstruction"])
         b = save_image_rows(
@@ -354,10 +363,13 @@ def _write_figures(est, data, run: Path) -> list[Path]:
         return x[:2000] if is_stream(x) else x
 
     inv = data.scaler.inverse
-    xs = rows(data.test if data.test.shape[0] else data.train)
+    xs = rows(data.split(split))
     a = save_scatter_matrix(
         run / names.RECONSTRUCTIONS,
-        {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))},
+        {
+            "data": inv(xs),
+            "reconstruction": inv(est.reconstruct(xs, y=_first(targets(data, split), xs.shape[0]))),
+        },
         names=data.feature_names,
     )
     b = save_scatter_matrix(

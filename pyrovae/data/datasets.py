@@ -132,6 +132,12 @@ class DataSplits:
     def labels(self, name: str) -> torch.Tensor | None:
         return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[name]
 
+    def targets(self, name: str) -> torch.Tensor | None:
+        """What a conditional family reads of split ``name``: its labels where the data
+        have them, else its per-row conditions, else None."""
+        y = self.labels(name)
+        return y if y is not None else self.conditions(name)
+
     def conditions(self, name: str) -> torch.Tensor | None:
         """The conditions of split ``name`` (train, val or test), or None."""
         return {

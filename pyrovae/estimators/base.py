@@ -350,6 +350,7 @@ class Estimator:
         x = as_data_tensor(X, name="X")
         if y is not None and len(y) != x.shape[0]:
             raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
+        self.fit_targets(y)
         x_val = as_data_tensor(X_val, name="X_val") if has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
@@ -430,8 +431,9 @@ class Estimator:
 
     # -- inference -----------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x) -> Distribution:
-        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``."""
+    def encode(self, x, y=None) -> Distribution:
+        """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``.
+        ``y``: the rows' conditions, which only a conditional family reads."""
         self._check_fitted()
         self.module_.eval()
         return self.module_.encode(self.as_input(x))
@@ -449,15 +451,22 @@ class Estimator:
             )
         return self.module_.decode(z)
 
-    def reconstruct(self, x, sample: bool = False) -> torch.Tensor:
-        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``)."""
+    def reconstruct(self, x, sample: bool = False, y=None) -> torch.Tensor:
+        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``);
+        ``y`` as in :meth:`encode`."""
         q = self.encode(x)
         z = q.sample() if sample else q.mean
         return self.decode(z).mean
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
-        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the prior."""
+    def sample(self, n: int, mean: bool = True, condition=None) -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the
+        prior. ``condition`` is for conditional families (:meth:`sample_conditions`); an
+        unconditional one refuses it."""
+        if condition is not None:
+            raise ConfigError(
+                f"the {self.family} model is unconditional; it samples without a condition"
+            )
         self._check_fitted()
         self.module_.eval()
         z = self.module_.sample_latent(int(n))
@@ -495,6 +504,16 @@ class Estimator:
         return self.evaluate(X, y=y)["elbo"]
 
     # -- what differs between families -------------------------------------------------
+    def fit_targets(self, y) -> None:
+        """Read what the family must know of its training labels or conditions ``y``
+        before it is built (a conditional family: the condition's kind and width);
+        unconditional families ignore them."""
+
+    def sample_conditions(self, y, n: int):
+        """Conditions for ``n`` illustrative samples, given the training split's labels
+        or conditions ``y`` (None for an unconditional family)."""
+        return None
+
     @property
     def kl_weight(self) -> float | None:
         """The weight β of the KL term the model was trained with (the final value of a

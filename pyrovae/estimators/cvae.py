@@ -36,15 +36,24 @@ class CVAE(VAE):
     family = "cvae"
 
     # -- the condition ---------------------------------------------------------
-    def fit(self, X, y=None, X_val=None, **kwargs: Any) -> CVAE:
-        """Train on ``X`` given the conditions ``y`` (required); see :meth:`VAE.fit`."""
+    def fit_targets(self, y) -> None:
+        """The condition (kind and width) of the training conditions ``y`` (required)."""
         if y is None:
             raise DataError(
                 "the cvae model needs the condition of every training row: pass y (class "
                 "labels or covariates)"
             )
         self._condition = infer_condition(y)
-        return super().fit(X, y, X_val, **kwargs)
+
+    def sample_conditions(self, y, n: int):
+        """Every class in turn for a label (``n`` rows: 0, 1, ..., K-1, 0, ...); for
+        covariates, the conditions of ``n`` training rows (evenly spaced)."""
+        self._check_fitted()
+        if self._condition.kind == "label":
+            return torch.arange(int(n)) % self._condition.width
+        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+        index = torch.linspace(0, t.shape[0] - 1, int(n)).round().long()
+        return t[index]
 
     @property
     def condition_(self) -> Condition:
@@ -72,8 +81,8 @@ class CVAE(VAE):
         self._check_fitted()
         if condition is None:
             raise DataError(
-                f"the cvae model samples given a condition: pass condition= "
-                f"({self._condition.describe()})"
+                f"the cvae model samples given a condition, {self._condition.describe()}: "
+                "pass --condition or --condition-values (condition= in Python)"
             )
         arr = condition if isinstance(condition, torch.Tensor) else np.asarray(condition)
         t = torch.as_tensor(arr)
@@ -113,7 +122,7 @@ class CVAE(VAE):
         """E[x | z, c] at the posterior mean of z (or a posterior draw if ``sample``)."""
         q = self.encode(x, y)
         z = q.sample() if sample else q.mean
-        return self.decode(z, condition=self._rows_targets(y, z.shape[0]))
+        return self.decode(z, condition=self._rows_targets(y, z.shape[0])).mean
 
     @torch.no_grad()
     def decode(self, z, condition=None) -> Distribution:

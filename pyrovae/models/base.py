@@ -218,6 +218,12 @@ class LatentModule(GuidePosterior, nn.Module):
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""
         return self.likelihood(self.decoder(z))
 
+    def decode_rows(self, z: torch.Tensor, data) -> Distribution:
+        """p(x | z) for draws ``z`` ``(..., B, latent_dim)`` of the ``B`` rows of ``data``
+        (a tensor or a :class:`~pyrovae.data.Batch`): :meth:`decode`, given the rows'
+        conditions in a conditional family."""
+        return self.decode(z)
+
     def sample_latent(self, n: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

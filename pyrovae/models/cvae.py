@@ -168,6 +168,11 @@ class CVAEModule(LatentModule):
         ``y`` (one per row of ``z``'s last batch dimension)."""
         return self.decode_given(z, self.code(y))
 
+    def decode_rows(self, z: torch.Tensor, data) -> Distribution:
+        """p(x | z, c) for draws ``z`` ``(..., B, latent_dim)`` of the rows of the batch
+        ``data``, given their conditions."""
+        return self.decode_given(z, self.code(as_batch(data)))
+
     def prior_distribution(self) -> Distribution:
         """p(z) for an unconditional prior; a conditional one has no single p(z)."""
         if self.prior.conditional:
