@@ -439,9 +439,14 @@ class Estimator:
         return self.module_.encode(self.as_input(x))
 
     @torch.no_grad()
-    def decode(self, z) -> Distribution:
-        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z]."""
+    def decode(self, z, condition=None) -> Distribution:
+        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z].
+        ``condition`` is for conditional families; an unconditional one refuses it."""
         self._check_fitted()
+        if condition is not None:
+            raise ConfigError(
+                f"the {self.family} model is unconditional; it decodes without a condition"
+            )
         self.module_.eval()
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
         if z.shape[-1] != self.module_.latent_dim:

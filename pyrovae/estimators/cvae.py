@@ -46,11 +46,13 @@ class CVAE(VAE):
         self._condition = infer_condition(y)
 
     def sample_conditions(self, y, n: int):
-        """Every class in turn for a label (``n`` rows: 0, 1, ..., K-1, 0, ...); for
-        covariates, the conditions of ``n`` training rows (evenly spaced)."""
+        """For a label, every class in turn in blocks of ``ceil(n / K)`` rows (0, 0, ...,
+        1, 1, ...; ``n`` rows); for covariates, the conditions of ``n`` training rows
+        ``y`` (evenly spaced)."""
         self._check_fitted()
         if self._condition.kind == "label":
-            return torch.arange(int(n)) % self._condition.width
+            k = self._condition.width
+            return torch.arange(k).repeat_interleave(-(-int(n) // k))[: int(n)]
         t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
         index = torch.linspace(0, t.shape[0] - 1, int(n)).round().long()
         return t[index]
