@@ -34,6 +34,7 @@ from pyro import poutine
 from torch import nn
 
 from .. import sites
+from ..data.batch import as_batch
 from ..inference.loglik import log_likelihood
 
 #: Rows of the simulated batch on which the model's dependencies are traced.
@@ -42,7 +43,9 @@ TRACE_ROWS = 2
 
 def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[nn.Parameter]:
     """The parameter tensors that log p(x, z) of ``module.model`` depends on (module
-    docstring), for data ``x`` (default: a batch simulated from the model)."""
+    docstring), for data ``x`` (default: a batch simulated from the model; a
+    :class:`~pyrovae.data.Batch` carries the rows' conditions for a conditional
+    family)."""
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
     was_training = module.training
@@ -53,7 +56,8 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
                 if x is None:
                     like = params[0] if params else torch.zeros(())
                     x = like.new_zeros(TRACE_ROWS, *module.data_shape)
-                sim = poutine.trace(poutine.uncondition(module.model)).get_trace(x)
+                data = as_batch(x)
+                sim = poutine.trace(poutine.uncondition(module.model)).get_trace(data)
             values = {
                 name: site["value"].detach()
                 for name, site in sim.nodes.items()
@@ -62,7 +66,8 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
             for p in params:
                 p.requires_grad_(True)
             conditioned = poutine.condition(module.model, data=values)
-            log_joint = poutine.trace(conditioned).get_trace(values[sites.OBS]).log_prob_sum()
+            observed = data.replace(x=values[sites.OBS])
+            log_joint = poutine.trace(conditioned).get_trace(observed).log_prob_sum()
         grads = torch.autograd.grad(log_joint, params, allow_unused=True)
     finally:
         for p, f in zip(params, flags, strict=True):
