@@ -409,9 +409,7 @@ def _data_for(likelihood: str, x: torch.Tensor) -> torch.Tensor:
         v if isinstance(v, str) else ",".join(f"{k}={w}" for k, w in v.items()) or "default"
     ),
 )
-def test_short_training_improves_and_round_trips(
-    family, overrides, small_digits, digits, tmp_path
-):
+def test_short_training_improves_and_round_trips(family, overrides, small_digits, digits, tmp_path):
     """Every family trains on the digits with their labels (which only a conditional
     family reads)."""
     x, xv = small_digits
