@@ -89,10 +89,8 @@ class CVAE(VAE):
         arr = condition if isinstance(condition, torch.Tensor) else np.asarray(condition)
         t = torch.as_tensor(arr)
         if self._condition.kind == "label":
-            if t.dim() == 0:
-                t = t.reshape(1)
-            if torch.is_floating_point(t) and bool((t == t.round()).all()):
-                t = t.long()
+            if t.dim() == 0:  # one class, also written as a whole float (3.0)
+                t = t.long().reshape(1) if float(t) == int(t) else t.reshape(1)
         elif t.dim() <= 1:
             t = t.reshape(1, -1)
         if t.shape[0] == 1 and n != 1:
