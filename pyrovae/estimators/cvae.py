@@ -40,8 +40,9 @@ class CVAE(VAE):
         """The condition (kind and width) of the training conditions ``y`` (required)."""
         if y is None:
             raise DataError(
-                "the cvae model needs the condition of every training row: pass y (class "
-                "labels or covariates)"
+                "the cvae model needs the condition of every training row, class labels or "
+                "covariates (y in Python; a labelled dataset, --label-column or "
+                "--condition-columns on the command line)"
             )
         self._condition = infer_condition(y)
 

@@ -67,8 +67,9 @@ class ConditionalNormalPrior(Prior):
         width = int(getattr(module, "condition_dim", 0) or 0)
         if width < 1:
             raise ConfigError(
-                f"the conditional prior reads a condition, which the {type(module).__name__} "
-                "has none of; use it with a conditional model (--model cvae)"
+                f"the conditional prior reads a condition, which the "
+                f"{type(module).__name__.removesuffix('Module')} model has none of; use it "
+                "with a conditional model (--model cvae)"
             )
         if self.net is None or self.condition_dim != width:
             self._build(width)
