@@ -89,4 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrovae`` command."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return run_verb(args)
+    status = run_verb(args)
+    ranks = sys.modules.get("pyrovae.training.distributed")  # loaded only by training
+    if ranks is not None and ranks.joined_from_env():  # a rank started by torchrun
+        ranks.end_rank(status)
+    return status

@@ -249,6 +249,22 @@ class LatentModule(GuidePosterior, nn.Module):
         """
         raise NotImplementedError(f"the {type(self).__name__} family has no direct log-weights")
 
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-particle ELBO terms of the family's own model and guide, without Pyro's
+        traces: ``(recon, kl)``, each ``(B,)`` and differentiable, where ``recon`` is
+        log p(x_n|z_n) and ``kl`` the single-draw estimate log q(z_n|x_n) - log p(z_n),
+        from the same random draws the guide's sites take, so that
+        ``-(recon - beta * kl).sum()`` is ``Trace_ELBO``'s loss (and surrogate) on the
+        same draws.
+
+        Raises
+        ------
+        NotImplementedError
+            With the reason, for a family (or a batch) that has no direct form; the
+            objective then runs the traces (:mod:`pyrovae.objectives.elbo`).
+        """
+        raise NotImplementedError(f"the {type(self).__name__} family has no direct ELBO")
+
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from
     #: it in the guide.

@@ -74,11 +74,7 @@ class VAEModule(LatentModule):
         a function of ``k`` (see :meth:`LatentModule.direct_log_weights`): the encoder and
         the prior run once; each call draws z as the guide's site does (``rsample`` where
         the guide has it), decodes it and scores it under the three distributions."""
-        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
-            raise NotImplementedError(
-                f"{type(self).__name__} replaces the VAE's model or guide, "
-                "which only their traces describe"
-            )
+        self._direct_form()
         q = self.encode(x)
         prior = self.prior()
         draw = q.rsample if q.has_rsample else q.sample
@@ -88,6 +84,28 @@ class VAEModule(LatentModule):
             return self.decode(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
+
+    def _direct_form(self) -> None:
+        if type(self).model is not VAEModule.model or type(self).guide is not VAEModule.guide:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces the VAE's model or guide, "
+                "which only their traces describe"
+            )
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(recon, kl)`` of one draw z ~ q(z|x) per row, as the traces of :meth:`model` and
+        :meth:`guide` give them (see :meth:`LatentModule.direct_elbo_terms`); needs a
+        reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise)."""
+        self._direct_form()
+        if batch.mask is not None:
+            raise NotImplementedError("the batch has an observation mask")
+        x = batch.x
+        q = self.encode(x)
+        if not q.has_rsample:
+            raise NotImplementedError("the guide's distribution has no reparameterized draws")
+        z = q.rsample()
+        recon = self.decode(z).log_prob(x)
+        return recon, q.log_prob(z) - self.prior().log_prob(z)
 
     def encode(self, x: torch.Tensor) -> Distribution:
         """q(z|x): batch shape ``(B,)``, event shape ``(latent_dim,)``."""

@@ -192,10 +192,37 @@ def init_from_env(device: str | torch.device = "cpu") -> DistContext | None:
             )
         torch.cuda.set_device(local)
     dist.init_process_group(backend=backend, init_method="env://")
+    global _JOINED_FROM_ENV
+    _JOINED_FROM_ENV = True
     ctx = current()
     if ctx is not None:
         logger.debug("joined process group: rank %d of %d (%s)", ctx.rank, ctx.world_size, backend)
     return ctx
+
+
+#: Whether this process joined a process group from the environment (a rank of
+#: torchrun or of :func:`launch`).
+_JOINED_FROM_ENV = False
+
+
+def joined_from_env() -> bool:
+    """Whether :func:`init_from_env` made this process a rank of a process group."""
+    return _JOINED_FROM_ENV
+
+
+def end_rank(status: int) -> None:
+    """End a rank's process with ``status`` once its work is done and its files are
+    written, without the interpreter's shutdown.
+
+    Destroying torch.distributed's C++ objects at interpreter exit has aborted ranks
+    ("terminate called without an active exception", signal 6), which the launcher
+    (torchrun or :func:`launch`) reports as a failed rank. Logging and the standard
+    streams are flushed first.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(status))
 
 
 def shutdown() -> None:
@@ -374,13 +401,7 @@ def _entry(local_rank: int, world: int, port: int, threads: int, fn: Callable, a
     except BaseException:
         traceback.print_exc()
         status = 1
-    # The rank's work is over and its files are written (fn left the process group).
-    # End without the interpreter's shutdown: destroying torch.distributed's C++ objects
-    # there has aborted ranks at exit ("terminate called without an active exception").
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    end_rank(status)  # the rank's work is over and fn left the process group
 
 
 def launch(nproc: int, fn: Callable, *args: Any, grace: float = 30.0) -> int:

@@ -4,6 +4,9 @@
   runs later calls with Pyro's validation off; values and gradients equal
   ``Trace_ELBO.differentiable_loss`` exactly on both paths, and the global
   validation settings are left as they were.
+* ``TraceELBO``'s direct route (the family's ``direct_elbo_terms``) reproduces the
+  traces' loss to float rounding (1e-6 relative) and their gradients, for every
+  registered prior, guide and likelihood; what has no direct form keeps the traces.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ def test_every_call_equals_differentiable_loss_exactly(cls, pyro_elbo, num_parti
         ours = objective(vae.model, vae.guide, x, beta=0.7).loss
         pyro.set_rng_seed(seed)
         ref = pyro_loss.differentiable_loss(vae.model, vae.guide, x, beta=0.7)
+        if objective.route(vae.model, vae.guide, x) == "direct":
+            # the same draws, summed in another order
+            assert cls is TraceELBO and num_particles == 1
+            assert torch.allclose(ours, ref, rtol=1e-6, atol=0)
+            for a, b in zip(_grads(ours, vae), _grads(ref, vae), strict=True):
+                assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * float(b.abs().max()))
+            continue
         assert torch.equal(ours, ref)
         for a, b in zip(_grads(ours, vae), _grads(ref, vae), strict=True):
             assert torch.equal(a, b)
@@ -59,7 +69,7 @@ def test_validation_runs_once_per_shape_and_settings_are_restored(monkeypatch):
 
     monkeypatch.setattr(elbo_module.PyroELBO, "_evaluate", spy)
     vae = _vae()
-    objective = TraceELBO()
+    objective = TraceELBO(num_particles=2)  # two particles: no direct route
     default_torch = torch.distributions.Distribution._validate_args
     assert is_validation_enabled()
     for n in (8, 8, 8, 5, 5):
@@ -104,3 +114,86 @@ def test_nan_loss_warns_without_validation():
         vae.decoder.net[-1].bias.fill_(float("nan"))
     with pytest.warns(UserWarning, match="Encountered NaN: loss"):
         objective(vae.model, vae.guide, x)
+
+
+#: Two rows on each support kind's normalised support, 4 features.
+_ON_SUPPORT = {
+    "binary": [[0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]],
+    "8bit": [[0.0, 17 / 255, 1.0, 3 / 255], [128 / 255, 1 / 255, 254 / 255, 0.0]],
+    "count": [[0.0, 3.0, 25.0, 1.0], [1.0, 0.0, 7.0, 2.0]],
+    "unit": [[0.0, 0.3, 1.0, 0.6], [0.5, 0.999, 0.25, 0.0]],
+    "open-unit": [[0.1, 0.5, 0.9, 0.2], [0.001, 0.3, 0.999, 0.7]],
+    "real": [[-2.0, 0.0, 3.5, 1.0], [1.0, -0.25, 1e-3, 0.5]],
+}
+
+
+def _components():
+    from pyrovae.guides import GUIDES
+    from pyrovae.likelihoods import LIKELIHOODS
+    from pyrovae.priors import PRIORS
+
+    yield from (("prior", n) for n in PRIORS.names())
+    yield from (("guide", n) for n in GUIDES.names())
+    yield from (("likelihood", n) for n in LIKELIHOODS.names())
+
+
+@pytest.mark.parametrize("kind, name", list(_components()))
+def test_direct_route_reproduces_the_traces(kind, name):
+    """For each registered component (the others default), the direct route's loss and
+    gradients equal ``Trace_ELBO.differentiable_loss`` on the same draws (to float
+    rounding), at beta != 1; a component without a direct form keeps the traces."""
+    from pyrovae.likelihoods import LIKELIHOODS
+
+    torch.manual_seed(0)
+    spec = ModuleSpec(data_shape=(4,), latent_dim=2, hidden=(8,), **{kind: name})
+    vae = build_module("vae", spec)
+    support = LIKELIHOODS.get(spec.likelihood)((4,)).support_kind
+    x = torch.tensor(_ON_SUPPORT[support]).repeat(3, 1)
+    objective, ref = TraceELBO(), Trace_ELBO(max_plate_nesting=1)
+    objective(vae.model, vae.guide, x, beta=0.3)  # decides the route
+    assert objective.route(vae.model, vae.guide, x) == "direct"
+    for seed in (4, 5):
+        pyro.set_rng_seed(seed)
+        ours = objective(vae.model, vae.guide, x, beta=0.3)
+        pyro.set_rng_seed(seed)
+        expected = ref.differentiable_loss(vae.model, vae.guide, x, beta=0.3)
+        assert torch.allclose(ours.loss, expected, rtol=1e-6, atol=1e-6)
+        for a, b in zip(_grads(ours.loss, vae), _grads(expected, vae), strict=True):
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * (1 + float(b.abs().max())))
+
+
+def test_families_without_a_direct_form_keep_the_traces(caplog):
+    torch.manual_seed(0)
+    hvae = build_module("hvae", ModuleSpec(data_shape=(12,), latent_dim=3, hidden=(16,)))
+    x = torch.rand(5, 12).round()
+    objective = TraceELBO()
+    with caplog.at_level("INFO", logger="pyrovae.objectives.elbo"):
+        objective(hvae.model, hvae.guide, x)
+    assert objective.route(hvae.model, hvae.guide, x) == "traces"
+    assert "runs Pyro's traces: the HierarchicalVAEModule family has no direct ELBO" in caplog.text
+
+
+def test_a_direct_form_that_disagrees_is_not_used(monkeypatch, caplog):
+    from pyrovae.models.vae import VAEModule
+
+    original = VAEModule.direct_elbo_terms
+
+    def off_by_one(self, batch, beta):
+        recon, kl = original(self, batch, beta)
+        return recon + 1.0, kl
+
+    monkeypatch.setattr(VAEModule, "direct_elbo_terms", off_by_one)
+    vae = _vae()
+    x = torch.rand(5, 12).round()
+    objective = TraceELBO()
+    with caplog.at_level("INFO", logger="pyrovae.objectives.elbo"):
+        first = objective(vae.model, vae.guide, x).loss
+    assert objective.route(vae.model, vae.guide, x) == "traces"
+    assert "direct form gives the loss" in caplog.text
+    pyro.set_rng_seed(9)
+    later = objective(vae.model, vae.guide, x).loss
+    pyro.set_rng_seed(9)
+    assert torch.equal(
+        later, Trace_ELBO(max_plate_nesting=1).differentiable_loss(vae.model, vae.guide, x)
+    )
+    assert torch.isfinite(first)
