@@ -130,11 +130,7 @@ class CVAEModule(LatentModule):
         """log p(x | z, c) + log p(z | c) - log q(z | x, c) of ``k`` draws per row of the
         batch ``x`` (data with conditions), shape ``(k, B)``; see
         :meth:`LatentModule.direct_log_weights`."""
-        if type(self).model is not CVAEModule.model or type(self).guide is not CVAEModule.guide:
-            raise NotImplementedError(
-                f"{type(self).__name__} replaces the CVAE's model or guide, "
-                "which only their traces describe"
-            )
+        self._direct_form()
         batch = as_batch(x)
         data = self.observed(batch)
         c = self.code(batch)
@@ -147,6 +143,29 @@ class CVAEModule(LatentModule):
             return self.decode_given(z, c).log_prob(data) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
+
+    def _direct_form(self) -> None:
+        if type(self).model is not CVAEModule.model or type(self).guide is not CVAEModule.guide:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces the CVAE's model or guide, "
+                "which only their traces describe"
+            )
+
+    def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(recon, kl)`` of one draw z ~ q(z | x, c) per row, as the traces of
+        :meth:`model` and :meth:`guide` give them (see
+        :meth:`LatentModule.direct_elbo_terms`); needs a reparameterizable guide."""
+        self._direct_form()
+        batch = as_batch(batch)
+        if batch.mask is not None:
+            raise NotImplementedError("the batch has an observation mask")
+        c = self.code(batch)
+        q = self.encode(batch)
+        if not q.has_rsample:
+            raise NotImplementedError("the guide's distribution has no reparameterized draws")
+        z = q.rsample()
+        recon = self.decode_given(z, c).log_prob(batch.x)
+        return recon, q.log_prob(z) - self.prior_given(c).log_prob(z)
 
     # -- deterministic helpers -------------------------------------------------
     def encode(self, x) -> Distribution:
