@@ -94,6 +94,8 @@ def resolve_device(value: str) -> str:
 DIVERGENCE_POLICIES = ("stop", "rollback")
 #: The clocks a time budget can be counted on.
 BUDGET_CLOCKS = ("wall", "cpu")
+#: What training does with missing entries (NaN) of the data.
+MISSING_POLICIES = ("refuse", "mask")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -144,6 +146,8 @@ DOMAINS: dict[str, tuple[str, Any]] = {
         lambda v: v in DIVERGENCE_POLICIES,
     ),
     "clock": (f"one of {', '.join(BUDGET_CLOCKS)}", lambda v: v in BUDGET_CLOCKS),
+    "missing": (f"one of {', '.join(MISSING_POLICIES)}", lambda v: v in MISSING_POLICIES),
+    "rate": ("in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
 }
 
 
@@ -164,6 +168,15 @@ def _str_list(value) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"expected a list of column names or indices; got {value!r}")
     return [str(v).strip() for v in value]
+
+
+def _name_list(value) -> list[str]:
+    """Registered names: a list, or one comma-separated string."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"expected a list of names; got {value!r}")
+    return [v.strip() for v in value if v.strip()]
 
 
 def _column(value) -> str:
@@ -441,6 +454,35 @@ OPTIONS: tuple[Option, ...] = (
         "model",
         parse_bool,
     ),
+    # missing entries (issue 16)
+    _O(
+        "missing",
+        "refuse",
+        "missing entries (NaN in the data, empty CSV cells): refuse them, or mask them "
+        "(train on the observed entries only; the encoder also reads the mask)",
+        "training",
+        _str,
+        domain="missing",
+    ),
+    _O(
+        "mask_rate",
+        0.0,
+        "drop this fraction of the observed entries at random in each training minibatch "
+        "(the guide learns to infer z from partial rows; > 0 implies a mask-reading encoder)",
+        "training",
+        _float,
+        domain="rate",
+    ),
+    _O(
+        "mask_encoder",
+        "concat",
+        "encoder of a model trained with masks: concat (the --net encoder over the "
+        "zero-filled x and the mask) or set (the Partial VAE's permutation-invariant "
+        "set encoder)",
+        "model",
+        _str,
+        "pyrovae.nets.MASK_ENCODERS",
+    ),
     # objective
     _O("objective", "trace", "ELBO estimator", "training", _str, "pyrovae.objectives.OBJECTIVES"),
     _O(
@@ -585,6 +627,27 @@ OPTIONS: tuple[Option, ...] = (
         _str,
         domain="clock",
     ),
+    # experiment tracking (pyrovae.training.loggers)
+    _O(
+        "log",
+        [],
+        "experiment trackers to log the run to, comma-separated: tensorboard (event files "
+        "in the run folder's tb/) and mlflow (to $MLFLOW_TRACKING_URI, default ./mlruns)",
+        "training",
+        _name_list,
+        "pyrovae.training.loggers.LOGGERS",
+        metavar="TRACKER[,TRACKER...]",
+    ),
+    _O(
+        "log_images_every",
+        10,
+        "with --log: a grid of reconstructions and prior samples every this many epochs "
+        "(image data only; 0: never)",
+        "training",
+        _int,
+        metavar="EPOCHS",
+        domain="count",
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -678,4 +741,6 @@ RESUME_OVERRIDES = (
     "on_divergence",
     "divergence_retries",
     "rollback_lr_factor",
+    "log",
+    "log_images_every",
 )

@@ -48,8 +48,9 @@ def test_registry_defaults_are_registered(registry_option):
 
     mod, name = registry_option.registry.rsplit(".", 1)
     registry = getattr(importlib.import_module(mod), name)
-    if registry_option.default is not None:
-        assert registry_option.default in registry
+    default = registry_option.default
+    for name in default if isinstance(default, list) else [default] if default else []:
+        assert name in registry
 
 
 def test_resolve_layers_in_order():

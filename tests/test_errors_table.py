@@ -177,8 +177,15 @@ ROWS: dict[str, Row] = {
     "nan": Row(
         "NaN in the data",
         "`pyrovae train --data x.npy`",
-        "pyrovae: error: data file 'x.npy' contains 1 NaN or Inf value(s), first at index (7, 2)",
+        "pyrovae: error: data file 'x.npy' contains 1 NaN or Inf value(s), first at index "
+        "(7, 2); missing entries (NaN) can be trained on with --missing mask (missing='mask')",
         cli(*TRAIN, "--data", "x.npy", before=_npy(_grid(np.nan))),
+    ),
+    "no-observed-entry": Row(
+        "a row with no observed entry",
+        '`VAE(missing="mask").fit(X)`',
+        "DataError: X has 1 row(s) with no observed entry, first row 7",
+        api(_fit(_grid(np.nan, at=7), missing="mask")),
     ),
     "inf": Row(
         "Inf in the data",

@@ -186,7 +186,7 @@ def inference_gaps(
         for p in params:
             p.requires_grad_(False)
         with torch.no_grad():
-            features = module.encoder(x)
+            features = module.features(x)
             amort, amort_se = _mean_se(
                 _log_weights(module, x, features, eval_particles, None, memory)
             )

@@ -17,6 +17,7 @@ REGISTRIES = (
     ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
     ("guides", "pyrovae.guides.GUIDES"),
     ("networks", "pyrovae.nets.ENCODERS"),
+    ("mask encoders", "pyrovae.nets.MASK_ENCODERS"),
     ("activations", "pyrovae.nets.ACTIVATIONS"),
     ("objectives", "pyrovae.objectives.OBJECTIVES"),
     ("beta schedules", "pyrovae.objectives.SCHEDULES"),
@@ -24,6 +25,8 @@ REGISTRIES = (
     ("datasets", "pyrovae.data.DATASETS"),
     ("scalings", "pyrovae.data.SCALERS"),
     ("binarizations", "pyrovae.data.binarize.BINARIZATIONS"),
+    ("conditioners", "pyrovae.inference.conditioning.CONDITIONERS"),
+    ("experiment trackers", "pyrovae.training.loggers.LOGGERS"),
 )
 
 

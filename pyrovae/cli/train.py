@@ -323,15 +323,20 @@ def _nonempty(x):
 def _check_model(est, data) -> None:
     """Build the model once and check the data's support, so that a bad component,
     option or likelihood fails before the run folder is created."""
-    from ..data.validation import check_support
+    from ..data.validation import check_support, observation_mask
 
     y = targets(data, "train")
     est.fit_targets(y)
     est.build(data.data_shape, est.likelihood)
-    for split in (data.train, data.val, data.test):
+    splits = {"training": data.train, "validation": data.val, "test": data.test}
+    for name, split in splits.items():
         if split.shape[0]:
+            if est.missing == "mask":  # the observed entries; every row observed somewhere
+                observation_mask(split, f"the {name} data")
+                split = split[~split.isnan()]
             check_support(est.module_.likelihood, split)
-    est.check_runnable(est.with_targets(data.train, y))
+    observed = est.as_observed(data.train[:2], "the training data")
+    est.check_runnable(est.with_targets(observed.x, _first(y, 2), mask=observed.mask))
 
 
 # -- the end of training ---------------------------------------------------------------------
@@ -382,6 +387,10 @@ def _write_figures(est, data, run: Path) -> list[Path]:
 
 def _finish_train(est, data, run: Path, seconds: float) -> int:
     figures = _write_figures(est, data, run)
+    if est.log:  # the trackers also get the figures and the final checkpoint
+        from ..training.loggers import log_files
+
+        log_files(getattr(est, "trainer_", None), [*figures, run / names.CHECKPOINT])
     last = est.history_[-1] if est.history_ else {}
     summary = {
         "run": str(run),

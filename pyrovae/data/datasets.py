@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -261,6 +262,24 @@ def _csv_layout(path: Path) -> tuple[str, int, int, list[str] | None]:
         return delim, len(cells), 1, cells  # a header row
 
 
+def _cell(text: str) -> float:
+    """A CSV cell as a number; an empty cell is a missing value (NaN)."""
+    text = text.strip().strip('"').strip()
+    return float(text) if text else math.nan
+
+
+def _load_cells(path: Path, delim: str, skip: int, usecols) -> np.ndarray:
+    """The numeric cells of a CSV file; empty cells become NaN (missing values, refused
+    later unless ``--missing mask``)."""
+    kw = dict(delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2, usecols=usecols)
+    try:
+        return np.loadtxt(path, **kw)
+    except ValueError as exc:
+        if "''" not in str(exc):  # not an empty cell: the error stands
+            raise
+        return np.loadtxt(path, converters=_cell, **kw)
+
+
 def _read_csv(path: Path, cols: _Columns):
     """The feature array, the feature names (or None), the raw label column (or None)
     and the condition columns (or None)."""
@@ -269,14 +288,7 @@ def _read_csv(path: Path, cols: _Columns):
     try:
         with warnings.catch_warnings():  # an empty file: reported below, not as a warning
             warnings.simplefilter("ignore", UserWarning)
-            arr = np.loadtxt(
-                path,
-                delimiter=delim,
-                skiprows=skip,
-                dtype=np.float64,
-                ndmin=2,
-                usecols=choice.features,
-            )
+            arr = _load_cells(path, delim, skip, choice.features)
             labels = conditions = None
             if choice.label is not None:
                 labels = np.loadtxt(
@@ -418,7 +430,7 @@ def choose_likelihood(x: torch.Tensor) -> tuple[str, str]:
     """The default likelihood for data ``x`` (N, ...) and why: Bernoulli for binary data
     and for images with values in [0, 1], Gaussian otherwise. One rule for the CLI and
     the Python API (a stream is read in chunks)."""
-    if all_values(x, lambda t: (t == 0) | (t == 1)):
+    if all_values(x, lambda t: (t == 0) | (t == 1) | torch.isnan(t)):
         return "bernoulli", "every value is 0 or 1"
     if looks_like_images(x) and _in_unit(x):
         return "bernoulli", IMAGES_IN_UNIT
@@ -508,6 +520,7 @@ def load_file(
     label_column=None,
     classes=None,
     condition_columns=None,
+    missing: bool = False,
 ) -> RawData:
     """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array.
 
@@ -528,6 +541,9 @@ def load_file(
     condition_columns : list, optional
         Columns of per-row conditions (numbers), left out of the features and returned
         as float ``conditions`` with their ``condition_names``.
+    missing : bool
+        Keep NaN entries (and empty CSV cells) as missing values (``--missing mask``);
+        refused otherwise.
     """
     path = Path(path)
     if not path.exists():
@@ -543,7 +559,7 @@ def load_file(
     if should_stream(path, stream):
         return _load_stream(path, cols)
     arr, y, names, label_values, conditions = _read_file(path, cols)
-    x = as_data_tensor(arr, name=f"data file {path.name!r}")
+    x = as_data_tensor(arr, name=f"data file {path.name!r}", missing=missing)
     is_image = looks_like_images(x)
     if x.dim() == 3:
         x = x.unsqueeze(1)
@@ -599,6 +615,7 @@ def load_raw(
     classes=None,
     data_options: dict | None = None,
     condition_columns=None,
+    missing: bool = False,
 ) -> RawData:
     """A named dataset or a file, unsplit and unscaled; ``data_options`` are passed to
     a named dataset's loader (see :func:`load_data`)."""
@@ -618,6 +635,7 @@ def load_raw(
             label_column=label_column,
             classes=classes,
             condition_columns=condition_columns,
+            missing=missing,
         )
     try:
         DATASETS.get(spec)
@@ -650,6 +668,7 @@ def load_data(
     classes=None,
     data_options: dict | None = None,
     condition_columns=None,
+    missing: bool = False,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
 
@@ -692,6 +711,10 @@ def load_data(
         Columns of a data file holding per-row conditions (continuous or one-hot
         covariates): left out of the features and kept, unscaled, as the rows'
         conditions (``conditions_train`` ...), which a conditional model reads.
+    missing : bool
+        Keep NaN entries of a data file (and empty CSV cells) as missing values
+        (``--missing mask``): the scaler is fitted on the observed entries and the
+        splits keep the NaNs (the estimator turns them into an observation mask).
 
     Raises
     ------
@@ -711,6 +734,7 @@ def load_data(
         classes=classes,
         data_options=data_options,
         condition_columns=condition_columns,
+        missing=missing,
     )
     gen = torch.Generator().manual_seed(int(split_seed))
     (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split(
@@ -813,7 +837,7 @@ def _rows(t, idx: torch.Tensor):
 
 
 def _in_unit(x: torch.Tensor) -> bool:
-    return all_values(x, lambda t: (t >= 0) & (t <= 1))
+    return all_values(x, lambda t: ((t >= 0) & (t <= 1)) | torch.isnan(t))
 
 
 def _take(x, idx: torch.Tensor):

@@ -478,6 +478,9 @@ def feature_moments(x) -> tuple[torch.Tensor, torch.Tensor]:
     in float64, so constant features get a standard deviation of exactly 0.
     """
     if not is_stream(x):
+        if bool(torch.isnan(x).any()):  # missing entries (NaN): moments of the observed
+            mean = x.nanmean(0)
+            return mean, (x - mean).pow(2).nanmean(0).sqrt()
         return x.mean(0), x.std(0, unbiased=False)
     n, mean, m2 = 0, None, None
     for t in x.chunks():
@@ -501,6 +504,10 @@ def feature_moments(x) -> tuple[torch.Tensor, torch.Tensor]:
 def feature_range(x) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature minimum and maximum over the rows of ``x``."""
     if not is_stream(x):
+        nan = torch.isnan(x)
+        if bool(nan.any()):  # missing entries (NaN): the range of the observed
+            lo = torch.where(nan, torch.inf, x).min(0).values
+            return lo, torch.where(nan, -torch.inf, x).max(0).values
         return x.min(0).values, x.max(0).values
     lo = hi = None
     for t in x.chunks():

@@ -30,20 +30,34 @@ def _check_shape(shape, name: str, min_dims: int) -> None:
         raise DataError(f"{name} has no features (shape {tuple(shape)})")
 
 
-def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
+#: How to say that NaN entries can be trained on (``--missing mask``).
+MISSING_HINT = "missing entries (NaN) can be trained on with --missing mask (missing='mask')"
+
+
+def as_data_tensor(
+    data, name: str = "data", min_dims: int = 2, missing: bool = False
+) -> torch.Tensor:
     """Convert array-like ``data`` to a float32 tensor ``(N, *data_shape)``, validating it.
 
     A :class:`~pyrovae.data.stream.MemmapArray` is validated in chunks and returned
     as it is (it is read on demand, never all at once).
 
+    Parameters
+    ----------
+    missing : bool
+        NaN entries stand for missing values and are kept (``--missing mask``); Inf
+        is still refused.
+
     Raises
     ------
     DataError
         On non-numeric dtype, fewer than ``min_dims`` dimensions, no rows, no
-        features, or NaN / Inf values.
+        features, NaN values (unless ``missing``) or Inf values.
     """
     if is_stream(data):
         _check_shape(data.shape, name, min_dims)
+        if missing:
+            raise DataError(f"{name}: --missing mask needs the data in memory; it does not stream")
         return data.check_finite(name)
     if isinstance(data, torch.Tensor):
         t = data.detach()
@@ -66,11 +80,38 @@ def as_data_tensor(data, name: str = "data", min_dims: int = 2) -> torch.Tensor:
     # row chunks: torch.isfinite on the whole tensor would allocate an |x| temporary
     # as large as the data set
     if not all(bool(torch.isfinite(c).all()) for c in row_chunks(t)):
-        finite = torch.isfinite(t)
+        finite = torch.isfinite(t) | torch.isnan(t) if missing else torch.isfinite(t)
+        if bool(finite.all()):
+            return t
         bad = (~finite).nonzero()[0].tolist()
         n_bad = int((~finite).sum())
-        raise DataError(f"{name} contains {n_bad} NaN or Inf value(s), first at index {tuple(bad)}")
+        what = "Inf" if missing else "NaN or Inf"
+        hint = f"; {MISSING_HINT}" if not missing and bool(torch.isnan(t).any()) else ""
+        raise DataError(
+            f"{name} contains {n_bad} {what} value(s), first at index {tuple(bad)}{hint}"
+        )
     return t
+
+
+def observation_mask(x: torch.Tensor, name: str = "data") -> torch.Tensor | None:
+    """The observation mask of data ``x`` whose NaN entries stand for missing values
+    (``True`` where observed), or None when every entry is observed.
+
+    Raises
+    ------
+    DataError
+        A row with no observed entry.
+    """
+    nan = torch.isnan(x)
+    if not bool(nan.any()):
+        return None
+    mask = ~nan
+    seen = mask.reshape(mask.shape[0], -1).any(1)
+    if not bool(seen.all()):
+        row = int((~seen).nonzero()[0])
+        n = int((~seen).sum())
+        raise DataError(f"{name} has {n} row(s) with no observed entry, first row {row}")
+    return mask
 
 
 def row_chunks(t: torch.Tensor, elements: int = 2**20):

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..data.batch import as_batch
 from .base import ESTIMATORS, Estimator
 
 
@@ -31,11 +32,15 @@ class AE(Estimator):
         """Mean reconstruction log-likelihood per data point (nats)."""
         return self.evaluate(X)["recon"]
 
-    def _after_fit(self, x: torch.Tensor) -> None:
+    def _after_fit(self, x) -> None:
+        data = as_batch(x)  # a batch with an observation mask when trained with one
         with torch.no_grad():
             self.module_.eval()
             codes = torch.cat(
-                [self.module_.encode(x[i : i + 1024]).mean for i in range(0, x.shape[0], 1024)]
+                [
+                    self.module_.encode(part.x, part.mask).mean
+                    for part in (data[i : i + 1024] for i in range(0, len(data), 1024))
+                ]
             )
             self.module_.fit_code_distribution(codes)
 

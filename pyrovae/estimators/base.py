@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyro
 import torch
 from pyro.distributions import Distribution
@@ -34,7 +35,7 @@ from ..config import OPTIONS_BY_NAME, check_device, check_value, resolve_device
 from ..data.batch import Batch, as_batch
 from ..data.datasets import choose_likelihood
 from ..data.stream import is_stream
-from ..data.validation import as_data_tensor, check_support, warn_caveat
+from ..data.validation import as_data_tensor, check_support, observation_mask, warn_caveat
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, build_module
@@ -51,6 +52,7 @@ from ..training import (
     save_checkpoint,
     standard_callbacks,
 )
+from ..training.loggers import check_loggers
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,25 @@ class Estimator:
         Rollbacks allowed per run.
     rollback_lr_factor : float
         Learning-rate factor per rollback, in (0, 1).
+    missing : {"refuse", "mask"}
+        Missing entries (NaN) of the data: refused, or masked: training, evaluation
+        and conditioning score the observed entries only, and the encoder reads the
+        zero-filled x with the mask (see :mod:`pyrovae.models.base`).
+    mask_rate : float
+        In [0, 1): drop this fraction of the observed entries at random in each
+        training minibatch (drawn from the trainer's generator, so a resumed run is
+        exact), so that the amortized guide learns to infer z from partial rows. A
+        rate above 0 builds the mask-reading encoder also for complete data.
     progress : bool
         Show a progress bar while fitting.
+    log : sequence of str
+        Experiment trackers to log the training to, by name in
+        :data:`pyrovae.training.loggers.LOGGERS`: ``"tensorboard"`` (event files in the
+        run folder's ``tb/``; needs ``run_dir``) and ``"mlflow"``; see
+        :mod:`pyrovae.training.loggers`. Empty: none (their libraries are not imported).
+    log_images_every : int
+        With ``log``, image grids of reconstructions and prior samples every this many
+        epochs (image data only; 0: never).
 
     Notes
     -----
@@ -157,7 +176,12 @@ class Estimator:
         on_divergence: str = "stop",
         divergence_retries: int = 3,
         rollback_lr_factor: float = 0.5,
+        missing: str = "refuse",
+        mask_rate: float = 0.0,
+        mask_encoder: str = "concat",
         progress: bool = False,
+        log=(),
+        log_images_every: int = 10,
     ) -> None:
         self.latent_dim = latent_dim
         self.net = net
@@ -180,7 +204,12 @@ class Estimator:
         self.on_divergence = on_divergence
         self.divergence_retries = divergence_retries
         self.rollback_lr_factor = rollback_lr_factor
+        self.missing = missing
+        self.mask_rate = mask_rate
+        self.mask_encoder = mask_encoder
         self.progress = progress
+        self.log = log
+        self.log_images_every = log_images_every
 
     # -- scikit-learn protocol ---------------------------------------------
     @classmethod
@@ -240,6 +269,7 @@ class Estimator:
             if name in OPTIONS_BY_NAME:
                 check_value(name, value)
         check_device(self.device)
+        check_loggers(self.log)
         if self.amp and self.device != "auto" and torch.device(self.device).type != "cuda":
             raise ConfigError(
                 f"amp (mixed precision) needs a CUDA device; got device {self.device!r}"
@@ -254,6 +284,8 @@ class Estimator:
             activation=self.activation,
             likelihood=likelihood,
             likelihood_options=dict(self.likelihood_options or {}),
+            mask_input=self.trained_with_masks,
+            mask_encoder=getattr(self, "mask_encoder", "concat"),
             **self._spec_kwargs(),
         )
         self.device_ = place(self.device)
@@ -264,10 +296,13 @@ class Estimator:
         self.data_shape_ = tuple(int(s) for s in data_shape)
         self.n_features_in_ = math.prod(self.data_shape_)
 
-    def make_trainer(self, run_dir, data_info: dict | None, transform=None) -> Trainer:
+    def make_trainer(
+        self, run_dir, data_info: dict | None, transform=None, loggers=None
+    ) -> Trainer:
         """A :class:`~pyrovae.training.Trainer` over ``module_`` with this estimator's
         objective, schedule, Adam optimizer and training options, and the standard
-        callbacks (:func:`~pyrovae.training.standard_callbacks`)."""
+        callbacks (:func:`~pyrovae.training.standard_callbacks`); ``loggers`` (tracker
+        names) replaces the ``log`` parameter for this trainer."""
         from ..training.precision import amp_allowed
 
         optimizer = make_adam(self.module_.parameters(), lr=self.learning_rate)
@@ -275,7 +310,10 @@ class Estimator:
         amp = bool(self.amp) and amp_allowed(self.device_)
         if self.amp and not amp:
             logger.warning("amp ignored: device auto resolved to %s, not CUDA", self.device_)
-        options = TrainingOptions.from_params(self.get_params(), amp=amp)
+        params = self.get_params()
+        if loggers is not None:
+            params["log"] = loggers
+        options = TrainingOptions.from_params(params, amp=amp)
         return Trainer(
             self.module_,
             self._objective(),
@@ -288,6 +326,50 @@ class Estimator:
             transform=transform,
             distributed=distributed.current(),
         )
+
+    # -- missing entries -------------------------------------------------------------
+    @property
+    def trained_with_masks(self) -> bool:
+        """Whether the model is (to be) trained with observation masks: ``missing="mask"``
+        or a ``mask_rate`` above 0 (its encoder then reads the mask)."""
+        return (
+            getattr(self, "missing", "refuse") == "mask"
+            or float(getattr(self, "mask_rate", 0.0) or 0.0) > 0
+        )
+
+    def as_observed(self, x, name: str = "x", mask=None, missing: bool | None = None) -> Batch:
+        """``x`` validated as :meth:`as_input` does, as a :class:`~pyrovae.data.Batch`
+        with its observation mask: ``mask`` (``True`` = observed) when given, else the
+        non-NaN entries of ``x`` when it has NaNs and missing entries are allowed
+        (``missing="mask"``, ``mask`` given, or ``missing=True``); missing entries are
+        zero-filled.
+
+        Raises
+        ------
+        DataError
+            NaNs without ``missing="mask"``, a mask of another shape than ``x``, or a
+            row with no observed entry.
+        """
+        if missing is None:
+            missing = mask is not None or getattr(self, "missing", "refuse") == "mask"
+        allow = bool(missing)
+        t = as_data_tensor(x, name=name, missing=allow)
+        if mask is not None:
+            m = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+            if tuple(m.shape) != tuple(t.shape):
+                raise DataError(
+                    f"the mask of {name} has shape {tuple(m.shape)} but {name} has {tuple(t.shape)}"
+                )
+            m = m.to(torch.bool) & ~torch.isnan(t)
+            if not bool(m.reshape(m.shape[0], -1).any(1).all()):
+                row = int((~m.reshape(m.shape[0], -1).any(1)).nonzero()[0])
+                raise DataError(f"{name} has row(s) with no observed entry, first row {row}")
+        else:
+            m = observation_mask(t, name)
+        t = self.as_input(t if m is None else torch.where(m, t, torch.zeros_like(t)), name)
+        if m is not None:
+            m = m.reshape(t.shape).to(t.device)
+        return Batch(t, mask=m)
 
     # -- fitting -------------------------------------------------------------------
     def as_input(self, x, name: str = "x", stream: bool = False) -> torch.Tensor:
@@ -317,6 +399,7 @@ class Estimator:
         run_dir: str | Path | None = None,
         data_info: dict | None = None,
         train_transform=None,
+        loggers=None,
     ) -> Estimator:
         """Train on ``X`` (array-like ``(N, *data_shape)``); return ``self``.
 
@@ -343,47 +426,61 @@ class Estimator:
         train_transform : callable, optional
             ``f(batch, generator)`` applied to each training minibatch (for example
             :func:`pyrovae.data.binarize.draw_bernoulli` for dynamic binarization).
+        loggers : sequence of str, optional
+            Experiment trackers for this fit (names in
+            :data:`~pyrovae.training.loggers.LOGGERS`, e.g. ``["tensorboard"]``),
+            in place of the ``log`` parameter.
         """
         self.check_params()
+        if loggers is not None:
+            check_loggers(loggers)
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
-        x = as_data_tensor(X, name="X")
+        missing = self.missing == "mask"
+        x = as_data_tensor(X, name="X", missing=missing)
         if y is not None and len(y) != x.shape[0]:
             raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
         self.fit_targets(y)
-        x_val = as_data_tensor(X_val, name="X_val") if has_rows(X_val) else None
+        x_val = as_data_tensor(X_val, name="X_val", missing=missing) if has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
                 f"X_val has rows of shape {tuple(x_val.shape[1:])} but X has {tuple(x.shape[1:])}"
             )
+        mask = observation_mask(x, "X") if missing else None
+        mask_val = observation_mask(x_val, "X_val") if missing and x_val is not None else None
+        x, x_val = _zero_filled(x, mask), _zero_filled(x_val, mask_val)
         likelihood = self.likelihood
         if likelihood is None:
             likelihood, why = choose_likelihood(x)
             logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
         self.build(tuple(x.shape[1:]), likelihood)
-        check_support(self.module_.likelihood, x)
-        warn_caveat(self.module_.likelihood, x)
+        check_support(self.module_.likelihood, x if mask is None else x[mask])
+        warn_caveat(self.module_.likelihood, x if mask is None else x[mask])
         if x_val is not None:
-            check_support(self.module_.likelihood, x_val)
+            check_support(self.module_.likelihood, x_val if mask_val is None else x_val[mask_val])
         x, x_val = x.to(self.device_), (x_val.to(self.device_) if x_val is not None else None)
-        train = self.with_targets(x, y, "y")
-        val = self.with_targets(x_val, y_val, "y_val") if x_val is not None else None
+        mask = None if mask is None else mask.to(self.device_)
+        mask_val = None if mask_val is None else mask_val.to(self.device_)
+        train = self.with_targets(x, y, "y", mask=mask)
+        val = self.with_targets(x_val, y_val, "y_val", mask_val) if x_val is not None else None
         self.check_runnable(train)
-        trainer = self.make_trainer(run_dir, data_info, train_transform)
+        trainer = self.make_trainer(run_dir, data_info, train_transform, loggers)
         return self.fit_with(trainer, train, val)
 
-    def with_targets(self, x, y, name: str = "y"):
-        """``x`` with the family's encoding of its labels or conditions ``y`` (a
-        :class:`~pyrovae.data.Batch`), or ``x`` itself when the family reads none."""
-        if y is None:
+    def with_targets(self, x, y, name: str = "y", mask=None):
+        """``x`` with the family's encoding of its labels or conditions ``y`` and the
+        observation ``mask`` (a :class:`~pyrovae.data.Batch`), or ``x`` itself when the
+        family reads no labels and there is no mask."""
+        targets = None
+        if y is not None:
+            if len(y) != x.shape[0]:
+                raise DataError(f"{name} has {len(y)} entries but the data has {x.shape[0]} rows")
+            targets = self.module_.targets(y)
+        if targets is None and mask is None:
             return x
-        if len(y) != x.shape[0]:
-            raise DataError(f"{name} has {len(y)} entries but the data has {x.shape[0]} rows")
-        targets = self.module_.targets(y)
-        if targets is None:
-            return x
-        return Batch(x, torch.as_tensor(targets).to(self.device_))
+        y_t = None if targets is None else torch.as_tensor(targets).to(self.device_)
+        return Batch(x, y_t, mask)
 
     def check_runnable(self, x: torch.Tensor) -> None:
         """Evaluate the objective once on two rows, so that a combination of components
@@ -433,9 +530,13 @@ class Estimator:
     @torch.no_grad()
     def encode(self, x, y=None) -> Distribution:
         """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``.
-        ``y``: the rows' conditions, which only a conditional family reads."""
+        A model trained with ``missing="mask"`` reads NaN entries as missing. ``y``: the
+        rows' conditions, which only a conditional family reads."""
         self._check_fitted()
         self.module_.eval()
+        if self.missing == "mask":  # NaN entries: q(z | x_obs, mask)
+            data = self.as_observed(x)
+            return self.module_.encode(data.x, mask=data.mask)
         return self.module_.encode(self.as_input(x))
 
     @torch.no_grad()
@@ -490,23 +591,98 @@ class Estimator:
             standard errors ``*_se`` over data points, and ``n``.
         """
         self._check_fitted()
-        x = self.as_input(x, stream=True)
-        check_support(self.module_.likelihood, x)
-        recon, kl = self._terms(self.with_targets(x, y), particles)
-        out: dict[str, float] = {"n": int(x.shape[0]), "particles": int(particles)}
-        n = x.shape[0]
+        if self.missing == "mask" and not is_stream(x):
+            data = self.as_observed(x)  # NaNs: the observed entries only
+            observed = data.x[data.mask] if data.mask is not None else data.x
+            check_support(self.module_.likelihood, observed)
+            x = data if data.mask is not None else data.x
+        else:
+            x = self.as_input(x, stream=True)
+            check_support(self.module_.likelihood, x)
+        if isinstance(x, Batch):
+            x = self.with_targets(x.x, y, mask=x.mask)
+        else:
+            x = self.with_targets(x, y)
+        recon, kl = self._terms(x, particles)
+        n = len(x)
+        out: dict[str, float] = {"n": int(n), "particles": int(particles)}
         for name, v in (("elbo", recon - kl), ("recon", recon), ("kl", kl)):
             out[name] = float(v.mean())
             out[f"{name}_se"] = float(v.std() / math.sqrt(n)) if n > 1 else math.nan
         return out
 
-    def _terms(self, x: torch.Tensor, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _terms(self, x, particles: int) -> tuple[torch.Tensor, torch.Tensor]:
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO per data point (reconstruction log-likelihood for autoencoders);
         ``y``: the rows' conditions, for a conditional family."""
         return self.evaluate(X, y=y)["elbo"]
+
+    def condition(
+        self,
+        x,
+        mask=None,
+        method: str = "guide",
+        draws: int = 1000,
+        levels=(0.5, 0.9),
+        x_true=None,
+        seed: int = 0,
+        **options: Any,
+    ):
+        """The posterior over z given the observed entries of ``x`` and the posterior
+        predictive of the missing ones (:mod:`pyrovae.inference.conditioning`).
+
+        Parameters
+        ----------
+        x : array-like
+            Rows ``(B, *data_shape)`` (or flattened); NaN entries are missing.
+        mask : array-like of bool, optional
+            ``True`` where observed (default: the non-NaN entries of ``x``); it must
+            have ``x``'s shape and observe every row somewhere.
+        method : str
+            A conditioner of :data:`~pyrovae.inference.conditioning.CONDITIONERS`
+            (``"guide"``: the amortized guide on the masked rows; meaningful for a model
+            trained with ``missing="mask"`` / ``mask_rate``, a warning otherwise).
+        draws : int
+            Posterior draws.
+        levels : sequence of float
+            Central credible levels of the bands.
+        x_true : array-like, optional
+            The complete rows: adds the importance-sampled log p(x_miss | x_obs).
+        seed : int
+            Seed of the draws.
+        **options
+            Options of the conditioner.
+
+        Returns
+        -------
+        Completion
+            Draws of z and of the missing entries, their mean, the bands, the mask, the
+            conditional log-likelihood (with ``x_true``); ``.to_arviz()``.
+        """
+        from ..inference.conditioning import condition
+
+        self._check_fitted()
+        data = self.as_observed(x, "x", mask=mask, missing=True)
+        m = data.mask if data.mask is not None else torch.ones_like(data.x, dtype=torch.bool)
+        truth = None
+        if x_true is not None:
+            truth = self.as_input(x_true, "x_true")
+            if tuple(truth.shape) != tuple(data.x.shape):
+                raise DataError(f"x_true has {truth.shape[0]} rows but x has {data.x.shape[0]}")
+        self.module_.eval()
+        return condition(
+            self.module_,
+            data.x,
+            m,
+            method=method,
+            draws=draws,
+            levels=levels,
+            x_true=truth,
+            seed=seed,
+            **options,
+        )
 
     # -- what differs between families -------------------------------------------------
     def fit_targets(self, y) -> None:
@@ -703,6 +879,13 @@ def place(device: str) -> torch.device:
     if ctx is not None and dev.type == "cuda":
         return torch.device("cuda", ctx.local_rank)
     return dev
+
+
+def _zero_filled(x, mask):
+    """``x`` with its missing entries (``mask`` False) set to 0; ``x`` if no mask."""
+    if x is None or mask is None:
+        return x
+    return torch.where(mask, x, torch.zeros_like(x))
 
 
 def has_rows(x) -> bool:

@@ -151,7 +151,3 @@ class CVAE(VAE):
         z = self.module_.sample_latent(int(n), y)
         px = self.module_.decode(z, y)
         return px.mean if mean else px.sample()
-
-    def novelty_scores(self, x, samples: int = 500, *, y=None) -> torch.Tensor:
-        """-log p(x | c) per row (importance-sampled with ``samples`` draws)."""
-        return super().novelty_scores(x, samples, y=y)

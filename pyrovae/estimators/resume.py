@@ -135,10 +135,12 @@ def _resume(
         est.progress = bool(progress)
     est.module_.train()
     (x_train, y_train), (x_val, y_val) = train, val
-    x = est.with_targets(est.as_input(x_train, "X", stream=True), y_train, "y_train")
+    rows, mask = _training_rows(est, x_train, "X")
+    x = est.with_targets(rows, y_train, "y_train", mask)
     xv = None
     if has_rows(x_val):
-        xv = est.with_targets(est.as_input(x_val, "X_val", stream=True), y_val, "y_val")
+        rows, mask = _training_rows(est, x_val, "X_val")
+        xv = est.with_targets(rows, y_val, "y_val", mask)
     trainer = est.make_trainer(run_dir, ckpt.get("data", {}), train_transform)
     trainer.load_state_dict(ckpt["trainer"])
     if epochs is not None:  # extending a run: early stopping counts afresh
@@ -147,3 +149,12 @@ def _resume(
         if stopper is not None:
             stopper.restart()
     return est.fit_with(trainer, x, xv)
+
+
+def _training_rows(est: Estimator, x, name: str):
+    """``(rows, mask)``: ``x`` validated (a stream stays one), and for a run trained
+    with ``missing="mask"`` its zero-filled rows with their mask (None: no NaN)."""
+    if est.missing == "mask":
+        data = est.as_observed(x, name)
+        return data.x, data.mask
+    return est.as_input(x, name, stream=True), None

@@ -137,10 +137,16 @@ class VAE(Estimator):
 
     def log_likelihood(self, x, samples: int = 5000, *, y=None) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
-        :func:`pyrovae.analysis.log_likelihood`. For a conditional family, log p(x | c)
-        given the rows' conditions ``y``."""
+        :func:`pyrovae.analysis.log_likelihood`. For a model trained with
+        ``missing="mask"``, NaN entries are missing: log p(x_obs) of each row. For a
+        conditional family, log p(x | c) given the rows' conditions ``y``."""
 
         self._check_fitted()
+        if self.missing == "mask":
+            data = self.as_observed(x)
+            if data.mask is not None:
+                self.module_.likelihood.validate(data.x[data.mask])
+                return log_likelihood(self.module_, data.x, samples=samples, mask=data.mask)
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
         return log_likelihood(self.module_, self.with_targets(x, y), samples=samples)
@@ -173,9 +179,16 @@ class VAE(Estimator):
         return sbc(self.module_, n=n, draws=draws, seed=self.seed)
 
     def elbo(self, x, particles: int = 1, *, y=None) -> torch.Tensor:
-        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)`` (``y``: the rows'
+        """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)`` (of the observed
+        entries, for NaNs of a model trained with ``missing="mask"``; ``y``: the rows'
         conditions, for a conditional family)."""
         self._check_fitted()
+        if self.missing == "mask":
+            data = self.as_observed(x)
+            if data.mask is not None:
+                self.module_.likelihood.validate(data.x[data.mask])
+                recon, kl = self._terms(data, particles)
+                return recon - kl
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
         recon, kl = self._terms(self.with_targets(x, y), particles)

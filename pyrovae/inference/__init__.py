@@ -7,7 +7,10 @@ the reports share.
 * :func:`refine` — NUTS on z given x with the networks fixed, against the guide;
 * :func:`sbc` — simulation-based calibration of the guide (Talts et al. 2018);
 * :func:`pareto_khat` — the Pareto k-hat diagnostic of importance weights (Vehtari
-  et al. 2024).
+  et al. 2024);
+* :func:`condition` — the posterior over z given partly observed rows and the posterior
+  predictive of the missing entries (:data:`CONDITIONERS`, :class:`Completion`), with
+  :func:`conditional_log_likelihood`, the importance-sampled log p(x_miss | x_obs).
 
 Each module's docstring gives the estimator and its references. These functions take a
 model family's module (``est.module_``), not an estimator, so that the estimators can
@@ -16,11 +19,16 @@ them.
 """
 
 from .calibration import plot_rank_histograms, sbc
+from .conditioning import CONDITIONERS, Completion, condition, conditional_log_likelihood
 from .loglik import elbo_decomposition, elbo_terms, log_likelihood, mutual_information
 from .mcmc import refine
 from .psis import pareto_khat
 
 __all__ = [
+    "CONDITIONERS",
+    "Completion",
+    "condition",
+    "conditional_log_likelihood",
     "elbo_decomposition",
     "elbo_terms",
     "log_likelihood",

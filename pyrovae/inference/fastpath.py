@@ -11,7 +11,9 @@ fixed compositions of its distributions (the VAE: z ~ q(z|x), then log p(x|z) + 
 the per-site bookkeeping, and builds the guide's and the prior's distributions once per
 data batch rather than once per chunk of draws. Families without a direct form (the
 hierarchical VAE, a subclass that changes the VAE's model or guide) use the traces, and
-the reason is logged once per call.
+the reason is logged once per call. With an observation mask, the VAE's direct form
+scores log p(x_obs | z) and q(z | x_obs, mask) as its traces do; a family whose direct
+form takes no mask falls back to the traces.
 
 Chunks. Scoring a chunk makes several elementwise passes over its decoder outputs
 (draws x data points x 784 logits for MNIST); when those outputs fit in the processor's
@@ -22,12 +24,14 @@ the same seed; the memory budget of ``log_likelihood`` still bounds it from abov
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable
 
 import torch
 
+from ..data.batch import Batch
 from ..objectives.iwae import log_weights, vectorized_traces
 
 logger = logging.getLogger(__name__)
@@ -71,9 +75,11 @@ def retain_freed_memory() -> None:
     del buffer
 
 
-def _traced(module, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+def _traced(module, x: torch.Tensor, mask=None) -> Callable[[int], torch.Tensor]:
+    data = x if mask is None else Batch(x, mask=mask)
+
     def chunk(k: int) -> torch.Tensor:
-        log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, x, k))
+        log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, data, k))
         return log_w.reshape(k, len(x))
 
     return chunk
@@ -101,14 +107,19 @@ class LogWeightChunks:
         self.reason: str | None = None if direct else "the direct path was switched off"
         retain_freed_memory()
 
-    def sampler(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    def sampler(self, x: torch.Tensor, mask=None) -> Callable[[int], torch.Tensor]:
         """A function ``k -> log w`` of shape ``(k, B)`` for the rows of ``x``: ``k``
-        fresh draws per row and their log-weights at beta = 1."""
+        fresh draws per row and their log-weights at beta = 1. With an observation
+        ``mask``, the weights of p(x_obs, z) / q(z|x_obs): the direct form when the
+        family's takes a mask, else the traces (which score the mask as the model does)."""
         if self.direct:
+            direct = self.module.direct_log_weights
+            if mask is not None and "mask" not in inspect.signature(direct).parameters:
+                return _traced(self.module, x, mask)  # a direct form without masks
             try:
-                return self.module.direct_log_weights(x)
+                return direct(x) if mask is None else direct(x, mask=mask)
             except NotImplementedError as exc:
                 self.direct = False
                 self.reason = str(exc)
                 logger.info("log p(x) through Pyro traces: %s", self.reason)
-        return _traced(self.module, x)
+        return _traced(self.module, x, mask)

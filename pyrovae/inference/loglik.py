@@ -74,8 +74,10 @@ def log_likelihood(
     memory: int = DEFAULT_MEMORY,
     progress: bool = False,
     direct: bool = True,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats.
+    """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats
+    (with ``mask``, log p(x_obs,n) of the observed entries).
 
     Parameters
     ----------
@@ -98,6 +100,9 @@ def log_likelihood(
         same values up to float rounding.
     progress : bool
         Show a progress bar over the data points (:mod:`.progress`).
+    mask : Tensor, optional
+        ``bool`` of ``x``'s shape, ``True`` where observed: the marginal likelihood of
+        the observed entries, log p(x_obs) = log E_q[p(x_obs, z) / q(z | x_obs)].
     """
     require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
@@ -111,7 +116,7 @@ def log_likelihood(
         with bar, pyro.validation_enabled(False):
             for i in range(0, len(x), batch_size):
                 xb = x[i : i + batch_size]
-                sampler = chunks.sampler(xb)
+                sampler = chunks.sampler(xb, None if mask is None else mask[i : i + batch_size])
                 chunk = min(
                     chunk_size(module, len(xb), samples, memory),
                     cache_chunk(module, len(xb)),

@@ -124,6 +124,7 @@ class BetaLikelihood(Likelihood):
     param_channels = 2
     support = "values strictly between 0 and 1"
     support_kind = "open-unit"
+    missing_value = 0.5
 
     def forward(self, params: torch.Tensor) -> dist.Distribution:
         a, b = (F.softplus(p) + 1e-3 for p in params.unbind(-1 - self.event_dim))

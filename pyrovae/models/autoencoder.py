@@ -25,7 +25,7 @@ from pyro.distributions import Delta, Distribution
 from torch import nn
 
 from .. import sites
-from ..data.batch import Batch
+from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..registry import Registry
 from . import MODELS
@@ -62,19 +62,24 @@ class AEModule(LatentModule):
         return x
 
     def model(self, batch: Batch, beta: float = 1.0) -> None:
-        """p(x | decoder(code(x))); ``beta`` is ignored (no latent site to weight)."""
+        """p(x | decoder(code(x))); ``beta`` is ignored (no latent site to weight). With
+        an observation mask the code reads the observed entries and the reconstruction
+        loss counts them only."""
+        batch = as_batch(batch)
         x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             x_in = self.corrupt(x) if self.training else x
-            z = pyro.deterministic(sites.CODE, self.code(self.encoder(x_in)), event_dim=1)
-            pyro.sample(sites.OBS, self.decode(z), obs=x)
+            z = pyro.deterministic(
+                sites.CODE, self.code(self.features(x_in, batch.mask)), event_dim=1
+            )
+            pyro.sample(sites.OBS, self.observe(self.decode(z), batch.mask), obs=x)
 
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
         """Empty: an autoencoder has no latent random variables."""
 
-    def encode(self, x: torch.Tensor) -> Distribution:
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
         """The point code as a Delta distribution (mean = code, stddev = 0)."""
-        return Delta(self.code(self.encoder(x)), event_dim=1)
+        return Delta(self.code(self.features(x, mask)), event_dim=1)
 
     def fit_code_distribution(self, codes: torch.Tensor) -> None:
         """Fit N(mean, cov) to training codes, used by :meth:`sample_latent`."""

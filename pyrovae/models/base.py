@@ -1,5 +1,14 @@
 """Shared skeleton of every model family: networks + likelihood, built from a spec.
 
+Observation masks: a batch may carry a mask (``True`` where an entry of x was
+observed). The model scores only the observed entries, through
+:meth:`~pyrovae.likelihoods.Likelihood.masked` (a partly observed row is one event),
+and a family built with ``spec.mask_input`` (a model trained with missing entries)
+reads the rows through an encoder of :data:`~pyrovae.nets.MASK_ENCODERS`
+(``spec.mask_encoder``: the zero-filled x concatenated with the mask, or the Partial
+VAE's set encoder), so that the guide knows which entries are missing; without it the
+encoder reads the zero-filled x alone.
+
 Every family also answers questions about its guide's joint posterior q(z|x) through
 :class:`GuidePosterior`: draws of every latent site (:meth:`~GuidePosterior.posterior_sample`),
 their means and standard deviations (:meth:`~GuidePosterior.posterior_moments`) and the
@@ -21,7 +30,7 @@ from .. import sites
 from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
-from ..nets import DECODERS, ENCODERS
+from ..nets import DECODERS, ENCODERS, MASK_ENCODERS
 
 #: Draws used for posterior moments that have no closed form.
 MOMENT_DRAWS = 1000
@@ -46,6 +55,16 @@ class ModuleSpec:
     likelihood_options: dict = field(default_factory=dict)
     guide_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
+    #: The encoder reads the zero-filled x and the observation mask (a model trained
+    #: with missing entries); ``False`` for runs made before masks existed.
+    mask_input: bool = False
+    #: How it reads them: a name in :data:`~pyrovae.nets.MASK_ENCODERS`.
+    mask_encoder: str = "concat"
+
+
+def zero_filled(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with the entries where ``mask`` is ``False`` set to 0 (``x`` if no mask)."""
+    return x if mask is None else torch.where(mask, x, x.new_zeros(()))
 
 
 def _build(registry, name_or_obj, *args, options: dict, **kwargs):
@@ -95,25 +114,37 @@ class GuidePosterior:
     def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def posterior_sample(self, x: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
-        """``n`` joint draws of the guide's latent sites for each row of ``x``.
+    def posterior_sample(
+        self, x: torch.Tensor, n: int, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``n`` joint draws of the guide's latent sites for each row of ``x`` (observed
+        where ``mask`` is ``True``; ``None``: everywhere).
 
         Returns
         -------
         dict
             Site name -> draws of shape ``(n, B, dim)``.
         """
-        return {sites.LATENT: self.encode(x).sample((int(n),))}
+        return {sites.LATENT: self._encode_masked(x, mask).sample((int(n),))}
 
-    def posterior_moments(self, x: torch.Tensor, n: int = MOMENT_DRAWS) -> dict[str, Moments]:
+    def posterior_moments(
+        self, x: torch.Tensor, n: int = MOMENT_DRAWS, mask: torch.Tensor | None = None
+    ) -> dict[str, Moments]:
         """Mean and sd of each latent site under the guide's joint posterior, exact where
         the guide's distributions have closed forms and from ``n`` draws elsewhere."""
-        return {sites.LATENT: distribution_moments(self.encode(x), n)}
+        return {sites.LATENT: distribution_moments(self._encode_masked(x, mask), n)}
 
-    def posterior_log_prob(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    def posterior_log_prob(
+        self, x: torch.Tensor, draws: dict[str, torch.Tensor], mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """log q(z|x) of the joint guide at ``draws`` (site -> ``(..., dim)``, broadcasting
         against the batch of ``x``), shape the broadcast batch shape."""
-        return self.encode(x).log_prob(draws[sites.LATENT])
+        return self._encode_masked(x, mask).log_prob(draws[sites.LATENT])
+
+    def _encode_masked(self, x: torch.Tensor, mask: torch.Tensor | None) -> Distribution:
+        """``encode(x)``, passing ``mask`` only when there is one (families written
+        before masks take ``encode(x)`` alone)."""
+        return self.encode(x) if mask is None else self.encode(x, mask=mask)
 
 
 class LatentModule(GuidePosterior, nn.Module):
@@ -140,7 +171,12 @@ class LatentModule(GuidePosterior, nn.Module):
             LIKELIHOODS, spec.likelihood, self.data_shape, options=spec.likelihood_options
         )
         net_kw = {"hidden": tuple(spec.hidden), "activation": spec.activation}
-        self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw)
+        self.mask_input = bool(getattr(spec, "mask_input", False))
+        if self.mask_input:
+            name = getattr(spec, "mask_encoder", "concat")
+            self.encoder = MASK_ENCODERS.get(name)(self.data_shape, spec.net, **net_kw)
+        else:
+            self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw)
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
@@ -193,16 +229,27 @@ class LatentModule(GuidePosterior, nn.Module):
         return None
 
     def observed(self, batch: Batch | torch.Tensor) -> torch.Tensor:
-        """The data ``x`` of ``batch`` for a family that observes every entry (all of the
-        built-in ones): its labels are ignored, and a batch with an observation mask is
-        refused with one line rather than scored as if fully observed."""
+        """The data ``x`` of ``batch`` (its labels are ignored); with an observation
+        mask, the missing entries are replaced by the likelihood's in-support
+        :attr:`~pyrovae.likelihoods.Likelihood.missing_value` (they are never scored:
+        see :meth:`observe`)."""
         batch = as_batch(batch)
-        if batch.mask is not None:
-            raise ConfigError(
-                f"the {type(self).__name__} model does not take observation masks; "
-                "pass batches without a mask"
-            )
-        return batch.x
+        if batch.mask is None:
+            return batch.x
+        return torch.where(batch.mask, batch.x, batch.x.new_tensor(self.likelihood.missing_value))
+
+    def observe(self, px: Distribution, mask: torch.Tensor | None) -> Distribution:
+        """The distribution the observation site scores: p(x|z) itself, or with a mask
+        p(x_obs|z) over the observed entries (one event per row)."""
+        return self.likelihood.masked(px, mask)
+
+    def features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's features of rows ``x`` observed where ``mask`` is ``True``
+        (``None``: everywhere): the encoder reads the zero-filled x and, for a family
+        built with ``spec.mask_input``, the mask too (module docstring)."""
+        if self.mask_input:
+            return self.encoder(x, mask)
+        return self.encoder(zero_filled(x, mask))
 
     # -- deterministic helpers -----------------------------------------
     def encode(self, x: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
@@ -232,14 +279,17 @@ class LatentModule(GuidePosterior, nn.Module):
         """Whether the model has random latent variables (VAEs) or not (AEs)."""
         return False
 
-    def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    def direct_log_weights(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> Callable[[int], torch.Tensor]:
         """Importance log-weights of the family's own model and guide, without Pyro's traces.
 
         Returns a function of ``k`` that draws ``k`` fresh joint samples z ~ q(z|x) per row
         of ``x`` (the guide's distributions built once, for every call) and returns
         log p(x, z) - log q(z|x), shape ``(k, B)``, with beta = 1: the values that the
         traces of :meth:`model` and :meth:`guide` in a particles plate give, from the same
-        random draws, without the handlers and site bookkeeping.
+        random draws, without the handlers and site bookkeeping. With ``mask``
+        (``True`` = observed), the weights of p(x_obs, z) / q(z | x_obs, mask).
 
         Raises
         ------

@@ -58,7 +58,7 @@ from torch.nn import functional as F
 
 from .. import sites
 from ..config import parse_bool
-from ..data.batch import Batch
+from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..guides.normal import MIN_SCALE
 from ..nets.base import mlp
@@ -130,27 +130,29 @@ class HierarchicalVAEModule(LatentModule):
         return True
 
     def model(self, batch: Batch, beta: float = 1.0) -> None:
+        batch = as_batch(batch)
         x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z2 = pyro.sample(sites.LATENT_TOP, self.prior())
                 z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
-            pyro.sample(sites.OBS, self.decode(z1), obs=x)
+            pyro.sample(sites.OBS, self.observe(self.decode(z1), batch.mask), obs=x)
 
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
+        batch = as_batch(batch)
         x = self.observed(batch)
-        (first, q_first), (second, q_second) = self._guide_layers(x)
+        (first, q_first), (second, q_second) = self._guide_layers(x, batch.mask)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(first, q_first)
                 pyro.sample(second, q_second(z))
 
     def _guide_layers(
-        self, x: torch.Tensor
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[Layer, tuple[str, Callable[[torch.Tensor], Distribution]]]:
         """The guide in its sampling order: (site, q(first|x)) and (site, the map
-        first -> q(second | x, first))."""
-        h = self.encoder(x)
+        first -> q(second | x, first)); x observed where ``mask`` is ``True``."""
+        h = self.features(x, mask)
         if self.top_from_x:
             return (sites.LATENT_TOP, self.guide_head(h)), (sites.LATENT, partial(self._q_z1, h))
         return (sites.LATENT, self.guide_head(h)), (sites.LATENT_TOP, self.q_z2)
@@ -162,20 +164,24 @@ class HierarchicalVAEModule(LatentModule):
         return self.q_z1(torch.cat([h, z2], dim=-1))
 
     # -- the guide's joint posterior (see the module docstring) --------------------------
-    def posterior_sample(self, x: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    def posterior_sample(
+        self, x: torch.Tensor, n: int, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """``n`` draws of both layers per row, ``(n, B, dim)`` each, in the guide's order."""
-        (first, q_first), (second, q_second) = self._guide_layers(x)
+        (first, q_first), (second, q_second) = self._guide_layers(x, mask)
         z = q_first.sample((int(n),))
         return {first: z, second: q_second(z).sample()}
 
-    def posterior_moments(self, x: torch.Tensor, n: int = MOMENT_DRAWS) -> dict[str, Moments]:
+    def posterior_moments(
+        self, x: torch.Tensor, n: int = MOMENT_DRAWS, mask: torch.Tensor | None = None
+    ) -> dict[str, Moments]:
         """Both layers' means and sds: the first layer's from its distribution, the
         second's by the law of total variance over ``n`` draws of the first (in chunks
         of at most :data:`MOMENT_CHUNK_ROWS` draws x rows, summed in float64)."""
         n = int(n)
         if n < 1:
             raise ConfigError(f"posterior moments need n >= 1 draws; got {n}")
-        (first, q_first), (second, q_second) = self._guide_layers(x)
+        (first, q_first), (second, q_second) = self._guide_layers(x, mask)
         per_chunk = max(1, MOMENT_CHUNK_ROWS // max(1, x.shape[0]))
         s_m = s_mm = s_v = 0.0
         done, dtype = 0, None
@@ -193,9 +199,11 @@ class HierarchicalVAEModule(LatentModule):
         second_moments = Moments(mean.to(dtype), sd.to(dtype))
         return {first: distribution_moments(q_first, n), second: second_moments}
 
-    def posterior_log_prob(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    def posterior_log_prob(
+        self, x: torch.Tensor, draws: dict[str, torch.Tensor], mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """log q(first|x) + log q(second|x, first) at ``draws``."""
-        (first, q_first), (second, q_second) = self._guide_layers(x)
+        (first, q_first), (second, q_second) = self._guide_layers(x, mask)
         z = draws[first]
         return q_first.log_prob(z) + q_second(z).log_prob(draws[second])
 
@@ -206,12 +214,12 @@ class HierarchicalVAEModule(LatentModule):
                 "this hvae's guide has no q(z2|x) (it draws z2 from z1); "
                 "set top_from_x to use a prior built from the guide on the top layer"
             )
-        return self.guide_head(self.encoder(x))
+        return self.guide_head(self.features(x))
 
-    def encode(self, x: torch.Tensor) -> Distribution:
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
         """q(z1|x); with ``top_from_x``, q(z1 | x, z2 = E[z2|x]) (not the guide's marginal
-        over z1: see :meth:`posterior_sample`)."""
-        h = self.encoder(x)
+        over z1: see :meth:`posterior_sample`); x observed where ``mask`` is ``True``."""
+        h = self.features(x, mask)
         if self.top_from_x:
             return self._q_z1(h, self.guide_head(h).mean)
         return self.guide_head(h)

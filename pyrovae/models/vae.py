@@ -29,7 +29,7 @@ from pyro import poutine
 from pyro.distributions import Distribution
 
 from .. import sites
-from ..data.batch import Batch
+from ..data.batch import Batch, as_batch
 from . import MODELS
 from .base import LatentModule, ModuleSpec
 
@@ -55,33 +55,43 @@ class VAEModule(LatentModule):
         return True
 
     def model(self, batch: Batch, beta: float = 1.0) -> None:
-        """p(z) p(x|z) over a minibatch of rows ``(B, *data_shape)``; z scaled by ``beta``."""
+        """p(z) p(x|z) over a minibatch of rows ``(B, *data_shape)``; z scaled by ``beta``;
+        with an observation mask, p(x_obs|z) over the observed entries only."""
+        batch = as_batch(batch)
         x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(sites.LATENT, self.prior())
-            pyro.sample(sites.OBS, self.decode(z), obs=x)
+            pyro.sample(sites.OBS, self.observe(self.decode(z), batch.mask), obs=x)
 
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
-        """q(z|x), amortized by the encoder; scaled by ``beta``."""
+        """q(z|x), amortized by the encoder (reading the observed entries); scaled by
+        ``beta``."""
+        batch = as_batch(batch)
         x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
-                pyro.sample(sites.LATENT, self.encode(x))
+                pyro.sample(sites.LATENT, self.encode(x, mask=batch.mask))
 
-    def direct_log_weights(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    def direct_log_weights(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> Callable[[int], torch.Tensor]:
         """log p(x|z) + log p(z) - log q(z|x) of ``k`` draws z ~ q(z|x), shape ``(k, B)``, as
         a function of ``k`` (see :meth:`LatentModule.direct_log_weights`): the encoder and
         the prior run once; each call draws z as the guide's site does (``rsample`` where
-        the guide has it), decodes it and scores it under the three distributions."""
+        the guide has it), decodes it and scores it under the three distributions. With
+        ``mask``, log p(x_obs|z) over the observed entries and q(z|x_obs, mask)."""
         self._direct_form()
-        q = self.encode(x)
+        q = self.encode(x, mask=mask)
         prior = self.prior()
         draw = q.rsample if q.has_rsample else q.sample
+        if mask is not None:
+            x = self.observed(Batch(x, mask=mask))
 
         def log_weights(k: int) -> torch.Tensor:
             z = draw((int(k),))
-            return self.decode(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
+            px = self.observe(self.decode(z), mask)
+            return px.log_prob(x) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
 
@@ -95,21 +105,21 @@ class VAEModule(LatentModule):
     def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(recon, kl)`` of one draw z ~ q(z|x) per row, as the traces of :meth:`model` and
         :meth:`guide` give them (see :meth:`LatentModule.direct_elbo_terms`); needs a
-        reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise)."""
+        reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise). With
+        an observation mask, recon is log p(x_obs|z) and q reads the mask, as in the traces."""
         self._direct_form()
-        if batch.mask is not None:
-            raise NotImplementedError("the batch has an observation mask")
-        x = batch.x
-        q = self.encode(x)
+        x = self.observed(batch)
+        q = self.encode(x, mask=batch.mask)
         if not q.has_rsample:
             raise NotImplementedError("the guide's distribution has no reparameterized draws")
         z = q.rsample()
-        recon = self.decode(z).log_prob(x)
+        recon = self.observe(self.decode(z), batch.mask).log_prob(x)
         return recon, q.log_prob(z) - self.prior().log_prob(z)
 
-    def encode(self, x: torch.Tensor) -> Distribution:
-        """q(z|x): batch shape ``(B,)``, event shape ``(latent_dim,)``."""
-        return self.guide_head(self.encoder(x))
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
+        """q(z|x) (reading the entries where ``mask`` is ``True``; ``None``: all): batch
+        shape ``(B,)``, event shape ``(latent_dim,)``."""
+        return self.guide_head(self.features(x, mask))
 
     def prior_distribution(self) -> Distribution:
         """p(z) with event shape ``(latent_dim,)``."""

@@ -7,7 +7,8 @@ parameters of shape ``(..., out_channels, *data_shape)``; the likelihood turns
 those into p(x|z). Bodies know nothing about Pyro.
 
 Registries: :data:`ENCODERS` and :data:`DECODERS`, keyed by architecture
-name (``"mlp"``, ``"gated"``, ``"conv"``, ``"linear"``).
+name (``"mlp"``, ``"gated"``, ``"conv"``, ``"linear"``), and :data:`MASK_ENCODERS`,
+the encoders of partly observed rows (``forward(x, mask)``; :mod:`.masked`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ DECODERS: Registry = Registry("decoder")
 
 from .conv import ConvDecoder, ConvEncoder  # noqa: E402
 from .linear import LinearDecoder, LinearEncoder  # noqa: E402
+from .masked import MASK_ENCODERS, ConcatMaskEncoder, SetMaskEncoder  # noqa: E402
 from .mlp import GatedMLPDecoder, GatedMLPEncoder, MLPDecoder, MLPEncoder  # noqa: E402
 
 __all__ = [
     "ACTIVATIONS",
     "DECODERS",
     "ENCODERS",
+    "MASK_ENCODERS",
+    "ConcatMaskEncoder",
+    "SetMaskEncoder",
     "ConvDecoder",
     "ConvEncoder",
     "GatedMLPDecoder",

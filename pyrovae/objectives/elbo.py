@@ -279,6 +279,8 @@ class TraceELBO(PyroELBO):
     def direct_terms(self, model, guide, batch: Batch, beta: float) -> tuple:
         """The family's ``direct_elbo_terms`` where ``model`` and ``guide`` are a model
         family's own programs and one particle is drawn."""
+        if type(self)._evaluate is not PyroELBO._evaluate:
+            raise NotImplementedError(f"{type(self).__name__} computes a loss of its own")
         if self.num_particles != 1:
             raise NotImplementedError("more than one particle")
         owner = getattr(model, "__self__", None)

@@ -43,6 +43,7 @@ def load_options(info: dict[str, Any], spec: str | None = None) -> dict[str, Any
         data_options=(info.get("data_options") or None) if data == info.get("data") else None,
         # a streamed run streams its own data, and other data given as a .npy file
         stream=bool(info.get("stream")) and Path(data).suffix == ".npy",
+        missing=info.get("missing", "refuse") == "mask",
     )
 
 
@@ -81,6 +82,7 @@ def data_info(cfg: dict[str, Any], data: DataSplits) -> dict[str, Any]:
     if cfg["data_root"] is not None:
         info["data_root"] = str(Path(cfg["data_root"]).resolve())
     info.update(is_image=data.is_image, scaler=data.scaler.state_dict())
+    info["missing"] = cfg.get("missing", "refuse")
     if data.feature_names is not None:
         info["feature_names"] = list(data.feature_names)
     if data.classes is not None:

@@ -12,7 +12,9 @@ Written by training (``pyrovae train``, :meth:`pyrovae.api.Estimator.fit` with
 * :data:`CONFIG` (the resolved options of ``pyrovae train``),
 * :data:`METRICS` (one row per epoch), :data:`RUN_INFO` (one record per session),
 * :data:`LOCK` (present while a process trains into the folder),
-* :data:`RECONSTRUCTIONS` and :data:`SAMPLES` (figures at the end of ``train``).
+* :data:`RECONSTRUCTIONS` and :data:`SAMPLES` (figures at the end of ``train``),
+* with ``--log`` (:mod:`pyrovae.training.loggers`): :data:`TENSORBOARD` (TensorBoard's
+  event files) and :data:`MLFLOW_RUN` (where the run is tracked in MLflow).
 
 Written by the other verbs: :data:`EVALUATION` (``evaluate``), :func:`samples_grid`
 (``sample``), the files of ``analyze`` (:data:`ANALYZE_FILES`), :data:`REPORT`
@@ -41,6 +43,14 @@ LOCK = "run.lock"
 #: Figures written at the end of ``pyrovae train``.
 RECONSTRUCTIONS = "reconstructions.png"
 SAMPLES = "samples.png"
+
+#: ``--log tensorboard``: the folder of TensorBoard's event files.
+TENSORBOARD = "tb"
+#: The folders among the names (the others are files).
+FOLDERS = (TENSORBOARD,)
+#: ``--log mlflow``: the tracking URI, experiment and run id of the run's MLflow run
+#: (JSON; a resumed run logs to the same MLflow run).
+MLFLOW_RUN = "mlflow.json"
 
 #: ``pyrovae evaluate``.
 EVALUATION = "evaluation.json"

@@ -21,8 +21,8 @@ it with its own state, in the checkpoint format of earlier versions.
 :func:`standard_callbacks` builds the list that the estimators use from
 :class:`~pyrovae.training.options.TrainingOptions`: early stopping (which also keeps
 the best weights), plateau decay of the learning rate, the progress bar, the run
-folder's provenance (``run.json``), metrics (``metrics.csv``) and checkpoints, and the
-divergence rollback.
+folder's provenance (``run.json``), metrics (``metrics.csv``) and checkpoints, the
+divergence rollback, and the experiment trackers asked for (:mod:`.loggers`).
 """
 
 from __future__ import annotations
@@ -351,4 +351,8 @@ def standard_callbacks(options: TrainingOptions) -> list[Callback]:
                 options.divergence_retries, options.rollback_lr_factor, options.checkpoint_every
             )
         )
+    if options.log:
+        from .loggers import make_loggers
+
+        callbacks += make_loggers(options.log, options.log_images_every)
     return callbacks

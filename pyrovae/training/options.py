@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..config import OPTIONS_BY_NAME, check_value
+from ..config import OPTIONS_BY_NAME, check_value, coerce
 
 
 def _option(name: str) -> Any:
@@ -33,8 +33,11 @@ class TrainingOptions:
     ``patience`` (early stopping), ``lr_decay_patience`` and ``lr_decay_factor``
     (plateau decay), ``checkpoint_every`` (checkpoints inside an epoch),
     ``on_divergence``, ``divergence_retries`` and ``rollback_lr_factor`` (rollback),
-    and ``progress`` (the progress bar). ``amp`` is the setting in effect (an
-    estimator resolves it against the device before building the options).
+    ``progress`` (the progress bar), and ``log`` and ``log_images_every`` (the
+    experiment trackers, :mod:`pyrovae.training.loggers`); ``mask_rate`` drops
+    observed entries of each training minibatch
+    (:meth:`~pyrovae.training.Trainer.drop_entries`). ``amp`` is the setting in effect
+    (an estimator resolves it against the device before building the options).
     """
 
     epochs: int = _option("epochs")
@@ -50,12 +53,16 @@ class TrainingOptions:
     on_divergence: str = _option("on_divergence")
     divergence_retries: int = _option("divergence_retries")
     rollback_lr_factor: float = _option("rollback_lr_factor")
+    mask_rate: float = _option("mask_rate")
     progress: bool = False
+    log: tuple[str, ...] = ()
+    log_images_every: int = _option("log_images_every")
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name in OPTIONS_BY_NAME:
                 check_value(f.name, getattr(self, f.name))
+        object.__setattr__(self, "log", tuple(coerce("log", self.log or [])))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> TrainingOptions:

@@ -163,6 +163,9 @@ class Trainer(ResumableState):
         self._ddp = None
         self._params: list[torch.Tensor] = []
         self._stop = StopRequest()  # installed while fit() runs
+        # The splits being fitted, while fit() runs (for callbacks that look at the data)
+        self.train_data: Batch | None = None
+        self.val_data: Batch | None = None
 
     # -- what callbacks read and call ---------------------------------------------------
     @property
@@ -264,6 +267,7 @@ class Trainer(ResumableState):
         self._last_module = self._last_rng = None
         self._apply_lr()
         self.clock.start()
+        self.train_data, self.val_data = train, val
         try:
             self._call("on_fit_start")
             while (
@@ -281,7 +285,10 @@ class Trainer(ResumableState):
         finally:
             self.clock.stop()
             self._ddp = None
-            self._call("on_fit_end")
+            try:
+                self._call("on_fit_end")
+            finally:
+                self.train_data = self.val_data = None
         if self.dist is not None and not D.parameters_agree(self.dist, self.module):
             raise TrainingError("the ranks' parameters differ after training (a bug; report it)")
         if self.stopped_early:
@@ -403,7 +410,19 @@ class Trainer(ResumableState):
             else:
                 x = self.transform(x.cpu(), self.generator).to(x.device)
             batch = batch.replace(x=x)
+        if self.options.mask_rate > 0:
+            batch = self.drop_entries(batch)
         return batch.to(self.device, non_blocking=True)
+
+    def drop_entries(self, batch: Batch) -> Batch:
+        """``batch`` with each observed entry dropped from its mask with probability
+        ``options.mask_rate`` (``--mask-rate``), on top of the entries already missing:
+        the draws come from the trainer's generator (on the CPU), whose state the
+        checkpoints keep, so a resumed run drops the same entries."""
+        drop = torch.rand(tuple(batch.x.shape), generator=self.generator) < self.options.mask_rate
+        keep = ~drop.to(batch.x.device)
+        mask = keep if batch.mask is None else batch.mask & keep
+        return batch.replace(mask=mask)
 
     def _step(self, batch: Batch, beta: float) -> tuple[LossTerms, int, bool]:
         """One SVI step on global batch ``batch`` (this rank's slice of it under DDP).

@@ -104,15 +104,17 @@ def test_binarized_mnist_reader(bench, tmp_path):
 
 
 def test_the_benchmark_times_the_trainers_step(bench, monkeypatch):
-    """pyrovae's side of every round is calls of train_step, the trainer's own step."""
-    calls = []
+    """pyrovae's sides of every round (its default route, and always the traces) are
+    calls of train_step, the trainer's own step."""
+    calls = {True: [], False: []}
     real = bench.train_step
 
     def spy(*args, **kwargs):
-        calls.append(len(args[3]))
+        calls[args[1].direct].append(len(args[3]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(bench, "train_step", spy)
     data = bench.synthetic_binary(32, seed=0)
-    bench.bench_batch_size(data, 8, rounds=2, steps=3, warmup=1)
-    assert calls == [8] * (1 + 2 * 3)
+    result = bench.bench_batch_size(data, 8, rounds=2, steps=3, warmup=1)
+    assert calls[True] == calls[False] == [8] * (1 + 2 * 3)
+    assert result["route"] == "direct"

@@ -11,7 +11,7 @@ from pyro import poutine
 
 from pyrovae import sites
 from pyrovae.data import Batch, TensorBatches, as_batch
-from pyrovae.errors import ConfigError, DataError
+from pyrovae.errors import DataError
 from pyrovae.models import ModuleSpec, build_module
 from pyrovae.objectives import MeanFieldELBO, TraceELBO
 
@@ -75,7 +75,7 @@ def test_tensor_batches_cut_labels_and_mask_with_the_rows():
 
 
 @pytest.mark.parametrize("family", ["vae", "hvae", "ae", "dae"])
-def test_families_ignore_labels_and_refuse_a_mask(family):
+def test_families_ignore_labels_and_score_a_mask(family):
     torch.manual_seed(0)
     module = build_module(family, ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(8,)))
     module.eval()
@@ -85,8 +85,14 @@ def test_families_ignore_labels_and_refuse_a_mask(family):
     pyro.set_rng_seed(1)
     labelled = TraceELBO()(module.model, module.guide, Batch(x, y=torch.arange(4)))
     assert torch.equal(plain.loss, labelled.loss)
-    with pytest.raises(ConfigError, match="does not take observation masks"):
-        TraceELBO()(module.model, module.guide, Batch(x, mask=torch.ones_like(x, dtype=bool)))
+    pyro.set_rng_seed(1)
+    full = TraceELBO()(module.model, module.guide, Batch(x, mask=torch.ones_like(x, dtype=bool)))
+    torch.testing.assert_close(full.loss, plain.loss)
+    mask = torch.ones_like(x, dtype=bool)
+    mask[:, 3:] = False
+    pyro.set_rng_seed(1)
+    part = TraceELBO()(module.model, module.guide, Batch(x, mask=mask))
+    assert torch.isfinite(part.loss) and not torch.equal(part.loss, plain.loss)
 
 
 class _GlobalSite(torch.nn.Module):

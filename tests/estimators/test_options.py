@@ -25,6 +25,8 @@ BAD = {
     "seconds": (-5.0, "-5"),
     "divergence": ("explode", "explode"),
     "clock": ("sundial", "sundial"),
+    "missing": ("impute", "impute"),
+    "rate": (1.0, "1"),
 }
 
 

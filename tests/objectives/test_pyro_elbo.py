@@ -222,3 +222,15 @@ def test_a_direct_form_that_disagrees_is_not_used(monkeypatch, caplog):
         later, Trace_ELBO(max_plate_nesting=1).differentiable_loss(vae.model, vae.guide, x)
     )
     assert torch.isfinite(first)
+
+
+def test_objectives_with_a_loss_of_their_own_keep_the_traces():
+    """A TraceELBO subclass that computes its own loss (free bits) never takes the route
+    of the plain ELBO, even where the two would agree on a first call."""
+    from pyrovae.objectives import OBJECTIVES
+
+    vae = _vae()
+    x = torch.rand(5, 12).round()
+    objective = OBJECTIVES.get("freebits")(free_bits=0.0)
+    objective(vae.model, vae.guide, x)
+    assert objective.route(vae.model, vae.guide, x) == "traces"
