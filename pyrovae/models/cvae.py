@@ -111,27 +111,34 @@ class CVAEModule(LatentModule):
 
     # -- Pyro programs -------------------------------------------------------
     def model(self, batch: Batch, beta: float = 1.0) -> None:
-        """p(z | c) p(x | z, c) over a minibatch; z scaled by ``beta``."""
+        """p(z | c) p(x | z, c) over a minibatch; z scaled by ``beta``; with an observation
+        mask, p(x_obs | z, c) over the observed entries only."""
+        batch = as_batch(batch)
         x = self.observed(batch)
-        c = self.code(as_batch(batch))
+        c = self.code(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(sites.LATENT, self.prior_given(c))
-            pyro.sample(sites.OBS, self.decode_given(z, c), obs=x)
+            pyro.sample(sites.OBS, self.observe(self.decode_given(z, c), batch.mask), obs=x)
 
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
-        """q(z | x, c); scaled by ``beta``."""
+        """q(z | x, c) (reading the observed entries); scaled by ``beta``."""
+        batch = as_batch(batch)
         x = self.observed(batch)
         with pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 pyro.sample(sites.LATENT, self.encode(batch))
 
-    def direct_log_weights(self, x) -> Callable[[int], torch.Tensor]:
+    def direct_log_weights(
+        self, x, mask: torch.Tensor | None = None
+    ) -> Callable[[int], torch.Tensor]:
         """log p(x | z, c) + log p(z | c) - log q(z | x, c) of ``k`` draws per row of the
-        batch ``x`` (data with conditions), shape ``(k, B)``; see
-        :meth:`LatentModule.direct_log_weights`."""
+        batch ``x`` (data with conditions; observed where ``mask`` is ``True``), shape
+        ``(k, B)``; see :meth:`LatentModule.direct_log_weights`."""
         self._direct_form()
         batch = as_batch(x)
+        if mask is not None:
+            batch = batch.replace(mask=mask)
         data = self.observed(batch)
         c = self.code(batch)
         q = self.encode(batch)
@@ -140,7 +147,8 @@ class CVAEModule(LatentModule):
 
         def log_weights(k: int) -> torch.Tensor:
             z = draw((int(k),))
-            return self.decode_given(z, c).log_prob(data) + prior.log_prob(z) - q.log_prob(z)
+            px = self.observe(self.decode_given(z, c), batch.mask)
+            return px.log_prob(data) + prior.log_prob(z) - q.log_prob(z)
 
         return log_weights
 
@@ -157,23 +165,23 @@ class CVAEModule(LatentModule):
         :meth:`LatentModule.direct_elbo_terms`); needs a reparameterizable guide."""
         self._direct_form()
         batch = as_batch(batch)
-        if batch.mask is not None:
-            raise NotImplementedError("the batch has an observation mask")
+        x = self.observed(batch)
         c = self.code(batch)
         q = self.encode(batch)
         if not q.has_rsample:
             raise NotImplementedError("the guide's distribution has no reparameterized draws")
         z = q.rsample()
-        recon = self.decode_given(z, c).log_prob(batch.x)
+        recon = self.observe(self.decode_given(z, c), batch.mask).log_prob(x)
         return recon, q.log_prob(z) - self.prior_given(c).log_prob(z)
 
     # -- deterministic helpers -------------------------------------------------
-    def encode(self, x) -> Distribution:
-        """q(z | x, c) of a batch with conditions: batch shape ``(B,)``, event shape
+    def encode(self, x, mask: torch.Tensor | None = None) -> Distribution:
+        """q(z | x, c) of a batch with conditions (reading the entries where ``mask``, or
+        the batch's own mask, is ``True``): batch shape ``(B,)``, event shape
         ``(latent_dim,)``."""
         batch = as_batch(x)
         c = self.code(batch)
-        features = self.encoder(batch.x)
+        features = self.features(batch.x, batch.mask if mask is None else mask)
         return self.guide_head(torch.cat([features, c.to(features.dtype)], -1))
 
     def prior_encode(self, x: torch.Tensor) -> Distribution:
