@@ -16,7 +16,10 @@ __version__ = "0.1.0"
 #: The names :mod:`pyrovae.api` exports, available here on first use (a test keeps the
 #: two lists equal).
 _API = tuple(
-    "AE CVAE DAE ESTIMATORS HVAE VAE Estimator estimator_params from_checkpoint load resume".split()
+    (
+        "AE CVAE DAE ESTIMATORS HVAE M2 VAE Estimator estimator_params from_checkpoint load "
+        "prior_module resume"
+    ).split()
 )
 
 __all__ = ["__version__", *_API]

@@ -7,6 +7,7 @@ A facade over :mod:`pyrovae.estimators`::
     q = vae.encode(x)          # q(z|x): q.mean, q.stddev
     px = vae.decode(q.mean)    # p(x|z)
     vae.save("vae.pt"); vae2 = VAE.load("vae.pt")
+    prior = prior_module(vae, "f")  # z ~ p(z), decoded: a prior for your Pyro model
 """
 
 from .estimators import (
@@ -15,11 +16,13 @@ from .estimators import (
     DAE,
     ESTIMATORS,
     HVAE,
+    M2,
     VAE,
     Estimator,
     estimator_params,
     from_checkpoint,
     load,
+    prior_module,
     resume,
 )
 
@@ -29,10 +32,12 @@ __all__ = [
     "DAE",
     "ESTIMATORS",
     "HVAE",
+    "M2",
     "VAE",
     "Estimator",
     "estimator_params",
     "from_checkpoint",
     "load",
+    "prior_module",
     "resume",
 ]

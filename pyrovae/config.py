@@ -94,6 +94,15 @@ def resolve_device(value: str) -> str:
 DIVERGENCE_POLICIES = ("stop", "rollback")
 #: The clocks a time budget can be counted on.
 BUDGET_CLOCKS = ("wall", "cpu")
+#: Which layers of a Bayesian decoder are random.
+BAYESIAN_LAYERS = ("all", "last")
+#: The options of a Bayesian decoder: only families with latent variables take them.
+DECODER_WEIGHT_OPTIONS = (
+    "bayesian_decoder",
+    "decoder_prior_scale",
+    "bayesian_layers",
+    "beta_weights",
+)
 #: What training does with missing entries (NaN) of the data.
 MISSING_POLICIES = ("refuse", "mask")
 
@@ -146,6 +155,10 @@ DOMAINS: dict[str, tuple[str, Any]] = {
         lambda v: v in DIVERGENCE_POLICIES,
     ),
     "clock": (f"one of {', '.join(BUDGET_CLOCKS)}", lambda v: v in BUDGET_CLOCKS),
+    "bayesian_layers": (
+        f"one of {', '.join(BAYESIAN_LAYERS)}",
+        lambda v: v in BAYESIAN_LAYERS,
+    ),
     "missing": (f"one of {', '.join(MISSING_POLICIES)}", lambda v: v in MISSING_POLICIES),
     "rate": ("in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
 }
@@ -318,6 +331,26 @@ OPTIONS: tuple[Option, ...] = (
         metavar="COL[,COL...]",
     ),
     _O(
+        "n_labels",
+        None,
+        "keep the labels of only this many training rows, drawn stratified by class with "
+        "the split seed (semi-supervised runs: the other training rows and the validation "
+        "rows are unlabelled, -1; the test labels are kept for evaluation)",
+        "data",
+        _int,
+        metavar="N",
+        domain="positive_int",
+    ),
+    _O(
+        "label_fraction",
+        None,
+        "keep the labels of this fraction of the training rows (as --n-labels)",
+        "data",
+        _float,
+        metavar="F",
+        domain="factor",
+    ),
+    _O(
         "stream",
         False,
         "read a .npy data file in minibatches as training needs them instead of loading "
@@ -349,7 +382,7 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "model",
         "vae",
-        "model family: vae, or the autoencoder baselines ae and dae",
+        "model family: vae, hvae, the semi-supervised m2, or the autoencoder baselines ae and dae",
         "model",
         _str,
         "pyrovae.models.MODELS",
@@ -453,6 +486,56 @@ OPTIONS: tuple[Option, ...] = (
         "gated linear units instead of tanh in the hvae's networks between its latent layers",
         "model",
         parse_bool,
+    ),
+    # model: Bayesian decoder weights (issue 18, docs/bayesian-decoder.md)
+    _O(
+        "bayesian_decoder",
+        False,
+        "a posterior over the decoder's weights: N(0, s^2) prior, mean-field Normal guide "
+        "(vae, hvae)",
+        "model",
+        parse_bool,
+    ),
+    _O(
+        "decoder_prior_scale",
+        1.0,
+        "s of the N(0, s^2) prior on the Bayesian decoder's weights and biases",
+        "model",
+        _float,
+        domain="positive",
+    ),
+    _O(
+        "bayesian_layers",
+        None,
+        "which decoder layers are Bayesian: all (default) or last (needs --bayesian-decoder)",
+        "model",
+        _str,
+        domain="bayesian_layers",
+    ),
+    _O(
+        "beta_weights",
+        False,
+        "beta also scales the KL of the Bayesian decoder's weights (default: the z KL only)",
+        "model",
+        parse_bool,
+    ),
+    _O(
+        "n_classes",
+        0,
+        "number of label classes of m2 (0: one more than the largest training label)",
+        "model",
+        _int,
+        domain="count",
+    ),
+    _O(
+        "aux_weight",
+        0.1,
+        "weight of m2's auxiliary classification term alpha E[log q(y|x)] per data point "
+        "(the paper's alpha / N; 0: off): each labelled row's log q(y|x) weighs "
+        "aux_weight * N / L (N training rows, L labelled)",
+        "model",
+        _float,
+        domain="nonnegative",
     ),
     # missing entries (issue 16)
     _O(

@@ -16,3 +16,24 @@ LATENT_TOP = "z2"
 OBS = "x"
 #: Deterministic site recording the autoencoder's point code.
 CODE = "code"
+#: Prefix of the Bayesian decoder's weight sites (global latents, outside the data
+#: plate): the site of decoder parameter ``net.0.weight`` is ``theta.net.0.weight``.
+DECODER_WEIGHTS = "theta"
+
+
+def decoder_weight(parameter: str) -> str:
+    """The sample site of the Bayesian decoder's parameter ``parameter``."""
+    return f"{DECODER_WEIGHTS}.{parameter}"
+
+
+def is_decoder_weight(site: str) -> bool:
+    """Whether ``site`` is one of the Bayesian decoder's weight sites."""
+    return site.startswith(DECODER_WEIGHTS + ".")
+
+
+#: The class label y of a semi-supervised model: observed for the labelled rows.
+LABEL = "y"
+#: The label of the unlabelled rows, a latent site summed out by enumeration.
+LABEL_LATENT = "y_latent"
+#: The auxiliary classification term alpha log q(y|x) of the labelled rows (a factor).
+LABEL_AUX = "y_aux"

@@ -414,7 +414,43 @@ ROWS: dict[str, Row] = {
         "pyrovae: error: epochs must be a positive integer; got 0",
         cli(*TRAIN, "--epochs", "0"),
     ),
+    "complete-mask-shape": Row(
+        "a mask of another shape than the rows to complete",
+        "`pyrovae complete model.pt --data p.npy --mask m.npy`",
+        "pyrovae: error: the mask has shape (2, 60) but PARTIAL has (2, 64)",
+        cli(
+            "complete",
+            "model.pt",
+            "--data",
+            "p.npy",
+            "--mask",
+            "m.npy",
+            before=lambda folder: (_partial(folder), np.save(folder / "m.npy", np.ones((2, 60)))),
+        ),
+    ),
+    "complete-empty-row": Row(
+        "a row to complete with no observed entry",
+        "`pyrovae complete model.pt --data p.npy`",
+        "pyrovae: error: PARTIAL has 1 row(s) with no observed entry, first row 1",
+        cli("complete", "model.pt", "--data", "p.npy", before=lambda f: _partial(f, empty=1)),
+    ),
+    "complete-features": Row(
+        "rows to complete with another number of features than the run's",
+        "`pyrovae complete model.pt --data p.npy`",
+        "pyrovae: error: PARTIAL has 60 features per row; the run's model has 64",
+        cli("complete", "model.pt", "--data", "p.npy", before=lambda f: _partial(f, features=60)),
+    ),
 }
+
+
+def _partial(folder: Path, features: int = 64, empty: int | None = None) -> None:
+    """``model.pt`` and ``p.npy``: two rows of the digits' size, half of them missing."""
+    _model(folder)
+    x = np.full((2, features), 0.5)
+    x[:, features // 2 :] = np.nan
+    if empty is not None:
+        x[empty] = np.nan
+    np.save(folder / "p.npy", x)
 
 
 # -- running the rows -----------------------------------------------------------------------

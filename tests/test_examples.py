@@ -11,9 +11,15 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
+#: Command-line arguments that shrink an example's sizes beyond its training epochs.
+TINY_ARGS = {
+    "prior_vae_gp.py": "--train 200 --hidden 16 --latent-dim 2 --warmup 20 --samples 20".split(),
+}
+
 
 def test_examples_exist():
     assert EXAMPLES, "no example scripts found in examples/"
+    assert set(TINY_ARGS) <= {p.name for p in EXAMPLES}
 
 
 @pytest.mark.slow
@@ -21,7 +27,7 @@ def test_examples_exist():
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYROVAE_EXAMPLE_EPOCHS": "2", "MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), *TINY_ARGS.get(script.name, [])],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -13,7 +13,11 @@ this package and writes the files whose names :mod:`pyrovae.runs.names` lists in
   (:func:`.uncertainty.ood_scores`), NUTS refinement of ``mcmc_points`` points
   (:func:`pyrovae.inference.mcmc.refine`) and simulation-based calibration on
   ``sbc_simulations`` simulations (:func:`pyrovae.inference.calibration.sbc`);
-* figures: ``ood.png``, ``sbc.png``, ``latent.png`` and, for images, ``uncertainty.png``.
+* figures: ``ood.png``, ``sbc.png``, ``latent.png`` and, for images, ``uncertainty.png``;
+* for a Bayesian decoder, ``diagnostics.json`` also holds ``epistemic``: the split of the
+  predictive variance into epistemic and aleatoric parts for reconstructions and prior
+  samples, and the AUROC of the epistemic score (:mod:`.epistemic`), with the figure
+  ``epistemic.png`` (maps for images, bars per feature for tabular data).
 
 Every check of the options and the data comes before the first file is written.
 """
@@ -36,6 +40,15 @@ from ..inference.loglik import elbo_decomposition
 from ..inference.mcmc import refine
 from ..models.base import require_latent_variables
 from ..runs import names, write_json
+from .epistemic import (
+    SPLIT_DRAWS,
+    auroc,
+    epistemic_scores,
+    plot_split,
+    prior_split,
+    reconstruction_split,
+    summarize_split,
+)
 from .export import to_arviz
 from .uncertainty import (
     ood_scores,
@@ -132,7 +145,9 @@ def analyze_run(
     out = _output_folder(run, output)
     labels = splits.labels(split)
     labels = labels[:n] if labels is not None else None
-    y = splits.targets(split)
+    # a conditional family scores the rows given their conditions; the others (m2
+    # included, which sums its label out) score x alone
+    y = splits.targets(split) if est.is_conditional else None
     data = est.with_targets(x, y[:n] if y is not None else None)
     out.mkdir(parents=True, exist_ok=True)
     pyro.set_rng_seed(seed)
@@ -155,6 +170,8 @@ def analyze_run(
     elif sbc_simulations:
         files += _calibration(module, sbc_simulations, seed, out, diag, progress)
     files += _figures(est, data, labels, out)
+    if getattr(module, "decoder_weights", None) is not None:
+        files += _epistemic(module, x, seed, out, diag, splits.feature_names)
     files.append(write_json(out / names.DIAGNOSTICS, diag))
     return _summary(diag, files)
 
@@ -218,6 +235,28 @@ def _out_of_distribution(module, x, samples, seed, out, diag, progress) -> list[
     return [out / names.OOD]
 
 
+def _epistemic(module, x, seed: int, out: Path, diag: dict, features) -> list[Path]:
+    """A Bayesian decoder's epistemic/aleatoric split for reconstructions and prior
+    samples, and the AUROC of the epistemic score against the shuffled features."""
+    logger.info("epistemic and aleatoric variance over draws of the decoder weights")
+    recon = reconstruction_split(module, x)
+    prior = prior_split(module, x.shape[0])
+    s_in = epistemic_scores(module, x).cpu().numpy()
+    s_out = epistemic_scores(module, shuffled_features(x, seed)).cpu().numpy()
+    diag["epistemic"] = {
+        "weight_draws": SPLIT_DRAWS,
+        "reconstructions": summarize_split(recon),
+        "prior_samples": summarize_split(prior),
+        "ood": {
+            "reference": "features shuffled across rows",
+            "score": "variance across weight draws of log p(x | E[z|x], theta)",
+            "auroc": auroc(s_in, s_out),
+        },
+    }
+    plot_split(recon, prior, tuple(x.shape[1:]), out / names.EPISTEMIC, features)
+    return [out / names.EPISTEMIC]
+
+
 def _refine(module, x, seed: int, progress: bool) -> dict:
     logger.info("NUTS on the posterior of %d points", len(x))
     ref = refine(module, x, seed=seed, progress=progress)
@@ -266,6 +305,9 @@ def _summary(diag: dict, files: list[Path]) -> dict[str, Any]:
         "ood_auroc": diag["ood"]["auroc"],
         "files": [str(f) for f in files],
     }
+    if "epistemic" in diag:
+        summary["epistemic_ood_auroc"] = diag["epistemic"]["ood"]["auroc"]
+        summary["epistemic_share"] = diag["epistemic"]["reconstructions"]["epistemic_share"]
     if "mcmc" in diag:
         summary["max_khat"] = diag["mcmc"]["max_khat"]
         summary["mcmc_max_rhat"] = diag["mcmc"]["max_rhat"]

@@ -13,8 +13,10 @@ For chosen inputs x_1..x_n and S joint draws z_s ~ q(z | x_i) from the amortized
 
 Data are flattened to ``feature`` = prod(data_shape); coordinates ``datum`` are
 the rows' indices, ``feature`` the features' names where the data name them (a CSV
-header), else their indices. For a hierarchical VAE each draw of ``z`` comes with its own draw
-of ``z2``, as the guide makes them.
+header), else their indices. For a hierarchical VAE each draw of ``z`` comes with its own
+draw of ``z2``, as the guide makes them. With a Bayesian decoder
+(:mod:`pyrovae.models.bayesian`) draw s also draws the decoder weights θ_s ~ q(θ):
+``posterior_predictive`` and ``log_likelihood`` are then over (θ, z) jointly.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     module.eval()
     try:
         latents = module.posterior_sample(x, int(draws))  # site -> (S, n, dim)
-        px = module.decode_rows(latents[sites.LATENT], x)
-        x_rep = px.sample()  # (S, n, *data_shape)
+        x_rep, loglik = _predictive(module, x, latents[sites.LATENT])
         x = as_batch(x).x
-        loglik = px.log_prob(x)  # (S, n)
     finally:
         module.train(was_training)
     n = x.shape[0]
@@ -52,6 +52,24 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
         "log_likelihood": {"x": loglik.cpu().numpy()[None]},
         "observed_data": {"x": x.reshape(n, -1).cpu().numpy()},
     }
+
+
+def _predictive(module, x, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draws x ~ p(x | z_s) ``(S, n, *data_shape)`` and log p(x | z_s) ``(S, n)``; for a
+    Bayesian decoder each draw s decodes with its own weights θ_s ~ q(θ)."""
+    weights = getattr(module, "decoder_weights", None)
+    if weights is None:
+        px = module.decode_rows(z, x)  # given the rows' conditions, in a conditional family
+        return px.sample(), px.log_prob(as_batch(x).x)
+    x = as_batch(x).x
+    reps, logliks = [], []
+    thetas = list(weights.draws(z.shape[0]))
+    for z_s, theta in zip(z, thetas, strict=True):
+        with weights.fixed(theta):
+            px = module.decode(z_s)
+        reps.append(px.sample())
+        logliks.append(px.log_prob(x))
+    return torch.stack(reps), torch.stack(logliks)
 
 
 def latent_dim_name(site: str) -> str:

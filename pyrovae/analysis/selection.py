@@ -36,6 +36,7 @@ from torch import nn
 from .. import sites
 from ..data.batch import as_batch
 from ..inference.loglik import log_likelihood
+from ..models import at_weights
 
 #: Rows of the simulated batch on which the model's dependencies are traced.
 TRACE_ROWS = 2
@@ -45,7 +46,13 @@ def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[
     """The parameter tensors that log p(x, z) of ``module.model`` depends on (module
     docstring), for data ``x`` (default: a batch simulated from the model; a
     :class:`~pyrovae.data.Batch` carries the rows' conditions for a conditional
-    family)."""
+    family). A Bayesian decoder is traced at the posterior mean of its weights, whose
+    means then count as parameters (its guide scales do not)."""
+    with at_weights(module):
+        return _generative_parameter_tensors(module, x)
+
+
+def _generative_parameter_tensors(module, x) -> list[nn.Parameter]:
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
     was_training = module.training

@@ -10,12 +10,12 @@ import warnings
 
 from .. import __version__
 from ..errors import PyrovaeError, TrainingInterrupted
-from . import analyze, compare, components, evaluate, report, train
+from . import analyze, compare, complete, components, evaluate, report, train
 
 log = logging.getLogger("pyrovae")
 
 #: The modules that add the verbs, in the order ``pyrovae --help`` lists them.
-VERB_MODULES = (train, evaluate, analyze, compare, report, components)
+VERB_MODULES = (train, evaluate, analyze, complete, compare, report, components)
 
 
 class Parser(argparse.ArgumentParser):

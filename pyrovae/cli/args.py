@@ -107,6 +107,30 @@ def add_samples(parser: argparse.ArgumentParser, *, optional: bool = False) -> N
     parser.add_argument("--samples", type=int, default=default, metavar="K", help=text)
 
 
+def add_weight_draws(parser: argparse.ArgumentParser) -> None:
+    """``--weight-draws S``: draws of a Bayesian decoder's weights in log p(x)."""
+    from ..inference.loglik import WEIGHT_DRAWS
+
+    add_count(
+        parser,
+        "--weight-draws",
+        WEIGHT_DRAWS,
+        "draws S of a Bayesian decoder's weights in log p(x) (S x K decodes; ignored for a "
+        "point decoder)",
+    )
+
+
+def add_weights(parser: argparse.ArgumentParser) -> None:
+    """``--weights mean|sample``: the decoder weights a Bayesian decoder decodes with."""
+    parser.add_argument(
+        "--weights",
+        choices=("mean", "sample"),
+        default="mean",
+        help="a Bayesian decoder's weights: the posterior mean, or a draw from q(theta) per "
+        "point (default: mean; a point decoder has only its own)",
+    )
+
+
 def add_seed(parser: argparse.ArgumentParser) -> None:
     """``--seed S``."""
     parser.add_argument(

@@ -21,6 +21,7 @@ def register(sub) -> None:
         p, "--particles", 10, "Monte Carlo samples of z per data point in the ELBO estimate"
     )
     shared.add_samples(p, optional=True)
+    shared.add_weight_draws(p)
     shared.add_seed(p)
     shared.add_output(p, "JSON file to write (default: RUN/evaluation.json)")
     shared.add_progress(p)
@@ -46,6 +47,7 @@ def register(sub) -> None:
         help="conditional models: sample given these covariates (.npy or .csv; one row, "
         "used for every sample, or N rows)",
     )
+    shared.add_weights(p)
     shared.add_progress(p)
 
 
@@ -57,10 +59,14 @@ def _folder(run: str) -> Path:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained run on a held-out split: the ELBO per data point with its
-    reconstruction and KL terms and their standard errors; prints JSON and writes it to
+    reconstruction and KL terms and their standard errors (and, for a classifier such as
+    m2, the accuracy on the split's labelled rows); prints JSON and writes it to
     RUN/evaluation.json. With --samples K also log p(x) by importance sampling, bits per
     dimension, the gap log p(x) - ELBO, KL per latent dimension, active units and
-    I(x; z)."""
+    I(x; z). For a run with a Bayesian decoder the ELBO includes the weights' KL (its
+    share 1/N per row, N the rows evaluated; ``weight_kl`` is the total) and log p(x) is
+    the predictive log E_q(theta)[p(x|theta)] from --weight-draws S draws of the weights
+    times K importance draws of z (a stochastic lower bound, biased low)."""
     import pyro
 
     from ..analysis import elbo_decomposition
@@ -78,6 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "choose another --split"
         )
     shared.check_at_least(args, 0, "samples")
+    shared.check_at_least(args, 1, "weight_draws")
     if args.samples and not est.module_.has_latent_sites:
         raise ConfigError(
             f"--samples estimates log p(x), which needs latent variables; this run is a "
@@ -85,20 +92,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     pyro.set_rng_seed(args.seed)
     out = {"run": str(args.run), "split": args.split, "model": est.family}
-    y = targets(data, args.split)
+    # a conditional family is scored given the rows' conditions; the others score x
+    y = targets(data, args.split) if est.is_conditional else None
     out.update(est.evaluate(x, particles=args.particles, y=y))  # checks x against the model
+    out.update(_accuracy(est, x, data.labels(args.split)))
     if args.samples:
         x = est.with_targets(est.as_input(x), y)
         progress = shared.show_progress(args)
         out.update(
             elbo_decomposition(
-                est.module_, x, samples=args.samples, particles=args.particles, progress=progress
+                est.module_,
+                x,
+                samples=args.samples,
+                particles=args.particles,
+                progress=progress,
+                weight_draws=args.weight_draws,
             )
         )
     print(to_json(out))
     target = Path(args.output) if args.output else _folder(args.run) / names.EVALUATION
     write_json(target, out)
     return 0
+
+
+def _accuracy(est, x, y) -> dict:
+    """A classifier family's accuracy on the split's labelled rows, with its binomial
+    standard error sqrt(a (1 - a) / n); nothing for other families or without labels."""
+    if not est.is_classifier or y is None:
+        return {}
+    n = int((y >= 0).sum())
+    if n == 0:
+        return {}
+    acc = est.score(x, y)
+    return {
+        "accuracy": acc,
+        "accuracy_se": math.sqrt(acc * (1 - acc) / n),
+        "error": 1 - acc,
+        "labelled": n,
+    }
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -114,7 +145,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     est = load(args.run)
     condition = _condition(args, est)
     pyro.set_rng_seed(args.seed)
-    samples = est.sample(args.n, mean=not args.draw, condition=condition)
+    if getattr(est.module_, "decoder_weights", None) is not None:
+        samples = est.sample(args.n, mean=not args.draw, condition=condition, weights=args.weights)
+    elif args.weights != "mean":
+        raise ConfigError(
+            "--weights sample needs a run trained with --bayesian-decoder; this one has "
+            "point weights"
+        )
+    else:
+        samples = est.sample(args.n, mean=not args.draw, condition=condition)
     png = Path(args.output) if args.output else _folder(args.run) / names.samples_grid(args.n)
     if not png.suffix:
         png = png.with_suffix(".png")

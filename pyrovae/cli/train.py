@@ -326,7 +326,7 @@ def _check_model(est, data) -> None:
     from ..data.validation import check_support, observation_mask
 
     y = targets(data, "train")
-    est.fit_targets(y)
+    est.learn_targets(y)
     est.build(data.data_shape, est.likelihood)
     splits = {"training": data.train, "validation": data.val, "test": data.test}
     for name, split in splits.items():

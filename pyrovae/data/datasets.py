@@ -34,6 +34,7 @@ import torch
 from ..errors import DataError
 from . import DATASETS
 from .columns import choose_columns, encode_labels
+from .labels import UNLABELLED, keep_labels, labels_to_keep
 from .scaling import Scaler
 from .stream import MemmapArray, is_stream
 from .validation import all_values, as_data_tensor
@@ -668,6 +669,8 @@ def load_data(
     classes=None,
     data_options: dict | None = None,
     condition_columns=None,
+    n_labels: int | None = None,
+    label_fraction: float | None = None,
     missing: bool = False,
 ) -> DataSplits:
     """Load ``spec`` and split it into train / validation / test, then scale.
@@ -711,6 +714,11 @@ def load_data(
         Columns of a data file holding per-row conditions (continuous or one-hot
         covariates): left out of the features and kept, unscaled, as the rows'
         conditions (``conditions_train`` ...), which a conditional model reads.
+    n_labels, label_fraction : optional
+        Keep the labels of only this many (this fraction of the) training rows, drawn
+        stratified by class with ``split_seed`` (:mod:`pyrovae.data.labels`); the other
+        training rows and every validation row get the label -1 (unlabelled); the test
+        labels stay.
     missing : bool
         Keep NaN entries of a data file (and empty CSV cells) as missing values
         (``--missing mask``): the scaler is fitted on the observed entries and the
@@ -740,6 +748,10 @@ def load_data(
     (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split(
         raw, spec, val_fraction, test_fraction, gen
     )
+    keep = labels_to_keep(y, n_labels, label_fraction)
+    if keep is not None:
+        y = keep_labels(y, keep, split_seed)
+        y_val = None if y_val is None else torch.full_like(y_val, UNLABELLED)
     scaler = Scaler(scale).fit(x)
     train, val, test = scaler.transform(x), scaler.transform(x_val), scaler.transform(x_test)
     from .binarize import BINARIZATIONS

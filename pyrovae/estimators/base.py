@@ -151,6 +151,13 @@ class Estimator:
     """
 
     family = "base"
+    #: Whether the family is also a classifier (``predict``, ``predict_proba``; ``score``
+    #: is then the accuracy).
+    is_classifier = False
+    #: Whether the family's model is given each row's condition ``y`` wherever it reads
+    #: data (``evaluate``, ``score``, ``log_likelihood``, ``encode``, ...; a conditional
+    #: family); the others read x alone there (a classifier family's labels only train).
+    is_conditional = False
 
     def __init__(
         self,
@@ -251,6 +258,12 @@ class Estimator:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- hooks for families ----------------------------------------------------
+    def learn_targets(self, y) -> None:
+        """What the family learns from the training labels or conditions ``y`` before it
+        is built (the number of classes of a classifier family, the kind and width of a
+        conditional family's condition), refusing labels it cannot use with one line;
+        ``fit`` and the command line call it. Nothing for the unconditional families."""
+
     def _spec_kwargs(self) -> dict[str, Any]:
         return {}
 
@@ -440,7 +453,6 @@ class Estimator:
         x = as_data_tensor(X, name="X", missing=missing)
         if y is not None and len(y) != x.shape[0]:
             raise DataError(f"y has {len(y)} labels but X has {x.shape[0]} rows")
-        self.fit_targets(y)
         x_val = as_data_tensor(X_val, name="X_val", missing=missing) if has_rows(X_val) else None
         if x_val is not None and x_val.shape[1:] != x.shape[1:]:
             raise DataError(
@@ -454,6 +466,7 @@ class Estimator:
             likelihood, why = choose_likelihood(x)
             logger.info("likelihood %r chosen automatically: %s", likelihood, why)
         pyro.set_rng_seed(self.seed)
+        self.learn_targets(y)
         self.build(tuple(x.shape[1:]), likelihood)
         check_support(self.module_.likelihood, x if mask is None else x[mask])
         warn_caveat(self.module_.likelihood, x if mask is None else x[mask])
@@ -619,6 +632,16 @@ class Estimator:
         ``y``: the rows' conditions, for a conditional family."""
         return self.evaluate(X, y=y)["elbo"]
 
+    def predict_proba(self, X):
+        """Class probabilities: only a classifier family (``is_classifier``) has them."""
+        raise ConfigError(
+            f"predict needs a classifier family (m2); the {self.family} model does not classify"
+        )
+
+    def predict(self, X):
+        """Classes: only a classifier family (``is_classifier``) predicts them."""
+        return self.predict_proba(X)
+
     def condition(
         self,
         x,
@@ -685,11 +708,6 @@ class Estimator:
         )
 
     # -- what differs between families -------------------------------------------------
-    def fit_targets(self, y) -> None:
-        """Read what the family must know of its training labels or conditions ``y``
-        before it is built (a conditional family: the condition's kind and width);
-        unconditional families ignore them."""
-
     def sample_conditions(self, y, n: int):
         """Conditions for ``n`` illustrative samples, given the training split's labels
         or conditions ``y`` (None for an unconditional family)."""
@@ -895,5 +913,14 @@ def has_rows(x) -> bool:
 
 def estimator_params(family: str, config: dict[str, Any]) -> dict[str, Any]:
     """The subset of a resolved run config that ``family``'s estimator accepts."""
+    from ..config import DECODER_WEIGHT_OPTIONS, defaults
+
     names = set(ESTIMATORS.get(family)._param_names())
+    initial = defaults()
+    for key in DECODER_WEIGHT_OPTIONS:
+        if key not in names and config.get(key, initial[key]) != initial[key]:
+            raise ConfigError(
+                f"{key} needs a model with latent variables (vae, hvae); the {family} "
+                "model has none"
+            )
     return {k: v for k, v in config.items() if k in names}

@@ -9,7 +9,7 @@ import torch
 from pyro.distributions import Distribution
 
 from ..data.batch import Batch
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.conditions import Condition, infer_condition, make_condition
 from .base import ESTIMATORS
 from .vae import VAE
@@ -34,9 +34,10 @@ class CVAE(VAE):
     """
 
     family = "cvae"
+    is_conditional = True
 
     # -- the condition ---------------------------------------------------------
-    def fit_targets(self, y) -> None:
+    def learn_targets(self, y) -> None:
         """The condition (kind and width) of the training conditions ``y`` (required)."""
         if y is None:
             raise DataError(
@@ -100,6 +101,14 @@ class CVAE(VAE):
             raise DataError(f"{t.shape[0]} conditions given for {n} samples")
         return self._condition.targets(t).to(self.device_)
 
+    def condition(self, x, mask=None, method: str = "guide", **kwargs: Any):
+        """Refused: completing rows (:meth:`Estimator.condition`) would need each row's
+        condition c, which the completion API does not take yet."""
+        raise ConfigError(
+            "condition() completes rows without their conditions, which the cvae model "
+            "needs; complete rows with a vae, hvae or m2 model"
+        )
+
     # -- inference given conditions -------------------------------------------------
     @torch.no_grad()
     def encode(self, x, y=None) -> Distribution:
@@ -126,10 +135,12 @@ class CVAE(VAE):
         return self.decode(z, condition=self._rows_targets(y, z.shape[0])).mean
 
     @torch.no_grad()
-    def decode(self, z, condition=None) -> Distribution:
+    def decode(self, z, condition=None, weights: str = "mean") -> Distribution:
         """p(x | z, c) for codes ``z`` ``(B, latent_dim)`` given ``condition`` (see
-        :meth:`condition_targets`)."""
+        :meth:`condition_targets`); ``weights`` as in :meth:`VAE.decode` (a cvae decoder
+        has point weights)."""
         self._check_fitted()
+        self._weight_draws(weights, 0)
         self.module_.eval()
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
         if z.shape[-1] != self.module_.latent_dim:
@@ -141,11 +152,14 @@ class CVAE(VAE):
         return self.module_.decode(z, self.condition_targets(condition, rows))
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True, condition=None) -> torch.Tensor:
+    def sample(
+        self, n: int, mean: bool = True, condition=None, weights: str = "mean"
+    ) -> torch.Tensor:
         """``n`` new data points given ``condition`` (a class, ``n`` classes, one row of
         covariates or ``n`` rows): E[x | z, c] (or a draw of x if ``mean=False``),
-        z ~ p(z | c)."""
+        z ~ p(z | c); ``weights`` as in :meth:`VAE.sample` (point weights)."""
         self._check_fitted()
+        self._weight_draws(weights, 0)
         self.module_.eval()
         y = self.condition_targets(condition, int(n))
         z = self.module_.sample_latent(int(n), y)

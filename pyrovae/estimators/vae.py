@@ -6,13 +6,18 @@ import math
 from typing import Any
 
 import torch
+from pyro.distributions import Distribution
 
 from ..errors import ConfigError
 from ..inference.calibration import sbc
-from ..inference.loglik import elbo_decomposition, log_likelihood
+from ..inference.loglik import WEIGHT_DRAWS, elbo_decomposition, log_likelihood
 from ..inference.mcmc import refine
+from ..models import at_weights
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from .base import ESTIMATORS, Estimator
+
+#: The decoder weights that ``decode`` and ``sample`` use: the posterior mean, or draws.
+WEIGHT_MODES = ("mean", "sample")
 
 
 @ESTIMATORS.register("vae")
@@ -39,6 +44,16 @@ class VAE(Estimator):
         Schedule name used when ``beta`` is a number ("constant", "linear", "cyclical").
     beta_warmup : float
         Warm-up length (linear) or period (cyclical) in epochs.
+    bayesian_decoder : bool
+        A posterior over the decoder's weights (global latent sites with a N(0, s^2)
+        prior and a mean-field Normal guide; see :mod:`pyrovae.models.bayesian` and
+        docs/bayesian-decoder.md).
+    decoder_prior_scale : float
+        s of that prior (default 1).
+    bayesian_layers : {"all", "last"}, optional
+        Which decoder layers are Bayesian (default all); only with ``bayesian_decoder``.
+    beta_weights : bool
+        Whether β also scales the weights' KL (default: the z KL only).
     **kwargs
         The shared parameters of :class:`Estimator`.
     """
@@ -58,9 +73,17 @@ class VAE(Estimator):
         beta=1.0,
         beta_schedule: str = "constant",
         beta_warmup: float = 10.0,
+        bayesian_decoder: bool = False,
+        decoder_prior_scale: float = 1.0,
+        bayesian_layers: str | None = None,
+        beta_weights: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.bayesian_decoder = bayesian_decoder
+        self.decoder_prior_scale = decoder_prior_scale
+        self.bayesian_layers = bayesian_layers
+        self.beta_weights = beta_weights
         self.prior = prior
         self.guide = guide
         self.prior_options = prior_options
@@ -78,6 +101,17 @@ class VAE(Estimator):
             "guide": self.guide,
             "prior_options": dict(self.prior_options or {}),
             "guide_options": dict(self.guide_options or {}),
+            "decoder_weights": self._decoder_weight_options(),
+        }
+
+    def _decoder_weight_options(self) -> dict[str, Any]:
+        """The spec's ``decoder_weights`` (empty: a point decoder)."""
+        if not self.bayesian_decoder:
+            return {}
+        return {
+            "layers": self.bayesian_layers or "all",
+            "prior_scale": self.decoder_prior_scale,
+            "beta_weights": bool(self.beta_weights),
         }
 
     def _objective(self):
@@ -98,8 +132,21 @@ class VAE(Estimator):
 
     def check_params(self) -> None:
         super().check_params()
-        self._objective()
+        objective = self._objective()
         self._schedule()
+        if not isinstance(self.bayesian_decoder, bool):
+            raise ConfigError(
+                f"bayesian_decoder must be true or false; got {self.bayesian_decoder!r}"
+            )
+        if self.bayesian_layers is not None and not self.bayesian_decoder:
+            raise ConfigError(
+                "bayesian_layers needs bayesian_decoder (the decoder is a point estimate)"
+            )
+        if self.bayesian_decoder and not objective.global_sites:
+            raise ConfigError(
+                f"the {self.objective} objective cannot score the Bayesian decoder's global "
+                "weight sites (it would draw them per particle); use trace or meanfield"
+            )
 
     def build(self, data_shape: tuple[int, ...], likelihood) -> None:
         super().build(data_shape, likelihood)
@@ -135,21 +182,92 @@ class VAE(Estimator):
         """-log p(x) per row (importance-sampled with ``samples`` draws)."""
         return -self.log_likelihood(x, samples=samples, y=y)
 
-    def log_likelihood(self, x, samples: int = 5000, *, y=None) -> torch.Tensor:
+    def log_likelihood(
+        self, x, samples: int = 5000, weight_draws: int = WEIGHT_DRAWS, *, y=None
+    ) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
-        :func:`pyrovae.analysis.log_likelihood`. For a model trained with
+        :func:`pyrovae.inference.loglik.log_likelihood`. For a model trained with
         ``missing="mask"``, NaN entries are missing: log p(x_obs) of each row. For a
-        conditional family, log p(x | c) given the rows' conditions ``y``."""
+        Bayesian decoder, the predictive log E_q(θ)[p(x|θ)] with ``weight_draws`` draws
+        of θ. For a conditional family, log p(x | c) given the rows' conditions ``y``."""
 
         self._check_fitted()
         if self.missing == "mask":
             data = self.as_observed(x)
             if data.mask is not None:
                 self.module_.likelihood.validate(data.x[data.mask])
-                return log_likelihood(self.module_, data.x, samples=samples, mask=data.mask)
+                return log_likelihood(
+                    self.module_,
+                    data.x,
+                    samples=samples,
+                    mask=data.mask,
+                    weight_draws=weight_draws,
+                )
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return log_likelihood(self.module_, self.with_targets(x, y), samples=samples)
+        return log_likelihood(
+            self.module_, self.with_targets(x, y), samples=samples, weight_draws=weight_draws
+        )
+
+    @torch.no_grad()
+    def evaluate(self, x, particles: int = 1, *, y=None) -> dict[str, float]:
+        """As :meth:`Estimator.evaluate`; for a Bayesian decoder also ``weight_kl``, the
+        total KL(q(θ) || p(θ)) in nats, whose share 1/N (N = rows of ``x``) every row's
+        ``kl`` and ``elbo`` include (docs/bayesian-decoder.md)."""
+        out = super().evaluate(x, particles, y=y)
+        weights = self.module_.decoder_weights
+        if weights is not None:
+            out["weight_kl"] = float(weights.kl())
+            out["weight_kl_per_point"] = out["weight_kl"] / out["n"]
+        return out
+
+    def _weight_draws(self, weights: str, n: int):
+        """``n`` decoder weights for ``weights``: "mean" (None: the guide's mean, also the
+        only value for a point decoder) or "sample" (independent draws from q(θ))."""
+        if weights not in WEIGHT_MODES:
+            raise ConfigError(f"weights must be one of {', '.join(WEIGHT_MODES)}; got {weights!r}")
+        dw = self.module_.decoder_weights
+        if dw is None or weights == "mean":
+            return None
+        return list(dw.draws(n))
+
+    @torch.no_grad()
+    def decode(self, z, condition=None, weights: str = "mean") -> Distribution:
+        """p(x|z) for codes ``z`` ``(..., latent_dim)``; a Bayesian decoder at the mean of
+        its weights (``weights="mean"``) or at an independent draw θ ~ q(θ) per code
+        (``"sample"``: the rows of ``z`` are then the leading dimension). ``condition``
+        is for conditional families; an unconditional one refuses it."""
+        self._check_fitted()
+        draws = self._weight_draws(weights, 0)
+        if weights == "mean" or self.module_.decoder_weights is None:
+            with at_weights(self.module_):
+                return super().decode(z, condition)
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
+        super().decode(z[:0], condition)  # the shape checks
+        dw = self.module_.decoder_weights
+        draws = self._weight_draws(weights, z.shape[0])
+        raw = []
+        for zi, theta in zip(z, draws, strict=True):
+            with dw.fixed(theta):
+                raw.append(dw(zi.unsqueeze(0)))
+        return self.module_.likelihood(torch.cat(raw))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, mean: bool = True, condition=None, weights: str = "mean"
+    ) -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the
+        prior; a Bayesian decoder at the mean of its weights or (``weights="sample"``) at
+        an independent draw θ ~ q(θ) for each point (the posterior predictive).
+        ``condition`` is for conditional families; an unconditional one refuses it."""
+        if condition is not None:
+            return super().sample(n, mean, condition)  # refused with one line
+        self._check_fitted()
+        self._weight_draws(weights, 0)
+        self.module_.eval()
+        z = self.module_.sample_latent(int(n))
+        px = self.decode(z, weights=weights)
+        return px.mean if mean else px.sample()
 
     def analyze(self, x, samples: int = 5000, particles: int = 10, *, y=None) -> dict:
         """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the

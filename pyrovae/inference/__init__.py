@@ -5,6 +5,8 @@ the reports share.
   2016), with :func:`elbo_terms` and :func:`elbo_decomposition` (the ELBO, its terms,
   the gap, active units and I(x; z));
 * :func:`refine` — NUTS on z given x with the networks fixed, against the guide;
+* :mod:`.conditioning` and :mod:`.conditioners` — the posterior given partly observed
+  rows (methods ``guide``, ``svi``, ``nuts``);
 * :func:`sbc` — simulation-based calibration of the guide (Talts et al. 2018);
 * :func:`pareto_khat` — the Pareto k-hat diagnostic of importance weights (Vehtari
   et al. 2024);
@@ -18,6 +20,7 @@ use them (``VAE.log_likelihood``, ``VAE.refine``, ...) and the analyses can buil
 them.
 """
 
+from . import conditioners  # noqa: F401 (registers the "svi" and "nuts" conditioners)
 from .calibration import plot_rank_histograms, sbc
 from .conditioning import CONDITIONERS, Completion, condition, conditional_log_likelihood
 from .loglik import elbo_decomposition, elbo_terms, log_likelihood, mutual_information

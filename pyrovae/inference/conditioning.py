@@ -85,6 +85,7 @@ import torch
 from .. import sites
 from ..data.batch import Batch
 from ..errors import ConfigError, DataError
+from ..models import at_weights
 from ..objectives.iwae import log_weights, vectorized_traces
 from ..registry import Registry
 
@@ -185,7 +186,12 @@ def conditional_log_likelihood(
     was_training = module.training
     module.eval()
     try:
-        with torch.random.fork_rng(devices=_devices(x_true)), pyro.validation_enabled(False):
+        # a Bayesian decoder at the posterior mean of its weights (docs/bayesian-decoder.md)
+        with (
+            torch.random.fork_rng(devices=_devices(x_true)),
+            pyro.validation_enabled(False),
+            at_weights(module),
+        ):
             torch.manual_seed(int(seed))
             done = 0
             while done < samples:
@@ -369,8 +375,9 @@ def condition(
     was_training = module.training
     module.eval()
     try:
-        z, diagnostics = conditioner(module, filled, mask, draws=draws, seed=seed, **options)
-        with torch.random.fork_rng(devices=_devices(x)):
+        with at_weights(module):  # a Bayesian decoder at the posterior mean of its weights
+            z, diagnostics = conditioner(module, filled, mask, draws=draws, seed=seed, **options)
+        with torch.random.fork_rng(devices=_devices(x)), at_weights(module):
             torch.manual_seed(int(seed) + 1)
             px = module.decode(z[sites.LATENT])  # batch (S, B)
             x_draws = torch.where(mask, filled, px.sample())

@@ -41,6 +41,9 @@ from ..objectives.iwae import log_weights, vectorized_traces
 from .fastpath import LogWeightChunks, cache_chunk
 from .progress import progress_bar
 
+#: Draws S of the decoder weights in the predictive log-likelihood of a Bayesian decoder.
+WEIGHT_DRAWS = 10
+
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.
 DEFAULT_MEMORY = 512 * 2**20
@@ -75,9 +78,11 @@ def log_likelihood(
     progress: bool = False,
     direct: bool = True,
     mask: torch.Tensor | None = None,
+    weight_draws: int = WEIGHT_DRAWS,
 ) -> torch.Tensor:
     """Importance-sampled log p(x_n) for every row of ``x``, shape ``(N,)``, in nats
-    (with ``mask``, log p(x_obs,n) of the observed entries).
+    (with ``mask``, log p(x_obs,n) of the observed entries); for a Bayesian decoder, the
+    predictive log E_q(θ)[p(x_n|θ)] with ``weight_draws`` draws of θ (module docstring).
 
     Parameters
     ----------
@@ -103,10 +108,23 @@ def log_likelihood(
     mask : Tensor, optional
         ``bool`` of ``x``'s shape, ``True`` where observed: the marginal likelihood of
         the observed entries, log p(x_obs) = log E_q[p(x_obs, z) / q(z | x_obs)].
+    weight_draws : int
+        S draws of a Bayesian decoder's weights (ignored for a point decoder).
     """
     require_latent_variables(module, "log p(x)")
     if int(samples) < 1:
         raise ConfigError(f"samples must be >= 1; got {samples}")
+    weights = getattr(module, "decoder_weights", None)
+    if weights is not None and not weights.is_fixed:
+        if int(weight_draws) < 1:
+            raise ConfigError(f"weight_draws must be >= 1; got {weight_draws}")
+        per_draw = []
+        for theta in weights.draws(int(weight_draws)):
+            with weights.fixed(theta):
+                per_draw.append(
+                    log_likelihood(module, x, samples, batch_size, memory, progress, direct, mask)
+                )
+        return torch.logsumexp(torch.stack(per_draw), 0) - math.log(len(per_draw))
     was_training = module.training
     module.eval()
     out = []
@@ -140,10 +158,13 @@ def elbo_terms(
     module, x: torch.Tensor, particles: int = 1, batch_size: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-data-point reconstruction term and KL (Monte Carlo, beta = 1), each ``(N,)``,
-    whatever objective the model was trained with."""
-    from ..objectives import TraceELBO
+    whatever objective the model was trained with: by the family's ``elbo_objective``
+    (the trace ELBO; with a family's discrete sites summed out where it has them)."""
+    from ..objectives import OBJECTIVES
 
-    objective = TraceELBO(num_particles=int(particles))
+    objective = OBJECTIVES.get(getattr(module, "elbo_objective", "trace"))(
+        num_particles=int(particles)
+    )
     was_training = module.training
     module.eval()
     recon, kl = [], []
@@ -171,6 +192,7 @@ def elbo_decomposition(
     particles: int = 10,
     batch_size: int = 500,
     progress: bool = False,
+    weight_draws: int = WEIGHT_DRAWS,
 ) -> dict:
     """The ELBO's parts over the rows of ``x`` (see the module docstring); ``progress``
     shows a bar over the importance sampling of log p(x).
@@ -208,6 +230,11 @@ def elbo_decomposition(
     means = torch.cat(means)
     elbo = recon - kl
     out: dict = {"n": len(x), "particles": int(particles)}
+    weights = getattr(module, "decoder_weights", None)
+    if weights is not None:
+        # the KL terms include the weights' share KL(q(θ) || p(θ)) / N, N = rows of x
+        out["weight_kl"] = float(weights.kl())
+        out["weight_draws"] = int(weight_draws)
     for name, v in (("elbo", elbo), ("recon", recon), ("kl", kl)):
         out[name], out[f"{name}_se"] = _mean_se(v)
     out["kl_per_dim"] = torch.cat(kl_dims).mean(0).tolist() if factorized and kl_dims else None
@@ -216,7 +243,9 @@ def elbo_decomposition(
     out["activity"] = activity.tolist()
     out["mutual_info"] = mutual_information(module, x[:1000])
     if samples:
-        ll = log_likelihood(module, x, samples=samples, progress=progress)
+        ll = log_likelihood(
+            module, x, samples=samples, progress=progress, weight_draws=weight_draws
+        )
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
         out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(module.data_shape) * math.log(2))

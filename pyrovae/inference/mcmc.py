@@ -29,6 +29,7 @@ from pyro.infer import MCMC, NUTS
 
 from .. import arviz_compat, sites
 from ..errors import ConfigError
+from ..models import at_weights
 from ..models.base import require_latent_variables
 from .loglik import _log_weights_chunk
 from .psis import pareto_khat
@@ -77,23 +78,25 @@ def refine(
     flags = [p.requires_grad for p in params]
     was_training = module.training
     module.eval()
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        runs = [
-            _nuts_chain(module, x, num_samples, warmup, seed + c, jit, progress)
-            for c in range(chains)
-        ]
-        per_chain, divergences = [r[0] for r in runs], [r[1] for r in runs]
-        with torch.no_grad():
-            q_mean, q_sd = module.posterior_moments(x, guide_draws)[sites.LATENT]
-            zq = module.posterior_sample(x, guide_draws)[sites.LATENT]  # (draws, n, L)
-            lo, hi = torch.quantile(zq, zq.new_tensor([0.05, 0.95]), dim=0)
-            log_w = _log_weights_chunk(module, x, khat_samples)
-    finally:
-        for p, f in zip(params, flags, strict=True):
-            p.requires_grad_(f)
-        module.train(was_training)
+    # a Bayesian decoder at the posterior mean of its weights: NUTS on z only
+    with at_weights(module):
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            runs = [
+                _nuts_chain(module, x, num_samples, warmup, seed + c, jit, progress)
+                for c in range(chains)
+            ]
+            per_chain, divergences = [r[0] for r in runs], [r[1] for r in runs]
+            with torch.no_grad():
+                q_mean, q_sd = module.posterior_moments(x, guide_draws)[sites.LATENT]
+                zq = module.posterior_sample(x, guide_draws)[sites.LATENT]  # (draws, n, L)
+                lo, hi = torch.quantile(zq, zq.new_tensor([0.05, 0.95]), dim=0)
+                log_w = _log_weights_chunk(module, x, khat_samples)
+        finally:
+            for p, f in zip(params, flags, strict=True):
+                p.requires_grad_(f)
+            module.train(was_training)
     draws = torch.stack(per_chain)  # (chains, S, n, L)
     data = arviz_compat.from_groups(
         {"posterior": {"z": draws.numpy()}}, dims={"z": ["datum", "latent"]}

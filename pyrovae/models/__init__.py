@@ -24,12 +24,16 @@ from .base import (  # noqa: E402
     build_module,
     distribution_moments,
 )
+from .bayesian import DecoderWeights, at_weights  # noqa: E402
 from .cvae import CVAEModule  # noqa: E402
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
+from .m2 import M2Module  # noqa: E402
 from .vae import VAEModule  # noqa: E402
 
 __all__ = [
     "CORRUPTIONS",
+    "DecoderWeights",
+    "at_weights",
     "MODELS",
     "MOMENT_DRAWS",
     "AEModule",
@@ -40,6 +44,7 @@ __all__ = [
     "distribution_moments",
     "HierarchicalVAEModule",
     "LatentModule",
+    "M2Module",
     "ModuleSpec",
     "VAEModule",
     "build_module",

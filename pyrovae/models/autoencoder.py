@@ -57,6 +57,15 @@ class AEModule(LatentModule):
         self.register_buffer("code_loc", torch.zeros(self.latent_dim))
         self.register_buffer("code_scale_tril", torch.eye(self.latent_dim))
 
+    def build_decoder_weights(self, options: dict) -> None:
+        """Refused: an autoencoder has no latent variables to put the weights beside."""
+        if options:
+            raise ConfigError(
+                f"bayesian_decoder needs a model with latent variables (vae, hvae); "
+                f"the {type(self).__name__} is an autoencoder"
+            )
+        return None
+
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Input seen by the encoder (identity for the plain autoencoder)."""
         return x

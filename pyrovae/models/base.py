@@ -18,6 +18,7 @@ joint log density (:meth:`~GuidePosterior.posterior_log_prob`). The posterior an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -31,6 +32,7 @@ from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..likelihoods import LIKELIHOODS, Likelihood
 from ..nets import DECODERS, ENCODERS, MASK_ENCODERS
+from .bayesian import DecoderWeights, build_decoder_weights
 
 #: Draws used for posterior moments that have no closed form.
 MOMENT_DRAWS = 1000
@@ -60,6 +62,9 @@ class ModuleSpec:
     mask_input: bool = False
     #: How it reads them: a name in :data:`~pyrovae.nets.MASK_ENCODERS`.
     mask_encoder: str = "concat"
+    #: Bayesian decoder weights (:mod:`pyrovae.models.bayesian`): empty for a point
+    #: decoder, else its options (``layers``, ``prior_scale``, ``beta_weights``).
+    decoder_weights: dict = field(default_factory=dict)
 
 
 def zero_filled(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -180,10 +185,23 @@ class LatentModule(GuidePosterior, nn.Module):
         self.decoder = DECODERS.get(spec.net)(
             self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
         )
+        self.decoder_weights = self.build_decoder_weights(dict(spec.decoder_weights or {}))
 
     #: Width of the condition code the programs read from ``Batch.y`` (0: the family is
     #: unconditional; conditional priors refuse such a family).
     condition_dim: int = 0
+
+    def build_decoder_weights(self, options: dict) -> DecoderWeights | None:
+        """The random decoder weights that ``options`` describe (None: a point decoder);
+        see :mod:`pyrovae.models.bayesian`. Families without latent sites refuse them."""
+        return build_decoder_weights(self.decoder, options)
+
+    def weight_sites(self, batch: Batch | torch.Tensor, beta: float = 1.0, guide: bool = False):
+        """Context of the global decoder-weight sites of the model (``guide=False``) or
+        the guide: inside it the decoder runs at the drawn θ. Nothing for a point decoder."""
+        if self.decoder_weights is None:
+            return contextlib.nullcontext()
+        return self.decoder_weights.sites(batch, beta, guide)
 
     def _build_prior_and_guide(
         self, prior_dim: int, guide_dim: int | None = None, guide_features: int | None = None
@@ -263,7 +281,8 @@ class LatentModule(GuidePosterior, nn.Module):
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""
-        return self.likelihood(self.decoder(z))
+        net = self.decoder if self.decoder_weights is None else self.decoder_weights
+        return self.likelihood(net(z))
 
     def decode_rows(self, z: torch.Tensor, data) -> Distribution:
         """p(x | z) for draws ``z`` ``(..., B, latent_dim)`` of the ``B`` rows of ``data``
@@ -273,6 +292,14 @@ class LatentModule(GuidePosterior, nn.Module):
 
     def sample_latent(self, n: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """Draw the code the decoder reads from the model's own prior as Pyro sample
+        sites named ``f"{prefix}_{site}"`` (one per latent layer, ``site`` from
+        :mod:`pyrovae.sites`), for use inside another Pyro program; returns the code.
+        Families without latent variables refuse with one line."""
+        require_latent_variables(self, "a decoder prior")
+        raise NotImplementedError  # pragma: no cover - every latent family overrides it
 
     @property
     def has_latent_sites(self) -> bool:
@@ -314,6 +341,11 @@ class LatentModule(GuidePosterior, nn.Module):
             objective then runs the traces (:mod:`pyrovae.objectives.elbo`).
         """
         raise NotImplementedError(f"the {type(self).__name__} family has no direct ELBO")
+
+    #: The registered objective that evaluates this family's ELBO outside training
+    #: (:func:`pyrovae.inference.loglik.elbo_terms`): the trace ELBO, or for a family
+    #: with enumerated discrete sites the one that sums them out.
+    elbo_objective: str = "trace"
 
     #: Whether the guide is mean-field with respect to the model (what
     #: ``TraceMeanField_ELBO`` assumes): no latent's model parents descend from

@@ -82,6 +82,22 @@ class CVAEModule(LatentModule):
     def has_latent_sites(self) -> bool:
         return True
 
+    def build_decoder_weights(self, options: dict) -> None:
+        """Refused: the cvae family has no Bayesian decoder (its decoder reads z and c)."""
+        if options:
+            raise ConfigError(
+                "bayesian_decoder is available for the vae and hvae families, not cvae"
+            )
+        return None
+
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """Refused: a decoder prior (:func:`pyrovae.prior_module`) draws a code from p(z)
+        alone, and the cvae decoder also reads a condition."""
+        raise ConfigError(
+            "prior_module needs an unconditional family (vae, hvae); the cvae decoder also "
+            "reads a condition"
+        )
+
     def targets(self, y) -> torch.Tensor:
         """``y`` checked against the model's condition and encoded for ``Batch.y``:
         class indices (int64) for a label, float rows ``(N, width)`` for covariates."""

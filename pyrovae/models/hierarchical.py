@@ -132,7 +132,7 @@ class HierarchicalVAEModule(LatentModule):
     def model(self, batch: Batch, beta: float = 1.0) -> None:
         batch = as_batch(batch)
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z2 = pyro.sample(sites.LATENT_TOP, self.prior())
                 z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
@@ -142,7 +142,7 @@ class HierarchicalVAEModule(LatentModule):
         batch = as_batch(batch)
         x = self.observed(batch)
         (first, q_first), (second, q_second) = self._guide_layers(x, batch.mask)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta, guide=True), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(first, q_first)
                 pyro.sample(second, q_second(z))
@@ -223,6 +223,12 @@ class HierarchicalVAEModule(LatentModule):
         if self.top_from_x:
             return self._q_z1(h, self.guide_head(h).mean)
         return self.guide_head(h)
+
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """z2 ~ p(z2) at ``f"{prefix}_z2"``, then z1 ~ p(z1|z2) at ``f"{prefix}_z"``; returns
+        z1 (see :meth:`LatentModule.prior_program`)."""
+        z2 = pyro.sample(f"{prefix}_{sites.LATENT_TOP}", self.prior())
+        return pyro.sample(f"{prefix}_{sites.LATENT}", self.p_z1(z2))
 
     def sample_latent(self, n: int) -> torch.Tensor:
         """z1 from the generative hierarchy: z2 ~ p(z2), z1 ~ p(z1|z2)."""

@@ -59,7 +59,7 @@ class VAEModule(LatentModule):
         with an observation mask, p(x_obs|z) over the observed entries only."""
         batch = as_batch(batch)
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 z = pyro.sample(sites.LATENT, self.prior())
             pyro.sample(sites.OBS, self.observe(self.decode(z), batch.mask), obs=x)
@@ -69,7 +69,7 @@ class VAEModule(LatentModule):
         ``beta``."""
         batch = as_batch(batch)
         x = self.observed(batch)
-        with pyro.plate(sites.DATA_PLATE, x.shape[0]):
+        with self.weight_sites(batch, beta, guide=True), pyro.plate(sites.DATA_PLATE, x.shape[0]):
             with poutine.scale(scale=beta):
                 pyro.sample(sites.LATENT, self.encode(x, mask=batch.mask))
 
@@ -101,13 +101,23 @@ class VAEModule(LatentModule):
                 f"{type(self).__name__} replaces the VAE's model or guide, "
                 "which only their traces describe"
             )
+        if self.decoder_weights is not None and not self.decoder_weights.is_fixed:
+            raise NotImplementedError(
+                "the decoder weights are random (global sites): the direct form holds only "
+                "given a θ (DecoderWeights.fixed)"
+            )
 
     def direct_elbo_terms(self, batch: Batch, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(recon, kl)`` of one draw z ~ q(z|x) per row, as the traces of :meth:`model` and
         :meth:`guide` give them (see :meth:`LatentModule.direct_elbo_terms`); needs a
         reparameterizable guide (``Trace_ELBO`` adds score-function terms otherwise). With
-        an observation mask, recon is log p(x_obs|z) and q reads the mask, as in the traces."""
+        an observation mask, recon is log p(x_obs|z) and q reads the mask, as in the traces.
+        Not for a Bayesian decoder, even at a fixed θ: the objective keeps the route its
+        first call chose for every later call of the same shapes, and the weight sites come
+        and go with :meth:`~pyrovae.models.bayesian.DecoderWeights.fixed`."""
         self._direct_form()
+        if self.decoder_weights is not None:
+            raise NotImplementedError("the decoder weights are random (global sites)")
         x = self.observed(batch)
         q = self.encode(x, mask=batch.mask)
         if not q.has_rsample:
@@ -124,6 +134,10 @@ class VAEModule(LatentModule):
     def prior_distribution(self) -> Distribution:
         """p(z) with event shape ``(latent_dim,)``."""
         return self.prior()
+
+    def prior_program(self, prefix: str) -> torch.Tensor:
+        """z ~ p(z) at the site ``f"{prefix}_z"`` (see :meth:`LatentModule.prior_program`)."""
+        return pyro.sample(f"{prefix}_{sites.LATENT}", self.prior_distribution())
 
     def sample_latent(self, n: int) -> torch.Tensor:
         """n draws from the prior."""

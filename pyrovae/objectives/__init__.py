@@ -2,8 +2,8 @@
 
 Every objective keeps one contract (:mod:`.base`):
 ``objective(model, guide, batch, beta=1.0) -> LossTerms``. Registries:
-:data:`OBJECTIVES` (``"trace"``, ``"meanfield"``, ``"freebits"``, ``"iwae"``,
-``"iwae-dreg"``) and :data:`SCHEDULES` (``"constant"``, ``"linear"``, ``"cyclical"``).
+:data:`OBJECTIVES` (``"trace"``, ``"meanfield"``, ``"enum"``, ``"freebits"``,
+``"iwae"``, ``"iwae-dreg"``) and :data:`SCHEDULES` (``"constant"``, ``"linear"``, ``"cyclical"``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ SCHEDULES: Registry = Registry("beta schedule")
 
 from .base import LossTerms, Objective  # noqa: E402
 from .elbo import MeanFieldELBO, PyroELBO, TraceELBO  # noqa: E402
+from .enum import EnumELBO  # noqa: E402
 from .freebits import FreeBitsELBO  # noqa: E402
 from .iwae import IWAE, IWAEDReG  # noqa: E402
 from .schedules import BetaSchedule, Constant, Cyclical, LinearWarmup, make_schedule  # noqa: E402
@@ -25,6 +26,7 @@ __all__ = [
     "BetaSchedule",
     "Constant",
     "Cyclical",
+    "EnumELBO",
     "FreeBitsELBO",
     "IWAE",
     "IWAEDReG",

@@ -58,7 +58,7 @@ from pyro.util import warn_if_nan
 
 from ..data.batch import Batch, as_batch
 from . import OBJECTIVES
-from .base import LossTerms, Objective, site_kl, zero_terms
+from .base import LossTerms, Objective, per_point, site_kl, zero_terms
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class PyroELBO(Objective):
                 )
                 loss = loss + value / n
             with torch.no_grad():
-                recon, kl = self._add_terms(model_tr, guide_tr, recon, kl)
+                recon, kl = self._add_terms(model_tr, guide_tr, recon, kl, batch)
         if validate:
             warn_if_nan(surrogate_loss, "loss")
         elif math.isnan(float(loss)):
@@ -228,9 +228,10 @@ class PyroELBO(Objective):
         kl = zero_terms(batch) if kl is None else (kl / n if n > 1 else kl).detach()
         return LossTerms(loss, recon, kl)
 
-    def _add_terms(self, model_tr, guide_tr, recon, kl) -> tuple:
+    def _add_terms(self, model_tr, guide_tr, recon, kl, batch: Batch) -> tuple:
         """The running sums (reconstruction, KL), each ``(B,)`` or None while no site of
-        its kind was seen, with one particle's sites added in trace order."""
+        its kind was seen, with one particle's sites added in trace order (a global
+        site's KL as its share per data point, :func:`~.base.per_point`)."""
         for name, site in model_tr.nodes.items():
             if site["type"] != "sample":
                 continue
@@ -239,6 +240,7 @@ class PyroELBO(Objective):
                 recon = term if recon is None else recon + term
             else:
                 term = site_kl(site, guide_tr.nodes[name], self.analytic_kl)
+                term = per_point(term, site, batch)
                 kl = term if kl is None else kl + term
         return recon, kl
 
@@ -272,9 +274,11 @@ def _call_key(model, guide, batch: Batch) -> tuple:
 
 @OBJECTIVES.register("trace")
 class TraceELBO(PyroELBO):
-    """Pyro's ``Trace_ELBO``: Monte Carlo ELBO, reparameterized gradients."""
+    """Pyro's ``Trace_ELBO``: Monte Carlo ELBO, reparameterized gradients (with discrete
+    sites summed out, ``TraceEnum_ELBO``: :class:`~pyrovae.objectives.enum.EnumELBO`)."""
 
     elbo_class = TraceTerms
+    enumerated = "enum"
 
     def direct_terms(self, model, guide, batch: Batch, beta: float) -> tuple:
         """The family's ``direct_elbo_terms`` where ``model`` and ``guide`` are a model

@@ -48,6 +48,8 @@ class FreeBitsELBO(TraceELBO):
 
     analytic_kl = True
     needs_mean_field = True  # per-site analytic KLs
+    #: the floor is per latent dimension of the data plate's sites
+    global_sites = False
 
     def __init__(self, num_particles: int = 1, free_bits: float = 0.5) -> None:
         super().__init__(num_particles)

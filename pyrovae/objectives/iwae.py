@@ -168,6 +168,8 @@ class IWAE(Objective):
 
     analytic_kl = False
     dreg = False
+    #: the particles plate would draw global sites (decoder weights) once per particle
+    global_sites = False
 
     def __init__(self, num_particles: int = 5) -> None:
         if int(num_particles) < 1:

@@ -72,6 +72,12 @@ ANALYSIS_FIGURES = (
         "Out-of-distribution score -log p(x): test data against the same data with "
         "every feature shuffled across rows.",
     ),
+    (
+        names.EPISTEMIC,
+        "Bayesian decoder: epistemic variance (across draws of the decoder weights) and "
+        "aleatoric variance (of the likelihood, averaged over the draws) per feature, for "
+        "reconstructions and prior samples.",
+    ),
 )
 
 _CSS = """
@@ -256,12 +262,13 @@ class _Context:
     @property
     def conditional(self) -> bool:
         """Whether the model reads a condition (a conditional family)."""
-        return bool(getattr(self.module, "condition_dim", 0))
+        return bool(self.est.is_conditional)
 
     @property
     def rows(self):
-        """``x`` with its conditions, as the model's programs read it."""
-        return self.est.with_targets(self.x, self.y)
+        """``x`` with its conditions (for a conditional model), as the model's programs
+        read it."""
+        return self.est.with_targets(self.x, self.y if self.conditional else None)
 
     def y_of(self, index):
         """The conditions of rows ``index`` for a conditional model, else None."""

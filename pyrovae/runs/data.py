@@ -39,6 +39,8 @@ def load_options(info: dict[str, Any], spec: str | None = None) -> dict[str, Any
         label_column=info.get("label_column"),
         classes=info.get("classes"),
         condition_columns=info.get("condition_columns") or None,
+        n_labels=info.get("n_labels"),
+        label_fraction=info.get("label_fraction"),
         # a dataset's own options (--data-options) apply to that dataset only
         data_options=(info.get("data_options") or None) if data == info.get("data") else None,
         # a streamed run streams its own data, and other data given as a .npy file

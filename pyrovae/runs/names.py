@@ -18,7 +18,8 @@ Written by training (``pyrovae train``, :meth:`pyrovae.api.Estimator.fit` with
 
 Written by the other verbs: :data:`EVALUATION` (``evaluate``), :func:`samples_grid`
 (``sample``), the files of ``analyze`` (:data:`ANALYZE_FILES`), :data:`REPORT`
-(``report``). ``select`` and ``compare`` write :data:`SELECTION`,
+(``report``), the files of ``complete`` in :data:`COMPLETION_DIR`. ``select`` and
+``compare`` write :data:`SELECTION`,
 :data:`SELECTION_PLOT`, :data:`COMPARISON`, :data:`COMPARISON_TABLES`,
 :data:`RATE_DISTORTION` and :data:`GRIDS` into a folder of their own.
 """
@@ -65,6 +66,8 @@ UNCERTAINTY = "uncertainty.png"
 LATENT = "latent.png"
 SBC = "sbc.png"
 OOD = "ood.png"
+#: analyze's figure of a Bayesian decoder's epistemic and aleatoric variance
+EPISTEMIC = "epistemic.png"
 ANALYZE_FILES = (
     POSTERIOR,
     POSTERIOR_SUMMARY,
@@ -75,6 +78,17 @@ ANALYZE_FILES = (
     SBC,
     OOD,
 )
+
+#: ``pyrovae complete`` (into RUN/:data:`COMPLETION_DIR`, or its ``--output`` folder): the
+#: completed rows, the bands, the ArviZ object, the figure, the table of missing values
+#: (tabular data) and the summary with the diagnostics.
+COMPLETION_DIR = "completion"
+COMPLETION_MEAN = "completion_mean.npy"
+COMPLETION_BANDS = "completion_bands.npz"
+COMPLETION_NC = "completion.nc"
+COMPLETION_FIGURE = "completion.png"
+COMPLETION_TABLE = "completion.csv"
+COMPLETION_JSON = "completion.json"
 
 #: ``pyrovae report``.
 REPORT = "report.html"

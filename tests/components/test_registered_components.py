@@ -352,12 +352,22 @@ def test_every_encoder_has_a_decoder():
 
 
 # -- model families ----------------------------------------------------------------
+#: The model options a family needs (m2: its number of classes).
+FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
+
+
 @pytest.mark.parametrize("family", MODELS.names())
 def test_model_family_programs_run(family):
     """A conditional family (``condition_dim`` > 0) runs on a batch with conditions."""
     from pyrovae.data import Batch
 
-    module = build_module(family, ModuleSpec(data_shape=(1, 8, 8), latent_dim=LATENT, hidden=(16,)))
+    spec = ModuleSpec(
+        data_shape=(1, 8, 8),
+        latent_dim=LATENT,
+        hidden=(16,),
+        model_options=FAMILY_OPTIONS.get(family, {}),
+    )
+    module = build_module(family, spec)
     x = torch.rand(4, 1, 8, 8)
     y = module.targets(torch.rand(4, module.condition_dim)) if module.condition_dim else None
     data = Batch(x, y) if y is not None else x
@@ -410,10 +420,9 @@ def _data_for(likelihood: str, x: torch.Tensor) -> torch.Tensor:
     ),
 )
 def test_short_training_improves_and_round_trips(family, overrides, small_digits, digits, tmp_path):
-    """Every family trains on the digits with their labels (which only a conditional
-    family reads)."""
+    """Every family trains on the digits: a conditional family (cvae) given every row's
+    label as its condition, a classifier family (m2) with a third of the rows labelled."""
     x, xv = small_digits
-    y, yv = digits.labels("train")[: len(x)], digits.labels("val")[: len(xv)]
     likelihood = overrides.get("likelihood", "bernoulli")
     x, xv = _data_for(likelihood, x), _data_for(likelihood, xv)
     cls = ESTIMATORS.get(family)
@@ -427,7 +436,15 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
         learning_rate=3e-3,
         **{k: v for k, v in overrides.items() if k != "likelihood"},
     )
-    assert est.fit(x, y, X_val=xv, y_val=yv) is est
+    # a classifier family (m2) learns from labels: a third of the rows keep theirs
+    y = y_val = None
+    if cls.is_conditional:
+        y, y_val = digits.labels("train")[: len(x)], digits.labels("val")[: len(xv)]
+    if cls.is_classifier:
+        y = digits.y_train[: len(x)].clone()
+        y[torch.arange(len(y)) % 3 != 0] = -1
+        y_val = digits.y_val[: len(xv)]
+    assert est.fit(x, y, X_val=xv, y_val=y_val) is est
     hist = est.history_
     assert len(hist) == 6
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -440,9 +457,9 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     pyro.set_rng_seed(3)
-    e1 = est.evaluate(xv, y=yv)
+    e1 = est.evaluate(xv, y=y_val)
     pyro.set_rng_seed(3)
-    e2 = again.evaluate(xv, y=yv)
+    e2 = again.evaluate(xv, y=y_val)
     assert e1 == pytest.approx(e2, nan_ok=True)
 
 

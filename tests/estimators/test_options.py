@@ -25,6 +25,7 @@ BAD = {
     "seconds": (-5.0, "-5"),
     "divergence": ("explode", "explode"),
     "clock": ("sundial", "sundial"),
+    "bayesian_layers": ("first", "first"),
     "missing": ("impute", "impute"),
     "rate": (1.0, "1"),
 }

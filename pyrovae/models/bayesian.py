@@ -1,0 +1,282 @@
+r"""Bayesian decoder weights: a posterior over the generative network.
+
+A model family with ``spec.decoder_weights`` set treats the parameters θ of its decoder
+(all of them, or those of its last layer) as global latent variables (Kingma & Welling
+2014, App. F, "full variational Bayes")::
+
+    θ_j ~ N(0, s^2)                          # every weight and bias, outside the data plate
+    for n in plate("data"):
+        z_n ~ p(z)
+        x_n ~ p(x | decoder(z_n; θ))
+
+with the mean-field guide q(θ) = prod_j N(θ_j | μ_j, σ_j^2), σ_j = softplus(g ρ_j) (Blundell
+et al. 2015, "Bayes by backprop"), next to the amortized q(z|x). The gain g =
+:data:`SCALE_GAIN` preconditions Adam, whose steps have about the learning rate's size
+in every parameter: a step of 1e-3 in ρ would change log σ by 1e-3, and the scales
+could not leave their small initial value within the few hundred steps that a small
+data set gives; with g = 10 a step moves log σ by about 1e-2. The means μ *are* the
+decoder's own parameters (initialised by its deterministic initialisation, so decoding
+at the posterior mean is the plain decoder); the scales start at :data:`INIT_SCALE`.
+One draw of θ per program run is shared by the rows of the minibatch; the decoder body
+runs with it through ``torch.func.functional_call``, so one network serves the point
+decoder, the mean and every draw.
+
+Scaling. The weight sites appear once in the full-data ELBO
+
+.. math::  \sum_n \big(E[\log p(x_n|z_n,θ)] - \mathrm{KL}(q(z_n|x_n) \| p(z))\big)
+           - \mathrm{KL}(q(θ) \| p(θ)) ,
+
+so they carry ``poutine.scale(batch.global_scale)`` = B / N in the model and the guide
+(:mod:`pyrovae.data.batch`): the per-data-point loss of a minibatch is then an unbiased
+estimate of the full-data objective divided by N. β scales the z sites only, unless
+``beta_weights`` is set, when it also multiplies the weight sites.
+
+Conditioning on θ. Inside :meth:`DecoderWeights.fixed` the programs leave the weight
+sites out and decode with the given θ (or the posterior mean): they are then the
+point-decoder programs at that θ, which is how the predictive log-likelihood
+(:func:`pyrovae.inference.bayes.predictive_log_likelihood`) and the epistemic/aleatoric
+split score p(x | θ_s) for each draw θ_s.
+
+References
+----------
+Kingma, D. P. & Welling, M. (2014). Auto-encoding variational Bayes. ICLR (App. F).
+Blundell, C., Cornebise, J., Kavukcuoglu, K. & Wierstra, D. (2015). Weight uncertainty in
+neural networks. ICML.
+Riesselman, A. J., Ingraham, J. B. & Marks, D. S. (2018). Deep generative models of
+genetic variation capture the effects of mutations. Nature Methods (DeepSequence).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from torch import nn
+from torch.nn import functional as F
+
+from .. import sites
+from ..config import BAYESIAN_LAYERS, parse_bool
+from ..data.batch import Batch, as_batch
+from ..errors import ConfigError
+
+#: Initial standard deviation σ of every weight's guide (small: training starts near
+#: the point decoder).
+INIT_SCALE = 1e-3
+#: Smallest guide standard deviation (added to the softplus).
+MIN_SCALE = 1e-8
+#: Gain g of the guide's scale parameters, σ = softplus(g ρ) (module docstring).
+SCALE_GAIN = 10.0
+#: Default prior standard deviation s.
+PRIOR_SCALE = 1.0
+#: Which decoder parameters are random: every layer's, or the last layer's only.
+LAYERS = BAYESIAN_LAYERS
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+def select_parameters(decoder: nn.Module, layers: str) -> list[str]:
+    """Names of ``decoder``'s parameters made random: all of them (``"all"``), or those
+    of the last submodule that owns parameters directly (``"last"``: the output layer of
+    the MLP, gated and linear decoders, the last transposed convolution of the conv one)."""
+    if layers not in LAYERS:
+        raise ConfigError(f"bayesian_layers must be one of {', '.join(LAYERS)}; got {layers!r}")
+    names = [name for name, _ in decoder.named_parameters()]
+    if layers == "all":
+        return names
+    owners = [
+        m
+        for m, mod in decoder.named_modules()
+        if next(mod.parameters(recurse=False), None) is not None
+    ]
+    last = owners[-1]
+    prefix = f"{last}." if last else ""
+    return [n for n in names if n.startswith(prefix) and "." not in n[len(prefix) :]]
+
+
+class DecoderWeights(nn.Module):
+    """The guide's scales of the random decoder parameters, the weight sites of both
+    programs, and the decoder run at the current θ (see the module docstring).
+
+    Parameters
+    ----------
+    decoder : nn.Module
+        The family's decoder body (owned by the family; not registered here).
+    layers : {"all", "last"}
+        Which parameters are random.
+    prior_scale : float
+        s of the prior N(0, s^2) on each random parameter.
+    beta_weights : bool
+        Whether β also scales the weight sites.
+    init_scale : float
+        Initial σ of the guide.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        layers: str = "all",
+        prior_scale: float = PRIOR_SCALE,
+        beta_weights: bool = False,
+        init_scale: float = INIT_SCALE,
+    ) -> None:
+        super().__init__()
+        prior_scale, init_scale = float(prior_scale), float(init_scale)
+        if not (math.isfinite(prior_scale) and prior_scale > 0):
+            raise ConfigError(f"decoder_prior_scale must be > 0; got {prior_scale!r}")
+        if not (math.isfinite(init_scale) and init_scale > 0):
+            raise ConfigError(f"the decoder weights' init_scale must be > 0; got {init_scale!r}")
+        self.__dict__["decoder"] = decoder  # a reference: the family registers the body
+        self.layers = layers
+        self.names = select_parameters(decoder, layers)
+        self.prior_scale = prior_scale
+        self.beta_weights = parse_bool(beta_weights)
+        params = dict(decoder.named_parameters())
+        raw = _inverse_softplus(init_scale) / SCALE_GAIN
+        self.raw_scale = nn.ParameterDict(
+            {self._key(n): nn.Parameter(torch.full_like(params[n], raw)) for n in self.names}
+        )
+        # ("sample", None): the programs draw θ; ("fixed", θ or None for the mean): they
+        # do not, and the decoder runs at θ; ("use", θ): inside a program, after the draw
+        self._state: tuple[str, dict | None] = ("sample", None)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.replace(".", "__")
+
+    # -- the guide's distributions --------------------------------------------------------
+    def locs(self) -> dict[str, torch.Tensor]:
+        """The guide means μ: the decoder's own parameters."""
+        params = dict(self.decoder.named_parameters())
+        return {n: params[n] for n in self.names}
+
+    def scales(self) -> dict[str, torch.Tensor]:
+        """The guide standard deviations σ = softplus(g ρ) + :data:`MIN_SCALE`."""
+        return {
+            n: F.softplus(SCALE_GAIN * self.raw_scale[self._key(n)]) + MIN_SCALE for n in self.names
+        }
+
+    def guide_distributions(self) -> dict[str, dist.Distribution]:
+        """q(θ_j) for each random parameter (event shape the parameter's shape)."""
+        scales = self.scales()
+        return {
+            n: dist.Normal(loc, scales[n]).to_event(loc.dim()) for n, loc in self.locs().items()
+        }
+
+    def prior_distributions(self) -> dict[str, dist.Distribution]:
+        """p(θ_j) = N(0, s^2) for each random parameter."""
+        out = {}
+        for n, loc in self.locs().items():
+            zero = torch.zeros((), dtype=loc.dtype, device=loc.device)
+            d = dist.Normal(zero, zero + self.prior_scale).expand(loc.shape)
+            out[n] = d.to_event(loc.dim())
+        return out
+
+    def kl(self) -> torch.Tensor:
+        """KL(q(θ) || p(θ)) in closed form (nats, summed over every random parameter)."""
+        prior = self.prior_distributions()
+        return sum(
+            torch.distributions.kl_divergence(q, prior[n])
+            for n, q in self.guide_distributions().items()
+        )
+
+    def num_random(self) -> int:
+        """Number of random scalars in θ."""
+        return sum(p.numel() for p in self.locs().values())
+
+    @torch.no_grad()
+    def draw(self) -> dict[str, torch.Tensor]:
+        """One draw θ ~ q(θ) (parameter name -> tensor)."""
+        return {n: q.sample() for n, q in self.guide_distributions().items()}
+
+    def draws(self, n: int) -> Iterator[dict[str, torch.Tensor]]:
+        """``n`` independent draws of θ from q(θ)."""
+        for _ in range(int(n)):
+            yield self.draw()
+
+    # -- the programs -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def fixed(self, theta: dict[str, torch.Tensor] | None = None):
+        """Condition the programs on θ = ``theta`` (None: the guide's mean): they leave
+        the weight sites out, and the decoder runs at θ."""
+        saved = self._state
+        self._state = ("fixed", theta)
+        try:
+            yield self
+        finally:
+            self._state = saved
+
+    @property
+    def is_fixed(self) -> bool:
+        """Whether the programs are conditioned on a θ (:meth:`fixed`)."""
+        return self._state[0] == "fixed"
+
+    @contextlib.contextmanager
+    def sites(self, batch: Batch | torch.Tensor, beta: float = 1.0, guide: bool = False):
+        """The weight sites of the model (prior) or the guide (q(θ)), scaled by
+        ``batch.global_scale`` (times ``beta`` with ``beta_weights``); inside the block
+        the decoder runs at the drawn θ. Under :meth:`fixed`, no sites."""
+        if self.is_fixed:
+            yield
+            return
+        batch = as_batch(batch)
+        scale = batch.global_scale * (float(beta) if self.beta_weights else 1.0)
+        fns = self.guide_distributions() if guide else self.prior_distributions()
+        with poutine.scale(scale=scale):
+            theta = {n: pyro.sample(sites.decoder_weight(n), fn) for n, fn in fns.items()}
+        saved = self._state
+        self._state = ("use", theta)
+        try:
+            yield
+        finally:
+            self._state = saved
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder body at the current θ (the mean outside the programs)."""
+        theta = self._state[1]
+        if theta is None:
+            return self.decoder(z)
+        return torch.func.functional_call(self.decoder, theta, (z,), strict=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"layers={self.layers!r}, prior_scale={self.prior_scale}, "
+            f"beta_weights={self.beta_weights}, random={self.num_random()}"
+        )
+
+
+#: Keys of ``ModuleSpec.decoder_weights`` (all optional).
+OPTION_KEYS = ("layers", "prior_scale", "beta_weights", "init_scale")
+
+
+def build_decoder_weights(decoder: nn.Module, options: dict | None) -> DecoderWeights | None:
+    """:class:`DecoderWeights` from a spec's ``decoder_weights`` options (None when empty:
+    a point decoder)."""
+    if not options:
+        return None
+    opts = dict(options)
+    unknown = sorted(set(opts) - set(OPTION_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown decoder-weight option(s): {', '.join(unknown)}")
+    return DecoderWeights(
+        decoder,
+        layers=opts.get("layers") or "all",
+        prior_scale=opts.get("prior_scale", PRIOR_SCALE),
+        beta_weights=opts.get("beta_weights", False),
+        init_scale=opts.get("init_scale", INIT_SCALE),
+    )
+
+
+def at_weights(module, theta: dict[str, torch.Tensor] | None = None):
+    """Context conditioning ``module``'s programs on decoder weights ``theta`` (None: the
+    posterior mean) when its decoder is Bayesian; nothing for a point decoder."""
+    weights = getattr(module, "decoder_weights", None)
+    if weights is None:
+        return contextlib.nullcontext()
+    return weights.fixed(theta)

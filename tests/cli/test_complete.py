@@ -1,0 +1,163 @@
+"""``pyrovae complete RUN --data PARTIAL``: completions, bands, figure and completion.nc for
+images and tables, every method, and one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pyrovae import arviz_compat as ax
+from pyrovae.cli import main
+from pyrovae.data import load_data
+from pyrovae.runs import names
+
+
+@pytest.fixture(scope="module")
+def partial_digits(tmp_path_factory):
+    """Three test digits (flattened), their bottom half missing (NaN), as .npy; and the
+    complete rows."""
+    x = load_data("digits").test[:3].reshape(3, 64).numpy()
+    part = x.copy()
+    part[:, 32:] = np.nan
+    path = tmp_path_factory.mktemp("partial") / "partial.npy"
+    np.save(path, part)
+    return path, x
+
+
+def _complete(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main(["complete", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("guide", []),
+        ("svi", ["--steps", "5"]),
+        ("nuts", ["--warmup", "5", "--chains", "1"]),
+    ],
+)
+def test_images(capsys, run_copy, partial_digits, strict_json, assert_png, method, extra):
+    path, x = partial_digits
+    out_dir = run_copy / "out"
+    status, out, err = _complete(
+        capsys,
+        run_copy,
+        "--data",
+        path,
+        "--method",
+        method,
+        "--draws",
+        "10",
+        "-o",
+        out_dir,
+        *extra,
+    )
+    assert status == 0, err
+    summary = strict_json(out)
+    assert summary["method"] == method and summary["missing_entries"] == 3 * 32
+    assert strict_json((out_dir / names.COMPLETION_JSON).read_text()) == summary
+    mean = np.load(out_dir / names.COMPLETION_MEAN)
+    assert mean.shape == (3, 1, 8, 8)
+    flat = mean.reshape(3, 64)
+    np.testing.assert_allclose(flat[:, :32], x[:, :32], rtol=1e-6)  # observed entries kept
+    assert np.isfinite(flat).all() and (flat[:, 32:] >= 0).all() and (flat[:, 32:] <= 1).all()
+    bands = np.load(out_dir / names.COMPLETION_BANDS)
+    lo, hi = bands["lower_90"].reshape(3, 64), bands["upper_90"].reshape(3, 64)
+    # bands of Bernoulli draws: within the support, equal to the data where observed
+    assert (lo <= hi).all() and (lo >= 0).all() and (hi <= 1).all()
+    np.testing.assert_allclose(lo[:, :32], x[:, :32], rtol=1e-6)
+    assert (bands["lower_90"] <= bands["lower_50"]).all()
+    assert (
+        bands["mask"].reshape(3, 64)[:, :32].all()
+        and not bands["mask"].reshape(3, 64)[:, 32:].any()
+    )
+    assert_png(out_dir / names.COMPLETION_FIGURE)
+    data = ax.from_netcdf(out_dir / names.COMPLETION_NC)
+    assert {"posterior", "posterior_predictive", "observed_data"} <= set(ax.group_names(data))
+    if method == "nuts":
+        assert summary["diagnostics"]["divergences"] == [0, 0, 0] or all(
+            isinstance(d, int) for d in summary["diagnostics"]["divergences"]
+        )
+        assert summary["diagnostics"]["summary"]["max_rhat"] is None  # one chain: no R-hat
+
+
+def test_default_folder_and_mask_file(capsys, run_copy, partial_digits, tmp_path):
+    path, x = partial_digits
+    mask = np.ones((3, 64), dtype=np.int64)
+    mask[:, :16] = 0  # the top quarter missing too
+    mask_path = tmp_path / "mask.npy"
+    np.save(mask_path, mask)
+    status, out, err = _complete(
+        capsys, run_copy, "--data", path, "--mask", mask_path, "--draws", "5"
+    )
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["missing_entries"] == 3 * 48
+    assert (run_copy / names.COMPLETION_DIR / names.COMPLETION_NC).is_file()
+
+
+def test_table(capsys, tmp_path, strict_json, assert_png):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 2))
+    x = z @ rng.normal(size=(2, 4)) + 0.1 * rng.normal(size=(200, 4))
+    data = tmp_path / "table.csv"
+    np.savetxt(data, x, delimiter=",", header="a,b,c,d", comments="")
+    run = tmp_path / "run"
+    argv = ["train", "--data", data, "--epochs", "1", "--hidden", "8", "--latent-dim", "2"]
+    assert main([*map(str, argv), "--scale", "standardize", "--no-progress", "-o", str(run)]) == 0
+    part = x[:2].copy()
+    part[0, 1] = part[1, 3] = np.nan
+    partial = tmp_path / "partial.csv"
+    np.savetxt(partial, part, delimiter=",", header="a,b,c,d", comments="")
+    status, out, err = _complete(capsys, run, "--data", partial, "--method", "svi", "--steps", "3")
+    assert status == 0, err
+    folder = run / names.COMPLETION_DIR
+    lines = (folder / names.COMPLETION_TABLE).read_text().splitlines()
+    assert lines[0] == "row,feature,mean,lower_50,upper_50,lower_90,upper_90"
+    assert [ln.split(",")[:2] for ln in lines[1:]] == [["0", "b"], ["1", "d"]]
+    mean = np.load(folder / names.COMPLETION_MEAN)
+    np.testing.assert_allclose(mean[0, [0, 2, 3]], x[0, [0, 2, 3]], rtol=1e-5)  # data units
+    assert_png(folder / names.COMPLETION_FIGURE)
+    strict_json(out)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("mask shape", "the mask has shape (3, 60) but PARTIAL has (3, 64)"),
+        ("empty row", "PARTIAL has 1 row(s) with no observed entry, first row 1"),
+        ("features", "PARTIAL has 60 features per row; the run's model has 64"),
+        ("option", "--chains is an option of --method nuts, not svi"),
+        ("method", "unknown conditioner"),
+    ],
+)
+def test_errors_are_one_line_and_write_nothing(
+    capsys, digits_run, partial_digits, tmp_path, case, message
+):
+    path, x = partial_digits
+    argv = [digits_run, "--data", path, "-o", tmp_path / "out", "--draws", "5"]
+    if case == "mask shape":
+        np.save(tmp_path / "mask.npy", np.ones((3, 60)))
+        argv += ["--mask", tmp_path / "mask.npy"]
+    elif case == "empty row":
+        part = x.copy()
+        part[1] = np.nan
+        np.save(tmp_path / "p.npy", part)
+        argv[2] = tmp_path / "p.npy"
+    elif case == "features":
+        np.save(tmp_path / "p.npy", x[:, :60])
+        argv[2] = tmp_path / "p.npy"
+    elif case == "option":
+        argv += ["--method", "svi", "--chains", "2"]
+    else:
+        argv += ["--method", "gibbs"]
+    status, out, err = _complete(capsys, *argv)
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+    assert not (digits_run / names.COMPLETION_DIR).exists()

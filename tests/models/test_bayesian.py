@@ -1,0 +1,294 @@
+"""Bayesian decoder weights: the weight sites, their KL, their scaling against
+minibatches, and the reduction to the point decoder."""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+
+from pyrovae import sites
+from pyrovae.data import Batch, TensorBatches
+from pyrovae.errors import ConfigError
+from pyrovae.models import MODELS, ModuleSpec, build_module
+from pyrovae.models.bayesian import DecoderWeights, select_parameters
+from pyrovae.nets import DECODERS
+from pyrovae.objectives import OBJECTIVES
+
+#: The families that refuse a Bayesian decoder with one line, and the refusal: the
+#: autoencoders (no latent variables) and the families whose decoder also reads a label
+#: or a condition.
+REFUSALS = {
+    "ae": "needs a model with latent variables",
+    "dae": "needs a model with latent variables",
+    "m2": "bayesian_decoder is available for the vae and hvae families, not m2",
+    "cvae": "bayesian_decoder is available for the vae and hvae families, not cvae",
+}
+#: The families that take a Bayesian decoder: every other registered one.
+FAMILIES = [name for name in MODELS.names() if name not in REFUSALS]
+#: Model options a refusing family needs to be built at all.
+FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
+#: Objectives that score global sites.
+GLOBAL_OBJECTIVES = [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).global_sites]
+
+
+def _spec(layers="all", prior_scale=1.0, init_scale=1e-3, net="mlp", **kw):
+    return ModuleSpec(
+        data_shape=(6,),
+        latent_dim=2,
+        net=net,
+        hidden=(5,),
+        decoder_weights={"layers": layers, "prior_scale": prior_scale, "init_scale": init_scale},
+        **kw,
+    )
+
+
+def _data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 6, generator=g) < 0.4).float()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weight_sites_are_global_and_scaled_by_b_over_n(family):
+    torch.manual_seed(0)
+    module = build_module(family, _spec())
+    batch = Batch(_data(8), n=40)
+    tr = poutine.trace(module.guide).get_trace(batch)
+    names = [n for n in tr.nodes if sites.is_decoder_weight(n)]
+    assert names == [sites.decoder_weight(n) for n in module.decoder_weights.names]
+    for n in names:
+        site = tr.nodes[n]
+        assert all(f.name != sites.DATA_PLATE for f in site["cond_indep_stack"])
+        assert site["scale"] == pytest.approx(8 / 40)
+
+
+def test_beta_scales_the_weight_sites_only_with_beta_weights():
+    torch.manual_seed(0)
+    batch = Batch(_data(8), n=40)
+    for beta_weights, expected in ((False, 0.2), (True, 0.2 * 0.3)):
+        spec = _spec()
+        spec.decoder_weights["beta_weights"] = beta_weights
+        module = build_module("vae", spec)
+        tr = poutine.trace(module.model).get_trace(batch, beta=0.3)
+        site = tr.nodes[sites.decoder_weight(module.decoder_weights.names[0])]
+        assert site["scale"] == pytest.approx(expected)
+        assert tr.nodes[sites.LATENT]["scale"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("net", DECODERS.names())
+@pytest.mark.parametrize("layers", ["all", "last"])
+def test_layers_select_every_or_the_output_layers_parameters(net, layers):
+    data_shape = (1, 8, 8) if net == "conv" else (6,)
+    decoder = DECODERS.get(net)(2, data_shape, 1, hidden=(5,))
+    names = select_parameters(decoder, layers)
+    every = [n for n, _ in decoder.named_parameters()]
+    if layers == "all":
+        assert names == every
+    else:
+        # the output layer: the parameters producing the decoder's last output
+        assert set(names) == set(every[-2:]) and names
+        assert all(n.endswith(("weight", "bias")) for n in names)
+
+
+def test_weight_kl_equals_its_closed_form():
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(prior_scale=0.7, init_scale=0.05))
+    dw = module.decoder_weights
+    with torch.no_grad():
+        for p in dw.raw_scale.values():
+            p.uniform_(-0.4, 0)
+    s = 0.7
+    expected = 0.0
+    with torch.no_grad():
+        kl = float(dw.kl())
+    for n, mu in dw.locs().items():
+        sd = dw.scales()[n]
+        expected += (torch.log(s / sd) + (sd**2 + mu**2) / (2 * s**2) - 0.5).sum()
+    assert kl == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form():
+    """The trace objective's weight term log q(θ) - log p(θ) at a draw averages to the
+    closed-form KL, within 4 standard errors of the draws."""
+    torch.manual_seed(1)
+    module = build_module("vae", _spec(prior_scale=0.5, init_scale=0.2))
+    batch = Batch(_data(4), n=4)
+    values = []
+    with torch.no_grad():
+        for _ in range(400):
+            g = poutine.trace(module.guide).get_trace(batch)
+            m = poutine.trace(poutine.replay(module.model, trace=g)).get_trace(batch)
+            total = 0.0
+            for n in g.nodes:
+                if sites.is_decoder_weight(n):
+                    total += float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                    total -= float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+            values.append(total)
+        kl = float(module.decoder_weights.kl())
+    v = torch.tensor(values, dtype=torch.float64)
+    se = float(v.std() / math.sqrt(v.numel()))
+    assert abs(float(v.mean()) - kl) < 4 * se
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_concentrated_weight_guide_reduces_to_the_point_decoder(family):
+    """With q(θ) concentrated at the point decoder's weights (σ -> 0), the ELBO less its
+    weight term (B/N) KL(q(θ) || p(θ)) is the point decoder's ELBO, at the same z."""
+    torch.manual_seed(0)
+    bayes = build_module(family, _spec(init_scale=1e-7))
+    point_spec = _spec()
+    point_spec.decoder_weights = {}
+    point = build_module(family, point_spec)
+    missing = point.load_state_dict(bayes.state_dict(), strict=False)
+    assert all(k.startswith("decoder_weights.") for k in missing.unexpected_keys)
+    assert not missing.missing_keys
+    batch = Batch(_data(8), n=32)
+    elbo = TraceMeanField_ELBO() if bayes.mean_field else pyro.infer.Trace_ELBO()
+    with torch.no_grad():
+        g = poutine.trace(bayes.guide).get_trace(batch)
+        loss_bayes = elbo.differentiable_loss(
+            bayes.model, poutine.replay(bayes.guide, trace=g), batch
+        )
+        loss_point = elbo.differentiable_loss(
+            point.model, poutine.replay(point.guide, trace=g), batch
+        )
+        if bayes.mean_field:
+            weight_term = float(bayes.decoder_weights.kl()) * batch.global_scale
+        else:  # the Monte Carlo weight term of the trace ELBO at the draw
+            m = poutine.trace(poutine.replay(bayes.model, trace=g)).get_trace(batch)
+            weight_term = (
+                sum(
+                    float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                    - float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                    for n in g.nodes
+                    if sites.is_decoder_weight(n)
+                )
+                * batch.global_scale
+            )
+    # σ = 1e-7 moves each of ~100 weights by ~1e-7: the data term moves by far less than 1e-3
+    assert float(loss_bayes) - weight_term == pytest.approx(float(loss_point), abs=1e-3)
+
+
+@pytest.mark.parametrize("objective", GLOBAL_OBJECTIVES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_minibatch_loss_is_unbiased_for_the_full_data_objective(family, objective):
+    """The mean over an epoch's minibatches of loss / B estimates the full-batch loss / N
+    (the full-data ELBO, weight KL counted once, per data point), to 4 standard errors
+    over repeated epochs; counting the weight KL once per minibatch would be off by
+    (M - 1) KL / N, many standard errors here."""
+    torch.manual_seed(0)
+    module = build_module(family, _spec(init_scale=0.05))
+    x = _data(48)
+    obj = OBJECTIVES.get(objective)()
+    epochs, full = [], []
+    with torch.no_grad(), pyro.validation_enabled(False):
+        for _ in range(150):
+            losses = [
+                float(obj(module.model, module.guide, b).loss) / len(b)
+                for b in TensorBatches(x, 12)
+            ]
+            epochs.append(sum(losses) / len(losses))
+            full.append(float(obj(module.model, module.guide, Batch(x)).loss) / len(x))
+    a, b = torch.tensor(epochs, dtype=torch.float64), torch.tensor(full, dtype=torch.float64)
+    se = math.sqrt(float(a.var() / a.numel() + b.var() / b.numel()))
+    assert abs(float(a.mean() - b.mean())) < 4 * se
+    per_batch_bias = 3 * float(module.decoder_weights.kl()) / len(x)
+    assert per_batch_bias > 8 * se  # the test would see a wrong scaling
+
+
+@pytest.mark.parametrize(
+    "objective", [n for n in GLOBAL_OBJECTIVES if OBJECTIVES.get(n).analytic_kl]
+)
+def test_kl_terms_carry_the_weight_kl_share_per_data_point(objective):
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(init_scale=0.05))
+    point = build_module("vae", ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(5,)))
+    point.load_state_dict(module.state_dict(), strict=False)
+    batch = Batch(_data(8), n=40)
+    obj = OBJECTIVES.get(objective)()
+    with torch.no_grad():
+        with module.decoder_weights.fixed():
+            no_weights = obj(module.model, module.guide, batch).kl
+        terms = obj(module.model, module.guide, batch)
+    share = float(module.decoder_weights.kl()) / 40
+    assert torch.allclose(terms.kl - no_weights, torch.full((8,), share), rtol=1e-4)
+
+
+def test_fixed_weights_leave_the_sites_out_and_decode_at_theta():
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(init_scale=0.1))
+    dw = module.decoder_weights
+    theta = dw.draw()
+    z = torch.randn(3, 2)
+    with dw.fixed(theta):
+        tr = poutine.trace(module.model).get_trace(_data(3))
+        assert not any(sites.is_decoder_weight(n) for n in tr.nodes)
+        got = module.decode(z).mean
+    want = torch.func.functional_call(module.decoder, theta, (z,))
+    assert torch.allclose(got, module.likelihood(want).mean)
+    assert torch.allclose(module.decode(z).mean, module.likelihood(module.decoder(z)).mean)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"prior_scale": 0.0}, "decoder_prior_scale must be > 0"),
+        ({"prior_scale": -1.0}, "decoder_prior_scale must be > 0"),
+        ({"layers": "first"}, "bayesian_layers must be one of all, last"),
+        ({"init_scale": 0}, "init_scale must be > 0"),
+        ({"colour": 1}, "unknown decoder-weight option"),
+    ],
+)
+def test_bad_decoder_weight_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        build_module("vae", ModuleSpec(data_shape=(6,), decoder_weights=options))
+
+
+@pytest.mark.parametrize("family", sorted(REFUSALS))
+def test_other_families_refuse_a_bayesian_decoder_with_one_line(family):
+    assert family in MODELS.names()
+    spec = ModuleSpec(
+        data_shape=(6,),
+        decoder_weights={"layers": "all"},
+        model_options=FAMILY_OPTIONS.get(family, {}),
+    )
+    with pytest.raises(ConfigError, match=REFUSALS[family]) as info:
+        build_module(family, spec)
+    assert "\n" not in str(info.value)
+
+
+def test_decoder_weights_are_not_a_second_copy_of_the_decoder():
+    module = build_module("vae", _spec())
+    keys = list(module.state_dict())
+    assert not any(k.startswith("decoder_weights.decoder") for k in keys)
+    assert isinstance(module.decoder_weights, DecoderWeights)
+    assert sum(k.startswith("decoder_weights.raw_scale.") for k in keys) == len(
+        module.decoder_weights.names
+    )
+
+
+@pytest.mark.parametrize("objective", GLOBAL_OBJECTIVES)
+def test_objectives_score_the_weight_sites_on_every_call(objective):
+    """The weight term is in the loss of every call, also after a first call at a fixed θ
+    (the objectives keep the route of a structure's first call): the loss at σ -> 0 less
+    the one at fixed θ is (B/N) KL(q(θ) || p(θ)) in closed form (analytic KL objectives)
+    or its one-draw estimate (within a few nats of it at this size)."""
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(init_scale=1e-6))
+    batch = Batch(_data(8), n=40)
+    obj = OBJECTIVES.get(objective)()
+    with torch.no_grad(), pyro.validation_enabled(False):
+        with module.decoder_weights.fixed():
+            pyro.set_rng_seed(1)
+            fixed = obj(module.model, module.guide, batch)
+        for _ in range(2):
+            pyro.set_rng_seed(1)
+            free = obj(module.model, module.guide, batch)
+        kl = float(module.decoder_weights.kl()) * batch.global_scale
+    gap = float(free.loss) - float(fixed.loss)
+    assert gap == pytest.approx(kl, rel=0.05)
+    assert kl > 100  # far above the Monte Carlo noise of the data term
