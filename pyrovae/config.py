@@ -17,6 +17,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: Draws S of the decoder weights in the predictive log-likelihood of a Bayesian decoder.
+WEIGHT_DRAWS = 10
+
 
 def _int(value) -> int:
     """An integer (a whole float such as 8.0 is accepted; 2.5 or true are not)."""
@@ -397,6 +400,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N[,N...]",
     ),
     _O("activation", "relu", "hidden-layer activation", "model", _str, "pyrovae.nets.ACTIVATIONS"),
+    _O(
+        "net_options",
+        {},
+        "option of the encoder/decoder architecture KEY=VALUE, e.g. learn_v0=true for "
+        "--net heston-pricer, which also reads the run's --data-options (repeatable)",
+        "model",
+        _options,
+        metavar="KEY=VALUE",
+    ),
     _O("latent_dim", 16, "dimension of the latent code z", "model", _int, domain="positive_int"),
     _O("prior", "normal", "prior p(z)", "model", _str, "pyrovae.priors.PRIORS"),
     _O(

@@ -96,7 +96,9 @@ def save_scatter_matrix(
     the axes labelled with the features' ``names`` where given."""
     plt = pyplot()
     arrays = {
-        k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).numpy()
+        # float64: 30 histogram bins over a float32 feature whose values differ in the
+        # last digits only would have coinciding edges
+        k: torch.as_tensor(v).detach().cpu().reshape(v.shape[0], -1).double().numpy()
         for k, v in sets.items()
     }
     d = min(max_features, next(iter(arrays.values())).shape[1])

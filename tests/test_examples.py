@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,3 +40,28 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
         f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
     )
     assert proc.stdout.strip(), f"{script.name} printed nothing"
+
+
+@pytest.mark.slow
+def test_heston_example_on_tiny_settings(tmp_path: Path) -> None:
+    """The Heston workflow on a small grid: training curves, latent walk, Adam fit and
+    NUTS calibration figures, and a summary whose numbers are finite and in range."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "heston_surfaces.py"
+    args = ["--tiny", "--epochs", "3", "--warmup", "10", "--draws", "10", "--out", "figs"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert summary["grid"] == "tiny" and summary["epochs"] == 3
+    for name in ("heston_training.png", "heston_walk.png", "heston_calibration.png"):
+        assert (tmp_path / "figs" / name).stat().st_size > 0
+    assert summary["gif"] == (tmp_path / "figs" / "heston_walk.gif").exists()
+    assert 0 < summary["observed_cells"] < 41
+    assert 0 <= summary["nuts_band90_coverage_hidden"] <= 1
+    assert summary["adam_rmse_vol_points_all_observed"] >= 0

@@ -109,7 +109,7 @@ def add_samples(parser: argparse.ArgumentParser, *, optional: bool = False) -> N
 
 def add_weight_draws(parser: argparse.ArgumentParser) -> None:
     """``--weight-draws S``: draws of a Bayesian decoder's weights in log p(x)."""
-    from ..inference.loglik import WEIGHT_DRAWS
+    from ..config import WEIGHT_DRAWS
 
     add_count(
         parser,

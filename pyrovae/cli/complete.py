@@ -54,6 +54,7 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, help="nuts: warm-up iterations per chain (default: 500)")
     p.add_argument("--chains", type=int, help="nuts: chains per row (default: 2)")
     shared.add_seed(p)
+    shared.add_progress(p)
     p.add_argument(
         "-o",
         "--output",
@@ -92,6 +93,8 @@ def _options(args: argparse.Namespace) -> dict:
         if args.method != method:
             raise ConfigError(f"--{key} is an option of --method {method}, not {args.method}")
         out[key] = value
+    if args.method == "nuts":  # the one conditioner with progress bars (its chains')
+        out["progress"] = shared.show_progress(args)
     return out
 
 

@@ -275,6 +275,7 @@ def _train(args, explicit, ctx, held, progress: bool) -> int:
     run = _run_folder(args, cfg, ctx)
     data = load_config_data(cfg, given={*file_cfg, *explicit}, advice=main)
     cfg["likelihood"] = cfg["likelihood"] or data.likelihood
+    cfg["net_options"] = net_options(cfg)
     cls = ESTIMATORS.get(cfg["model"])
     est = cls(**estimator_params(cfg["model"], cfg), progress=progress)
     est.check_params()
@@ -301,6 +302,16 @@ def _train(args, explicit, ctx, held, progress: bool) -> int:
         train_transform=data.train_transform,
     )
     return _finish_train(est, data, run, time.perf_counter() - t0) if main else 0
+
+
+def net_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The network options of a new run: those the architecture takes from the run's
+    configuration (its decoder's ``options_from_run``, e.g. the grid of ``--data
+    heston`` for the pricer decoder), overridden by ``--net-options``."""
+    from ..nets import DECODERS
+
+    hook = getattr(DECODERS.get(cfg["net"]), "options_from_run", None)
+    return {**(hook(cfg) if hook is not None else {}), **dict(cfg.get("net_options") or {})}
 
 
 def targets(data, split: str):

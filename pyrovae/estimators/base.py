@@ -83,6 +83,9 @@ class Estimator:
         Hidden widths, data side first.
     activation : str
         Hidden activation.
+    net_options : dict, optional
+        Extra keyword options of the encoder and decoder bodies (e.g. the grid of the
+        ``heston-pricer`` decoder).
     likelihood : str or Likelihood, optional
         p(x|z) by name or object; default chosen from the data at fit time.
     likelihood_options : dict, optional
@@ -166,6 +169,7 @@ class Estimator:
         net: str = "mlp",
         hidden=(400,),
         activation: str = "relu",
+        net_options: dict | None = None,
         likelihood=None,
         likelihood_options: dict | None = None,
         epochs: int = 500,
@@ -194,6 +198,7 @@ class Estimator:
         self.net = net
         self.hidden = hidden
         self.activation = activation
+        self.net_options = net_options
         self.likelihood = likelihood
         self.likelihood_options = likelihood_options
         self.epochs = epochs
@@ -295,6 +300,7 @@ class Estimator:
             net=self.net,
             hidden=tuple(self.hidden),
             activation=self.activation,
+            net_options=dict(self.net_options or {}),
             likelihood=likelihood,
             likelihood_options=dict(self.likelihood_options or {}),
             mask_input=self.trained_with_masks,

@@ -33,6 +33,7 @@ import pyro
 import torch
 
 from .. import sites
+from ..config import WEIGHT_DRAWS
 from ..data import TensorBatches
 from ..data.batch import Batch
 from ..errors import ConfigError
@@ -40,9 +41,6 @@ from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
 from .fastpath import LogWeightChunks, cache_chunk
 from .progress import progress_bar
-
-#: Draws S of the decoder weights in the predictive log-likelihood of a Bayesian decoder.
-WEIGHT_DRAWS = 10
 
 #: Memory budget (bytes) for one chunk of importance samples: decoder outputs
 #: and log-weights of ``chunk x batch`` samples, with room for intermediates.

@@ -57,6 +57,8 @@ class ModuleSpec:
     likelihood_options: dict = field(default_factory=dict)
     guide_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
+    #: Extra keyword options of the encoder and decoder bodies (``--net-options``).
+    net_options: dict = field(default_factory=dict)
     #: The encoder reads the zero-filled x and the observation mask (a model trained
     #: with missing entries); ``False`` for runs made before masks existed.
     mask_input: bool = False
@@ -81,6 +83,24 @@ def _build(registry, name_or_obj, *args, options: dict, **kwargs):
         return cls(*args, **kwargs, **options)
     except TypeError as exc:
         raise ConfigError(f"bad options for {registry.kind} {name_or_obj!r}: {exc}") from None
+
+
+def _net_options(spec: ModuleSpec) -> dict:
+    """The spec's extra network options, checked against the bodies' signatures so that
+    an unknown one is a one-line :class:`ConfigError` (not a TypeError deep inside)."""
+    import inspect
+
+    options = dict(getattr(spec, "net_options", None) or {})
+    for registry in (ENCODERS, DECODERS):
+        cls = registry.get(spec.net)
+        params = inspect.signature(cls).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            continue
+        names = {p.name for p in params}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(f"the {spec.net} network has no option {unknown[0]!r}")
+    return options
 
 
 class Moments(NamedTuple):
@@ -176,14 +196,16 @@ class LatentModule(GuidePosterior, nn.Module):
             LIKELIHOODS, spec.likelihood, self.data_shape, options=spec.likelihood_options
         )
         net_kw = {"hidden": tuple(spec.hidden), "activation": spec.activation}
+        net_options = _net_options(spec)
         self.mask_input = bool(getattr(spec, "mask_input", False))
         if self.mask_input:
             name = getattr(spec, "mask_encoder", "concat")
             self.encoder = MASK_ENCODERS.get(name)(self.data_shape, spec.net, **net_kw)
         else:
-            self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw)
+            self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw, **net_options)
+        channels = self.likelihood.param_channels
         self.decoder = DECODERS.get(spec.net)(
-            self.latent_dim, self.data_shape, self.likelihood.param_channels, **net_kw
+            self.latent_dim, self.data_shape, channels, **net_kw, **net_options
         )
         self.decoder_weights = self.build_decoder_weights(dict(spec.decoder_weights or {}))
 

@@ -41,7 +41,7 @@ from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..nets import DECODERS
 from . import MODELS
-from .base import LatentModule, ModuleSpec
+from .base import LatentModule, ModuleSpec, _net_options
 from .conditions import Condition, make_condition
 
 
@@ -73,6 +73,7 @@ class CVAEModule(LatentModule):
             self.data_shape,
             self.likelihood.param_channels,
             **net_kw,
+            **_net_options(spec),
         )
         self._build_prior_and_guide(
             self.latent_dim, guide_features=self.encoder.out_features + self.condition_dim

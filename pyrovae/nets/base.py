@@ -17,6 +17,7 @@ ACTIVATIONS.register("softplus")(nn.Softplus)
 ACTIVATIONS.register("tanh")(nn.Tanh)
 ACTIVATIONS.register("elu")(nn.ELU)
 ACTIVATIONS.register("gelu")(nn.GELU)
+ACTIVATIONS.register("leaky_relu")(nn.LeakyReLU)
 
 
 def make_activation(name: str) -> nn.Module:

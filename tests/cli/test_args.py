@@ -35,13 +35,24 @@ shared.add_progress(REFERENCE)
 SHARED = {a.dest: a for a in REFERENCE._actions if a.dest != "help"}
 
 #: Verbs that do random or long work: they take --seed and --no-progress.
-WORKING_VERBS = ("train", "evaluate", "sample", "analyze", "select", "compare", "report")
+WORKING_VERBS = (
+    "train",
+    "evaluate",
+    "sample",
+    "analyze",
+    "select",
+    "compare",
+    "report",
+    "complete",
+)
 
 CASES = [
     (verb, dest)
     for verb in _verbs()
     for dest in SHARED
-    if dest in _actions(verb) and not (verb == "train" and dest in ("seed", "data"))
+    if dest in _actions(verb)
+    and not (verb == "train" and dest in ("seed", "data"))
+    and (verb, dest) != ("complete", "data")  # the rows to complete (a file), required
 ]
 
 
@@ -99,7 +110,8 @@ def test_progress_shows_only_on_a_terminal_without_no_progress(monkeypatch, tty,
     monkeypatch.setattr("sys.stderr", _Stream(tty))
     for verb in WORKING_VERBS:
         run = [] if verb == "train" else ["r"]
-        args = build_parser().parse_args([verb, *run, *flag])
+        required = ["--data", "p.npy"] if verb == "complete" else []
+        args = build_parser().parse_args([verb, *run, *required, *flag])
         assert shared.show_progress(args) is shown, verb
 
 

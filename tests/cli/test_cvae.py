@@ -128,3 +128,19 @@ def test_report_and_analyze(cvae_run, tmp_path, capsys, run_cli, strict_json):
     html = (tmp_path / "r.html").read_text()
     assert report["report"].endswith("r.html") and "could not be drawn" not in html
     assert "per class" in html
+
+
+def test_bayesian_decoder_and_complete_are_refused_with_one_line(cvae_run, tmp_path, capsys):
+    run = tmp_path / "bayes"
+    args = ["train", *TINY, "--model", "cvae", "--bayesian-decoder", "-o", str(run)]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "bayesian_decoder is available for the vae and hvae families, not cvae" in err
+    assert len(err.splitlines()) == 1 and not run.exists()
+    partial = np.full((2, 1, 8, 8), 0.5, dtype=np.float32)
+    partial[:, :, 4:] = np.nan
+    np.save(tmp_path / "p.npy", partial)
+    args = ["complete", str(cvae_run), "--data", str(tmp_path / "p.npy")]
+    assert main([*args, "-o", str(tmp_path / "done")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "the cvae model needs" in err and len(err.splitlines()) == 1

@@ -125,3 +125,23 @@ def test_analyze_and_arviz_export(fitted, labelled):
     assert idata.posterior["z"].shape == (1, 7, 5, 2)
     assert idata.log_likelihood["x"].shape == (1, 7, 5)
     assert idata.posterior_predictive["x"].shape == (1, 7, 5, 64)
+
+
+def test_what_the_cvae_does_not_take_is_refused_with_one_line(fitted, labelled):
+    """A Bayesian decoder, a decoder prior (``prior_module``) and the completion API all
+    need a decoder that reads z alone or rows without conditions: one-line refusals."""
+    from pyrovae.api import prior_module
+
+    x, y, _, _ = labelled
+    refusals = [
+        (
+            lambda: CVAE(bayesian_decoder=True, epochs=1, **SMALL).fit(x[:64], y[:64]),
+            "bayesian_decoder is available for the vae and hvae families, not cvae",
+        ),
+        (lambda: prior_module(fitted, "f"), "prior_module needs an unconditional family"),
+        (lambda: fitted.condition(x[:2]), "condition\\(\\) completes rows without"),
+    ]
+    for call, message in refusals:
+        with pytest.raises(ConfigError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
