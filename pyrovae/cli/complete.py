@@ -93,7 +93,7 @@ def _options(args: argparse.Namespace) -> dict:
         if args.method != method:
             raise ConfigError(f"--{key} is an option of --method {method}, not {args.method}")
         out[key] = value
-    if args.method == "nuts":  # the one conditioner with progress bars (its chains')
+    if args.method == "nuts":  # the chains' progress bars (Pyro's)
         out["progress"] = shared.show_progress(args)
     return out
 

@@ -47,8 +47,6 @@ SAMPLES = "samples.png"
 
 #: ``--log tensorboard``: the folder of TensorBoard's event files.
 TENSORBOARD = "tb"
-#: The folders among the names (the others are files).
-FOLDERS = (TENSORBOARD,)
 #: ``--log mlflow``: the tracking URI, experiment and run id of the run's MLflow run
 #: (JSON; a resumed run logs to the same MLflow run).
 MLFLOW_RUN = "mlflow.json"
@@ -111,3 +109,7 @@ RUN_FILES = (CHECKPOINT, METRICS, CONFIG)
 def samples_grid(n: int) -> str:
     """The PNG of ``pyrovae sample -n N`` (its samples go next to it as ``.npy``)."""
     return f"samples-{int(n)}.png"
+
+
+#: The folders among the names (the others are files).
+FOLDERS = (TENSORBOARD, COMPLETION_DIR)
