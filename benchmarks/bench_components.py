@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_info, summarize, synthetic_binary, write_outputs  # noqa: E402
 
+from pyrovae.data import Batch  # noqa: E402
 from pyrovae.guides import GUIDES  # noqa: E402
 from pyrovae.likelihoods import LIKELIHOODS  # noqa: E402
 from pyrovae.models import MODELS, ModuleSpec, build_module  # noqa: E402
@@ -66,6 +67,8 @@ def data_for(likelihood: str, x: torch.Tensor) -> torch.Tensor:
 
 def build(case: dict, latent: int, hidden: int, particles: int, lr: float):
     cfg = {**DEFAULT, **case}
+    if PRIORS.get(cfg["prior"]).conditional:  # p(z | c) needs a conditional family
+        cfg["family"] = "cvae"
     spec = ModuleSpec(
         data_shape=(784,),
         latent_dim=latent,
@@ -81,6 +84,16 @@ def build(case: dict, latent: int, hidden: int, particles: int, lr: float):
     return module, objective, torch.optim.Adam(module.parameters(), lr=lr), cfg
 
 
+def with_conditions(module, x: torch.Tensor):
+    """``x`` for an unconditional family; for a conditional one, a batch with one
+    covariate per row (uniform on [0, 1], fixed by seed)."""
+    if not module.condition_dim:
+        return x
+    g = torch.Generator().manual_seed(0)
+    c = torch.rand(x.shape[0], module.condition_dim, generator=g)
+    return Batch(x, module.targets(c))
+
+
 def label(case: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in case.items())
 
@@ -89,7 +102,7 @@ def bench_case(case, x, args) -> dict:
     base = build({}, args.latent_dim, args.hidden, args.particles, args.lr)
     other = build(case, args.latent_dim, args.hidden, args.particles, args.lr)
     xb = [x[i * args.batch_size : (i + 1) * args.batch_size] for i in range(4)]
-    xo = [data_for(other[3]["likelihood"], b) for b in xb]
+    xo = [with_conditions(other[0], data_for(other[3]["likelihood"], b)) for b in xb]
 
     def run(side, batches, n):
         module, objective, opt, _ = side

@@ -1,6 +1,6 @@
 """Validation ELBO of every registered prior after the same short training budget.
 
-Each prior in :data:`pyrovae.priors.PRIORS` trains the same VAE (MLP, Bernoulli
+Each unconditional prior in :data:`pyrovae.priors.PRIORS` trains the same VAE (MLP, Bernoulli
 likelihood, diagonal Normal guide, Adam) for the same number of epochs, with
 early stopping off, on binarized data; the table gives the validation ELBO
 (nats per image, 10 particles, with its standard error) and the wall time.
@@ -47,7 +47,9 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads) if args.threads else None
     train, val, data_name = load(args)
     rows = []
-    for name in args.priors or PRIORS.names():
+    # a conditional prior p(z | c) needs conditions, which an unconditional VAE has none of
+    unconditional = [n for n in PRIORS.names() if not PRIORS.get(n).conditional]
+    for name in args.priors or unconditional:
         t0 = time.perf_counter()
         vae = VAE(
             prior=name,

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 #: two lists equal).
 _API = tuple(
     (
-        "AE DAE ESTIMATORS HVAE M2 VAE Estimator estimator_params from_checkpoint load "
+        "AE CVAE DAE ESTIMATORS HVAE M2 VAE Estimator estimator_params from_checkpoint load "
         "prior_module resume"
     ).split()
 )

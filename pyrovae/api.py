@@ -12,6 +12,7 @@ A facade over :mod:`pyrovae.estimators`::
 
 from .estimators import (
     AE,
+    CVAE,
     DAE,
     ESTIMATORS,
     HVAE,
@@ -27,6 +28,7 @@ from .estimators import (
 
 __all__ = [
     "AE",
+    "CVAE",
     "DAE",
     "ESTIMATORS",
     "HVAE",

@@ -324,6 +324,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME|INDEX",
     ),
     _O(
+        "condition_columns",
+        [],
+        "columns of a .csv/.npy/.npz file holding per-row conditions (continuous or "
+        "one-hot covariates) for a conditional model (--model cvae): left out of the "
+        "features, kept unscaled as the rows' conditions (header names or indices)",
+        "data",
+        _str_list,
+        metavar="COL[,COL...]",
+    ),
+    _O(
         "n_labels",
         None,
         "keep the labels of only this many training rows, drawn stratified by class with "

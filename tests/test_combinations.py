@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pyrovae.api import HVAE, VAE
+from pyrovae.api import CVAE, HVAE, VAE
 from pyrovae.errors import ConfigError, DataError
 from pyrovae.guides import GUIDES
 from pyrovae.priors import PRIORS
@@ -77,7 +77,7 @@ def _integral_of(prior, n: int = 40000) -> tuple[float, float]:
     log density off by a constant c gives a total of about e^c."""
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        p = prior()
+        p = prior.reference()  # p(z | c) at one condition code for a conditional prior
         draws = p.sample((n,)).double()
         loc, sd = draws.mean(0), draws.std(0)
         lo, hi = loc - 8 * sd, loc + 8 * sd
@@ -101,13 +101,24 @@ def _integral_of(prior, n: int = 40000) -> tuple[float, float]:
         return float(mass), float(var.sqrt())
 
 
-PAIRS = [(p, g) for p in PRIORS.names() for g in GUIDES.names()]
-FAMILIES = {"vae": (VAE, {}), "hvae-top-from-x": (HVAE, {"top_from_x": True})}
+FAMILIES = {
+    "vae": (VAE, {}),
+    "hvae-top-from-x": (HVAE, {"top_from_x": True}),
+    "cvae": (CVAE, {}),
+}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize(("prior", "guide"), PAIRS)
-def test_every_prior_trains_with_every_guide(prior, guide, family, small_digits):
+def _families_for(prior: str) -> list[str]:
+    """A conditional prior p(z | c) meets every guide in the cvae; the others in the
+    unconditional families."""
+    return ["cvae"] if PRIORS.get(prior).conditional else ["vae", "hvae-top-from-x"]
+
+
+CASES = [(p, g, f) for p in PRIORS.names() for g in GUIDES.names() for f in _families_for(p)]
+
+
+@pytest.mark.parametrize(("prior", "guide", "family"), CASES)
+def test_every_prior_trains_with_every_guide(prior, guide, family, small_digits, digits):
     """Every registered prior with every registered guide: the model builds, a few
     optimizer steps give finite losses, the ELBO is finite, and
     the prior's log_prob integrates to 1 within 4 Monte Carlo standard errors (see
@@ -127,11 +138,12 @@ def test_every_prior_trains_with_every_guide(prior, guide, family, small_digits)
         prior_options={"components": 5} if prior in ("vamp", "mog") else {},
         **extra,
     )
-    est.fit(small_digits[0])
+    x, xv = small_digits
+    est.fit(x, digits.labels("train")[: len(x)])  # labels: read by the cvae only
     (row,) = est.history_  # one epoch: three optimizer steps of 100 rows
     assert est.n_epochs_ == 1
     assert math.isfinite(row["train_loss"]) and math.isfinite(row["train_kl"])
-    assert math.isfinite(est.evaluate(small_digits[1])["elbo"])
+    assert math.isfinite(est.evaluate(xv, y=digits.labels("val")[: len(xv)])["elbo"])
     est.module_.eval()
     mass, se = _integral_of(est.module_.prior)
     assert abs(mass - 1.0) < 4 * se, (mass, se)
@@ -163,7 +175,7 @@ def test_vamp_density_with_an_iaf_guide_is_the_mean_of_its_components(small_digi
             ]
         )  # (K, 6, 5)
         want = torch.logsumexp(per_component, 0) - math.log(prior.components)
-        p = prior()
+        p = prior.reference()  # p(z | c) at one condition code for a conditional prior
         torch.testing.assert_close(p.log_prob(z), want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(p.log_prob(z[0]), want[0], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(p.expand([5]).log_prob(z), want, rtol=1e-5, atol=1e-5)

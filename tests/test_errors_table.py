@@ -377,6 +377,37 @@ ROWS: dict[str, Row] = {
         cli(*TRAIN, "--force", before=_run_in_use),
         _holder,
     ),
+    "condition-column": Row(
+        "a condition column that is not in the file",
+        "`pyrovae train --model cvae --data t.csv --condition-columns d`",
+        "pyrovae: error: --condition-columns: column 'd' is not in 't.csv'; the header has: "
+        "a, b, c",
+        cli(
+            *TRAIN,
+            "--model",
+            "cvae",
+            "--data",
+            "t.csv",
+            "--condition-columns",
+            "d",
+            before=_write("t.csv", "a,b,c\n1,2,3\n"),
+        ),
+    ),
+    "cvae-without-conditions": Row(
+        "a conditional model on data without labels or conditions",
+        "`pyrovae train --model cvae --data x.npy`",
+        "pyrovae: error: the cvae model needs the condition of every training row, class "
+        "labels or covariates (y in Python; a labelled dataset, --label-column or "
+        "--condition-columns on the command line)",
+        cli(*TRAIN, "--model", "cvae", "--data", "x.npy", before=_npy(_grid())),
+    ),
+    "conditional-prior": Row(
+        "a conditional prior in an unconditional model",
+        "`pyrovae train --prior conditional`",
+        "pyrovae: error: the conditional prior reads a condition, which the VAE model has "
+        "none of; use it with a conditional model (--model cvae)",
+        cli(*TRAIN, "--prior", "conditional"),
+    ),
     "option-value": Row(
         "an option value out of range",
         "`pyrovae train --epochs 0`",

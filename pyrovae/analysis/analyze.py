@@ -33,6 +33,7 @@ import torch
 
 from .. import arviz_compat
 from ..atomic import atomic_write_text
+from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
 from ..inference.calibration import plot_rank_histograms, sbc
 from ..inference.loglik import elbo_decomposition
@@ -144,23 +145,31 @@ def analyze_run(
     out = _output_folder(run, output)
     labels = splits.labels(split)
     labels = labels[:n] if labels is not None else None
+    # a conditional family scores the rows given their conditions; the others (m2
+    # included, which sums its label out) score x alone
+    y = splits.targets(split) if est.is_conditional else None
+    data = est.with_targets(x, y[:n] if y is not None else None)
     out.mkdir(parents=True, exist_ok=True)
     pyro.set_rng_seed(seed)
     module = est.module_
-    files = _export_posterior(module, x, draws, out, splits.feature_names)
+    files = _export_posterior(module, data, draws, out, splits.feature_names)
     diag: dict[str, Any] = {
         "run": None if run is None else str(run),
         "split": split,
         "n": int(x.shape[0]),
     }
     logger.info("log p(x) of %d points with %d importance samples each", x.shape[0], samples)
-    diag["decomposition"] = elbo_decomposition(module, x, samples=samples, progress=progress)
-    files += _out_of_distribution(module, x, samples, seed, out, diag, progress)
+    diag["decomposition"] = elbo_decomposition(module, data, samples=samples, progress=progress)
+    files += _out_of_distribution(module, data, samples, seed, out, diag, progress)
     if mcmc_points:
-        diag["mcmc"] = _refine(module, x[:mcmc_points], seed, progress)
-    if sbc_simulations:
+        diag["mcmc"] = _refine(module, data[:mcmc_points], seed, progress)
+    if sbc_simulations and module.condition_dim:
+        # the calibration simulates from the model, which needs conditions to draw from
+        logger.info("calibration skipped: the %s model simulates given conditions", est.family)
+        diag["sbc"] = None
+    elif sbc_simulations:
         files += _calibration(module, sbc_simulations, seed, out, diag, progress)
-    files += _figures(est, x, labels, out)
+    files += _figures(est, data, labels, out)
     if getattr(module, "decoder_weights", None) is not None:
         files += _epistemic(module, x, seed, out, diag, splits.feature_names)
     files.append(write_json(out / names.DIAGNOSTICS, diag))
@@ -194,7 +203,7 @@ def _output_folder(run, output) -> Path:
 def _export_posterior(module, x: torch.Tensor, draws: int, out: Path, features) -> list[Path]:
     """``posterior.nc`` (its data coordinates named by ``features``), its forest plot and
     its summary table."""
-    logger.info("exporting %d posterior draws of %d points to ArviZ", draws, x.shape[0])
+    logger.info("exporting %d posterior draws of %d points to ArviZ", draws, len(x))
     idata = to_arviz(module, x, draws=draws, feature_names=features)
     files = [arviz_compat.to_netcdf(idata, out / names.POSTERIOR)]
     few = to_arviz(module, x[:FOREST_POINTS], draws=draws)
@@ -215,8 +224,12 @@ def shuffled_features(x: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def _out_of_distribution(module, x, samples, seed, out, diag, progress) -> list[Path]:
+    """``x``: a tensor, or a batch with conditions (the shuffled rows keep them)."""
     logger.info("out-of-distribution scores against the shuffled features")
-    ood = ood_scores(module, x, shuffled_features(x, seed), samples=samples, progress=progress)
+    batch = as_batch(x)
+    shuffled = batch.replace(x=shuffled_features(batch.x, seed))
+    reference = shuffled if isinstance(x, Batch) else shuffled.x
+    ood = ood_scores(module, x, reference, samples=samples, progress=progress)
     diag["ood"] = {"reference": "features shuffled across rows", "auroc": ood["auroc"]}
     plot_ood(ood, out / names.OOD, "features shuffled")
     return [out / names.OOD]
@@ -245,7 +258,7 @@ def _epistemic(module, x, seed: int, out: Path, diag: dict, features) -> list[Pa
 
 
 def _refine(module, x, seed: int, progress: bool) -> dict:
-    logger.info("NUTS on the posterior of %d points", x.shape[0])
+    logger.info("NUTS on the posterior of %d points", len(x))
     ref = refine(module, x, seed=seed, progress=progress)
     return {
         **ref["summary"],
@@ -277,7 +290,7 @@ def _figures(est, x, labels, out: Path) -> list[Path]:
     if len(est.data_shape_) >= 2:
         few = x[:UNCERTAINTY_POINTS]
         mean, sd = reconstruction_uncertainty(module, few)
-        plot_reconstruction_uncertainty(few, mean, sd, out / names.UNCERTAINTY)
+        plot_reconstruction_uncertainty(as_batch(few).x, mean, sd, out / names.UNCERTAINTY)
         files.append(out / names.UNCERTAINTY)
     return files
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import arviz_compat, sites
+from ..data.batch import as_batch
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 
@@ -41,6 +42,7 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     try:
         latents = module.posterior_sample(x, int(draws))  # site -> (S, n, dim)
         x_rep, loglik = _predictive(module, x, latents[sites.LATENT])
+        x = as_batch(x).x
     finally:
         module.train(was_training)
     n = x.shape[0]
@@ -52,13 +54,14 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     }
 
 
-def _predictive(module, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _predictive(module, x, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Draws x ~ p(x | z_s) ``(S, n, *data_shape)`` and log p(x | z_s) ``(S, n)``; for a
     Bayesian decoder each draw s decodes with its own weights θ_s ~ q(θ)."""
     weights = getattr(module, "decoder_weights", None)
     if weights is None:
-        px = module.decode(z)
-        return px.sample(), px.log_prob(x)
+        px = module.decode_rows(z, x)  # given the rows' conditions, in a conditional family
+        return px.sample(), px.log_prob(as_batch(x).x)
+    x = as_batch(x).x
     reps, logliks = [], []
     thetas = list(weights.draws(z.shape[0]))
     for z_s, theta in zip(z, thetas, strict=True):
@@ -102,7 +105,7 @@ def to_arviz(
     ConfigError
         ``feature_names`` does not name every feature.
     """
-    n, d = x.shape[0], math.prod(x.shape[1:])
+    n, d = len(x), math.prod(module.data_shape)
     if feature_names is not None and len(feature_names) != d:
         raise ConfigError(f"feature_names has {len(feature_names)} names for {d} features")
     groups = posterior_groups(module, x, draws)

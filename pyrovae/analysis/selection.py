@@ -34,6 +34,7 @@ from pyro import poutine
 from torch import nn
 
 from .. import sites
+from ..data.batch import as_batch
 from ..inference.loglik import log_likelihood
 from ..models import at_weights
 
@@ -43,14 +44,15 @@ TRACE_ROWS = 2
 
 def generative_parameter_tensors(module, x: torch.Tensor | None = None) -> list[nn.Parameter]:
     """The parameter tensors that log p(x, z) of ``module.model`` depends on (module
-    docstring), for data ``x`` (default: a batch simulated from the model). A Bayesian
-    decoder is traced at the posterior mean of its weights, whose means then count as
-    parameters (its guide scales do not)."""
+    docstring), for data ``x`` (default: a batch simulated from the model; a
+    :class:`~pyrovae.data.Batch` carries the rows' conditions for a conditional
+    family). A Bayesian decoder is traced at the posterior mean of its weights, whose
+    means then count as parameters (its guide scales do not)."""
     with at_weights(module):
         return _generative_parameter_tensors(module, x)
 
 
-def _generative_parameter_tensors(module, x: torch.Tensor | None) -> list[nn.Parameter]:
+def _generative_parameter_tensors(module, x) -> list[nn.Parameter]:
     params = list(module.parameters())
     flags = [p.requires_grad for p in params]
     was_training = module.training
@@ -61,7 +63,8 @@ def _generative_parameter_tensors(module, x: torch.Tensor | None) -> list[nn.Par
                 if x is None:
                     like = params[0] if params else torch.zeros(())
                     x = like.new_zeros(TRACE_ROWS, *module.data_shape)
-                sim = poutine.trace(poutine.uncondition(module.model)).get_trace(x)
+                data = as_batch(x)
+                sim = poutine.trace(poutine.uncondition(module.model)).get_trace(data)
             values = {
                 name: site["value"].detach()
                 for name, site in sim.nodes.items()
@@ -70,7 +73,8 @@ def _generative_parameter_tensors(module, x: torch.Tensor | None) -> list[nn.Par
             for p in params:
                 p.requires_grad_(True)
             conditioned = poutine.condition(module.model, data=values)
-            log_joint = poutine.trace(conditioned).get_trace(values[sites.OBS]).log_prob_sum()
+            observed = data.replace(x=values[sites.OBS])
+            log_joint = poutine.trace(conditioned).get_trace(observed).log_prob_sum()
         grads = torch.autograd.grad(log_joint, params, allow_unused=True)
     finally:
         for p, f in zip(params, flags, strict=True):

@@ -28,7 +28,7 @@ def reconstruction_uncertainty(module, x: torch.Tensor, draws: int = 100):
     module.eval()
     try:
         z = module.posterior_sample(x, int(draws))[sites.LATENT]
-        means = module.decode(z).mean  # (S, n, *data_shape)
+        means = module.decode_rows(z, x).mean  # (S, n, *data_shape)
     finally:
         module.train(was_training)
     return means.mean(0), means.std(0)

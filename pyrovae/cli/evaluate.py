@@ -34,6 +34,19 @@ def register(sub) -> None:
     shared.add_output(p, "PNG to write (default: RUN/samples-N.png)")
     shared.add_seed(p)
     shared.add_switch(p, "--draw", "draw x ~ p(x|z) instead of showing the mean E[x|z]")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument(
+        "--condition",
+        metavar="CLASS",
+        help="conditional models: sample given this class (an index, or a class name of "
+        "the run's label column)",
+    )
+    given.add_argument(
+        "--condition-values",
+        metavar="FILE",
+        help="conditional models: sample given these covariates (.npy or .csv; one row, "
+        "used for every sample, or N rows)",
+    )
     shared.add_weights(p)
     shared.add_progress(p)
 
@@ -59,6 +72,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..analysis import elbo_decomposition
     from ..estimators import load
     from ..runs.data import load_run_data
+    from .train import targets
 
     est = load(args.run)
     data = load_run_data(est.data_info_, args.data)
@@ -78,10 +92,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     pyro.set_rng_seed(args.seed)
     out = {"run": str(args.run), "split": args.split, "model": est.family}
-    out.update(est.evaluate(x, particles=args.particles))  # checks x against the model
+    # a conditional family is scored given the rows' conditions; the others score x
+    y = targets(data, args.split) if est.is_conditional else None
+    out.update(est.evaluate(x, particles=args.particles, y=y))  # checks x against the model
     out.update(_accuracy(est, x, data.labels(args.split)))
     if args.samples:
-        x = est.as_input(x)
+        x = est.with_targets(est.as_input(x), y)
         progress = shared.show_progress(args)
         out.update(
             elbo_decomposition(
@@ -127,16 +143,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     shared.check_at_least(args, 1, "n")
     est = load(args.run)
+    condition = _condition(args, est)
     pyro.set_rng_seed(args.seed)
     if getattr(est.module_, "decoder_weights", None) is not None:
-        samples = est.sample(args.n, mean=not args.draw, weights=args.weights)
+        samples = est.sample(args.n, mean=not args.draw, condition=condition, weights=args.weights)
     elif args.weights != "mean":
         raise ConfigError(
             "--weights sample needs a run trained with --bayesian-decoder; this one has "
             "point weights"
         )
     else:
-        samples = est.sample(args.n, mean=not args.draw)
+        samples = est.sample(args.n, mean=not args.draw, condition=condition)
     png = Path(args.output) if args.output else _folder(args.run) / names.samples_grid(args.n)
     if not png.suffix:
         png = png.with_suffix(".png")
@@ -151,8 +168,42 @@ def cmd_sample(args: argparse.Namespace) -> int:
     np.save(png.with_suffix(".npy"), samples_out.cpu().numpy())
     if len(est.data_shape_) >= 2:
         ncol = math.ceil(math.sqrt(args.n))
-        save_image_rows(png, [samples], [f"{args.n} samples from the prior"], ncol=ncol)
+        title = f"{args.n} samples from the prior"
+        if condition is not None:
+            title += f" given {args.condition or Path(args.condition_values).name}"
+        save_image_rows(png, [samples], [title], ncol=ncol)
     else:
         save_scatter_matrix(png, {"samples": samples_out}, names=info.get("feature_names"))
     print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0
+
+
+def _condition(args: argparse.Namespace, est):
+    """The condition of ``--condition`` (a class index or name) or ``--condition-values``
+    (a file of covariate rows), or None."""
+    import numpy as np
+
+    from ..data.columns import encode_labels
+    from ..errors import DataError
+
+    if args.condition is not None:
+        classes = est.data_info_.get("classes")
+        if classes is not None:
+            y, _ = encode_labels([args.condition], "--condition", classes)
+            return int(y[0])
+        text = str(args.condition).strip()
+        if not text.lstrip("-").isdigit():
+            raise DataError(f"--condition {text!r} is not a class index")
+        return int(text)
+    if args.condition_values is not None:
+        path = Path(args.condition_values)
+        if not path.is_file():
+            raise DataError(f"--condition-values: no file {str(path)!r}")
+        try:
+            rows = (
+                np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+            )
+        except ValueError as exc:
+            raise DataError(f"--condition-values: cannot read {str(path)!r}: {exc}") from None
+        return np.asarray(rows, dtype=np.float32)
+    return None

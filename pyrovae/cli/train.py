@@ -321,6 +321,11 @@ def targets(data, split: str):
     return y if y is not None else data.conditions(split)
 
 
+def _first(y, n: int):
+    """The first ``n`` labels or conditions of ``y`` (None stays None)."""
+    return None if y is None else y[:n]
+
+
 def _nonempty(x):
     """``x``, or None for an empty split (``--val-fraction 0``: no validation data)."""
     return x if x.shape[0] else None
@@ -331,7 +336,8 @@ def _check_model(est, data) -> None:
     option or likelihood fails before the run folder is created."""
     from ..data.validation import check_support, observation_mask
 
-    est.learn_targets(targets(data, "train"))
+    y = targets(data, "train")
+    est.learn_targets(y)
     est.build(data.data_shape, est.likelihood)
     splits = {"training": data.train, "validation": data.val, "test": data.test}
     for name, split in splits.items():
@@ -340,7 +346,8 @@ def _check_model(est, data) -> None:
                 observation_mask(split, f"the {name} data")
                 split = split[~split.isnan()]
             check_support(est.module_.likelihood, split)
-    est.check_runnable(est.as_observed(data.train[:2], "the training data"))
+    observed = est.as_observed(data.train[:2], "the training data")
+    est.check_runnable(est.with_targets(observed.x, _first(y, 2), mask=observed.mask))
 
 
 # -- the end of training ---------------------------------------------------------------------
@@ -353,9 +360,11 @@ def _write_figures(est, data, run: Path) -> list[Path]:
     from ..plotting import save_image_rows, save_scatter_matrix
 
     torch.manual_seed(est.seed)
-    x = data.test[:16] if data.test.shape[0] else data.train[:16]
-    recon = est.reconstruct(x)
-    samples = est.sample(64 if data.is_image else max(500, min(2000, data.train.shape[0])))
+    split = "test" if data.test.shape[0] else "train"
+    x, y = data.split(split)[:16], _first(targets(data, split), 16)
+    recon = est.reconstruct(x, y=y)
+    n = 64 if data.is_image else max(500, min(2000, data.train.shape[0]))
+    samples = est.sample(n, condition=est.sample_conditions(targets(data, "train"), n))
     if data.is_image:
         a = save_image_rows(run / names.RECONSTRUCTIONS, [x, recon], ["data", "reconstruction"])
         b = save_image_rows(
@@ -370,10 +379,13 @@ def _write_figures(est, data, run: Path) -> list[Path]:
         return x[:2000] if is_stream(x) else x
 
     inv = data.scaler.inverse
-    xs = rows(data.test if data.test.shape[0] else data.train)
+    xs = rows(data.split(split))
     a = save_scatter_matrix(
         run / names.RECONSTRUCTIONS,
-        {"data": inv(xs), "reconstruction": inv(est.reconstruct(xs))},
+        {
+            "data": inv(xs),
+            "reconstruction": inv(est.reconstruct(xs, y=_first(targets(data, split), xs.shape[0]))),
+        },
         names=data.feature_names,
     )
     b = save_scatter_matrix(

@@ -1,16 +1,17 @@
-"""Choosing the columns of a data file: features, dropped columns and a label column.
+"""Choosing the columns of a data file: features, dropped columns, a label column and
+condition columns.
 
 A column is named by its header name (a CSV header row, or the ``feature_names``
 array of a ``.npz`` archive) or by its 0-based index (negative indices count from the
-end). :func:`choose_columns` turns the ``columns``, ``drop_columns`` and
-``label_column`` options into column indices of the file, and
+end). :func:`choose_columns` turns the ``columns``, ``drop_columns``, ``label_column``
+and ``condition_columns`` options into column indices of the file, and
 :func:`encode_labels` maps a label column (integers or strings) to class indices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,11 +31,17 @@ class ColumnChoice:
         Their header names (None for a file without a header).
     label : int or None
         Index of the label column, if any.
+    conditions : list of int
+        Indices of the condition columns (continuous covariates), in order.
+    condition_names : list of str or None
+        Their names (header names, else ``column <i>``); None without condition columns.
     """
 
     features: list[int]
     names: list[str] | None
     label: int | None = None
+    conditions: list[int] = field(default_factory=list)
+    condition_names: list[str] | None = None
 
 
 def column_index(spec, n_cols: int, header: Sequence[str] | None, where: str, what: str) -> int:
@@ -61,6 +68,7 @@ def choose_columns(
     columns=None,
     drop_columns=None,
     label_column=None,
+    condition_columns=None,
 ) -> ColumnChoice:
     """Resolve the column options of a file with ``n_cols`` columns.
 
@@ -78,6 +86,8 @@ def choose_columns(
         Columns left out of the features.
     label_column : str or int, optional
         A class-label column, also left out of the features.
+    condition_columns : list, optional
+        Columns of per-row conditions (covariates), also left out of the features.
 
     Raises
     ------
@@ -91,6 +101,15 @@ def choose_columns(
     if label_column is not None and str(label_column).strip() != "":
         label = column_index(label_column, n_cols, header, where, "--label-column")
         drop.add(label)
+    conditions = [
+        column_index(c, n_cols, header, where, "--condition-columns")
+        for c in condition_columns or ()
+    ]
+    if label is not None and label in conditions:
+        raise DataError(
+            f"--condition-columns: column {_name(label, header)} is also the --label-column"
+        )
+    drop.update(conditions)
     features = [i for i in features if i not in drop]
     if not features:
         left_out = [_name(i, header) for i in sorted(drop)]
@@ -98,7 +117,18 @@ def choose_columns(
             f"no feature columns of {where} are left after leaving out {', '.join(left_out)}"
         )
     names = [str(header[i]) for i in features] if header is not None else None
-    return ColumnChoice(features=features, names=names, label=label)
+    condition_names = (
+        [str(header[i]) if header is not None else f"column {i}" for i in conditions]
+        if conditions
+        else None
+    )
+    return ColumnChoice(
+        features=features,
+        names=names,
+        label=label,
+        conditions=conditions,
+        condition_names=condition_names,
+    )
 
 
 def _name(i: int, header: Sequence[str] | None) -> str:

@@ -68,6 +68,8 @@ class RawData:
     #: Per-row float conditions (e.g. the generating parameters of ``heston``), or None.
     conditions: torch.Tensor | None = None
     conditions_test: torch.Tensor | None = None
+    #: The conditions' names (condition columns of a file), or None.
+    condition_names: list[str] | None = None
 
 
 @dataclass
@@ -97,7 +99,10 @@ class DataSplits:
         The class (int or str) of each label index, for labels read from a label column.
     conditions_train, conditions_val, conditions_test : Tensor or None
         Per-row float conditions where the dataset has them (for ``heston``, the
-        generating parameters), split with the rows.
+        generating parameters; for a data file, its ``condition_columns``), split with
+        the rows and not scaled.
+    condition_names : list of str or None
+        The conditions' names, for condition columns of a data file.
     """
 
     train: torch.Tensor
@@ -119,6 +124,7 @@ class DataSplits:
     conditions_train: torch.Tensor | None = None
     conditions_val: torch.Tensor | None = None
     conditions_test: torch.Tensor | None = None
+    condition_names: list[str] | None = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -133,6 +139,12 @@ class DataSplits:
 
     def labels(self, name: str) -> torch.Tensor | None:
         return {"train": self.y_train, "val": self.y_val, "test": self.y_test}[name]
+
+    def targets(self, name: str) -> torch.Tensor | None:
+        """What a conditional family reads of split ``name``: its labels where the data
+        have them, else its per-row conditions, else None."""
+        y = self.labels(name)
+        return y if y is not None else self.conditions(name)
 
     def conditions(self, name: str) -> torch.Tensor | None:
         """The conditions of split ``name`` (train, val or test), or None."""
@@ -212,10 +224,29 @@ class _Columns:
     drop_columns: list | None = None
     label_column: str | int | None = None
     classes: list | None = None  # a run's classes, to map the labels onto
+    condition_columns: list | None = None
 
     @property
     def any(self) -> bool:
-        return bool(self.columns or self.drop_columns or self.label_column not in (None, ""))
+        return bool(
+            self.columns
+            or self.drop_columns
+            or self.condition_columns
+            or self.label_column not in (None, "")
+        )
+
+    def choose(self, n_cols: int, header, where: str):
+        """The :class:`~pyrovae.data.columns.ColumnChoice` of a file with ``n_cols``
+        columns."""
+        return choose_columns(
+            n_cols,
+            header,
+            where,
+            self.columns,
+            self.drop_columns,
+            self.label_column,
+            self.condition_columns,
+        )
 
 
 def _csv_layout(path: Path) -> tuple[str, int, int, list[str] | None]:
@@ -251,19 +282,27 @@ def _load_cells(path: Path, delim: str, skip: int, usecols) -> np.ndarray:
 
 
 def _read_csv(path: Path, cols: _Columns):
-    """The feature array, the feature names (or None) and the raw label column (or None)."""
+    """The feature array, the feature names (or None), the raw label column (or None)
+    and the condition columns (or None)."""
     delim, n_cols, skip, header = _csv_layout(path)
-    choice = choose_columns(
-        n_cols, header, repr(str(path)), cols.columns, cols.drop_columns, cols.label_column
-    )
+    choice = cols.choose(n_cols, header, repr(str(path)))
     try:
         with warnings.catch_warnings():  # an empty file: reported below, not as a warning
             warnings.simplefilter("ignore", UserWarning)
             arr = _load_cells(path, delim, skip, choice.features)
-            labels = None
+            labels = conditions = None
             if choice.label is not None:
                 labels = np.loadtxt(
                     path, delimiter=delim, skiprows=skip, dtype=str, ndmin=1, usecols=choice.label
+                )
+            if choice.conditions:
+                conditions = np.loadtxt(
+                    path,
+                    delimiter=delim,
+                    skiprows=skip,
+                    dtype=np.float64,
+                    ndmin=2,
+                    usecols=choice.conditions,
                 )
     except ValueError as exc:
         hint = (
@@ -277,7 +316,25 @@ def _read_csv(path: Path, cols: _Columns):
         ) from None
     if arr.size == 0:
         raise DataError(f"data file {str(path)!r} has no data rows")
-    return arr, choice.names, labels
+    return arr, choice.names, labels, _conditions(conditions, choice, path)
+
+
+@dataclass
+class _ConditionColumns:
+    """The condition columns of a file: values ``(N, k)`` float32 and their names."""
+
+    values: torch.Tensor
+    names: list[str]
+
+
+def _conditions(values, choice, path: Path) -> _ConditionColumns | None:
+    """The condition columns read from ``path`` (checked finite), or None."""
+    if not choice.conditions:
+        return None
+    t = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1, len(choice.conditions))
+    if not torch.isfinite(t).all():
+        raise DataError(f"the condition columns of {path.name!r} hold NaN or infinite values")
+    return _ConditionColumns(t.float(), list(choice.condition_names))
 
 
 # The first bytes of a .npy file and of a zip archive (.npz).
@@ -320,8 +377,8 @@ def _read_file(path: Path, cols: _Columns):
         if suffix in _MAGIC:
             _check_magic(path, suffix)
         if suffix == ".csv":
-            arr, names, label_values = _read_csv(path, cols)
-            return arr, None, names, label_values
+            arr, names, label_values, conditions = _read_csv(path, cols)
+            return arr, None, names, label_values, conditions
         if suffix == ".npy":
             MemmapArray(path)  # the header: dtype, shape and size checked, one line each
             arr, y, names = np.load(path, allow_pickle=False), None, None
@@ -339,16 +396,20 @@ def _read_file(path: Path, cols: _Columns):
             f"{str(path)!r} names {len(names)} columns in 'feature_names' but its data have "
             f"shape {np.shape(arr)}"
         )
-    label_values = None
+    label_values = conditions = None
     if cols.any:
         _need_2d(path, np.shape(arr))
-        choice = choose_columns(
-            arr.shape[1], names, repr(path.name), cols.columns, cols.drop_columns, cols.label_column
-        )
+        choice = cols.choose(arr.shape[1], names, repr(path.name))
         if choice.label is not None:
             label_values = arr[:, choice.label]
+        if choice.conditions:
+            try:
+                values = np.asarray(arr[:, choice.conditions], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(f"the condition columns of {path.name!r} are not numeric") from None
+            conditions = _conditions(values, choice, path)
         arr, names = arr[:, choice.features], choice.names
-    return arr, y, names, label_values
+    return arr, y, names, label_values, conditions
 
 
 def _need_2d(path: Path, shape) -> None:
@@ -424,15 +485,16 @@ def _labels(label_values, path: Path, label_column, classes) -> tuple:
 
 def _load_stream(path: Path, cols: _Columns) -> RawData:
     x = MemmapArray(path)
-    y = classes = None
+    y = classes = conditions = None
     if cols.any:
         _need_2d(path, x.shape)
-        choice = choose_columns(
-            x.shape[1], None, repr(path.name), cols.columns, cols.drop_columns, cols.label_column
-        )
+        choice = cols.choose(x.shape[1], None, repr(path.name))
         if choice.label is not None:
             values = x.columns([choice.label]).to_tensor().numpy()
             y, classes = _labels(values, path, cols.label_column, cols.classes)
+        if choice.conditions:
+            values = x.columns(choice.conditions).to_tensor().numpy()
+            conditions = _conditions(values, choice, path)
         x = x.columns(choice.features)
     x = as_data_tensor(x, name=f"data file {path.name!r}")
     is_image = looks_like_images(x)
@@ -440,7 +502,14 @@ def _load_stream(path: Path, cols: _Columns) -> RawData:
         x = x.reshape_rows((1, *x.shape[1:]))
     name, why = choose_likelihood(x)
     return RawData(
-        x=x, y=y, is_image=is_image, likelihood=name, likelihood_reason=why, classes=classes
+        x=x,
+        y=y,
+        is_image=is_image,
+        likelihood=name,
+        likelihood_reason=why,
+        classes=classes,
+        conditions=None if conditions is None else conditions.values,
+        condition_names=None if conditions is None else conditions.names,
     )
 
 
@@ -451,6 +520,7 @@ def load_file(
     drop_columns=None,
     label_column=None,
     classes=None,
+    condition_columns=None,
     missing: bool = False,
 ) -> RawData:
     """Load the user's ``.npy`` / ``.npz`` / ``.csv`` array.
@@ -469,6 +539,9 @@ def load_file(
         returned as class indices ``y`` with its ``classes``.
     classes : list, optional
         The classes to map the labels onto (a run's), instead of those found.
+    condition_columns : list, optional
+        Columns of per-row conditions (numbers), left out of the features and returned
+        as float ``conditions`` with their ``condition_names``.
     missing : bool
         Keep NaN entries (and empty CSV cells) as missing values (``--missing mask``);
         refused otherwise.
@@ -481,10 +554,12 @@ def load_file(
             f"cannot read data file {str(path)!r}: unsupported type "
             f"{path.suffix or '(none)'}; use {', '.join(FILE_SUFFIXES)}"
         )
-    cols = _Columns(columns or None, drop_columns or None, label_column, classes)
+    cols = _Columns(
+        columns or None, drop_columns or None, label_column, classes, condition_columns or None
+    )
     if should_stream(path, stream):
         return _load_stream(path, cols)
-    arr, y, names, label_values = _read_file(path, cols)
+    arr, y, names, label_values, conditions = _read_file(path, cols)
     x = as_data_tensor(arr, name=f"data file {path.name!r}", missing=missing)
     is_image = looks_like_images(x)
     if x.dim() == 3:
@@ -508,6 +583,8 @@ def load_file(
         likelihood_reason=why,
         feature_names=names,
         classes=classes,
+        conditions=None if conditions is None else conditions.values,
+        condition_names=None if conditions is None else conditions.names,
     )
 
 
@@ -538,6 +615,7 @@ def load_raw(
     label_column=None,
     classes=None,
     data_options: dict | None = None,
+    condition_columns=None,
     missing: bool = False,
 ) -> RawData:
     """A named dataset or a file, unsplit and unscaled; ``data_options`` are passed to
@@ -557,6 +635,7 @@ def load_raw(
             drop_columns=drop_columns,
             label_column=label_column,
             classes=classes,
+            condition_columns=condition_columns,
             missing=missing,
         )
     try:
@@ -589,6 +668,7 @@ def load_data(
     label_column=None,
     classes=None,
     data_options: dict | None = None,
+    condition_columns=None,
     n_labels: int | None = None,
     label_fraction: float | None = None,
     missing: bool = False,
@@ -630,6 +710,10 @@ def load_data(
         Options of a registered dataset (``--data-options KEY=VALUE``), e.g.
         ``{"observable": "iv"}`` for ``heston``; the names a dataset accepts are its
         loader's ``options`` attribute.
+    condition_columns : list, optional
+        Columns of a data file holding per-row conditions (continuous or one-hot
+        covariates): left out of the features and kept, unscaled, as the rows'
+        conditions (``conditions_train`` ...), which a conditional model reads.
     n_labels, label_fraction : optional
         Keep the labels of only this many (this fraction of the) training rows, drawn
         stratified by class with ``split_seed`` (:mod:`pyrovae.data.labels`); the other
@@ -646,7 +730,7 @@ def load_data(
         Unreadable data, an unknown column, no feature column left, or no rows left for
         training by the held-out fractions.
     """
-    _check_file_options(spec, columns, drop_columns, label_column, stream)
+    _check_file_options(spec, columns, drop_columns, label_column, stream, condition_columns)
     raw = load_raw(
         spec,
         root=root,
@@ -657,6 +741,7 @@ def load_data(
         label_column=label_column,
         classes=classes,
         data_options=data_options,
+        condition_columns=condition_columns,
         missing=missing,
     )
     gen = torch.Generator().manual_seed(int(split_seed))
@@ -691,15 +776,19 @@ def load_data(
         conditions_train=c,
         conditions_val=c_val,
         conditions_test=c_test,
+        condition_names=raw.condition_names,
     )
 
 
-def _check_file_options(spec: str, columns, drop_columns, label_column, stream: bool) -> None:
+def _check_file_options(
+    spec: str, columns, drop_columns, label_column, stream: bool, condition_columns=None
+) -> None:
     """Options that only data files take are refused for a registered dataset."""
     for name, value in (
         ("columns", columns),
         ("drop_columns", drop_columns),
         ("label_column", label_column),
+        ("condition_columns", condition_columns),
     ):
         if value not in (None, "", []) and spec in DATASETS:
             flag = "--" + name.replace("_", "-")

@@ -1,10 +1,10 @@
 """scikit-learn-style estimators, one per model family.
 
-:class:`VAE`, :class:`HVAE`, :class:`M2`, :class:`AE` and :class:`DAE` share :class:`Estimator`'s
-protocol (``fit`` / ``encode`` / ``decode`` / ``evaluate`` / ``score``, ``save`` /
-``load``) and its public build-and-train seam; :func:`load`, :func:`resume` and
-:func:`from_checkpoint` rebuild them from checkpoints; :func:`prior_module` turns a
-fitted decoder into a prior for another Pyro model.
+:class:`VAE`, :class:`HVAE`, :class:`CVAE`, :class:`M2`, :class:`AE` and :class:`DAE` share
+:class:`Estimator`'s protocol (``fit`` / ``encode`` / ``decode`` / ``evaluate`` /
+``score``, ``save`` / ``load``) and its public build-and-train seam; :func:`load`,
+:func:`resume` and :func:`from_checkpoint` rebuild them from checkpoints;
+:func:`prior_module` turns a fitted decoder into a prior for another Pyro model.
 """
 
 from .autoencoder import AE, DAE
@@ -16,6 +16,7 @@ from .base import (
     estimator_params,
     from_checkpoint,
 )
+from .cvae import CVAE
 from .m2 import M2
 from .priorvae import prior_module
 from .resume import load, resume
@@ -24,6 +25,7 @@ from .vae import HVAE, VAE
 __all__ = [
     "AE",
     "COMPONENT_PARAMS",
+    "CVAE",
     "DAE",
     "ESTIMATORS",
     "Estimator",

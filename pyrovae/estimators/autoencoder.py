@@ -21,10 +21,10 @@ class AE(Estimator):
 
     family = "ae"
 
-    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+    def evaluate(self, x, particles: int = 1, *, y=None) -> dict[str, float]:
         """As :meth:`Estimator.evaluate`; an autoencoder has no ELBO (``elbo`` is NaN)
         and its ``recon`` is the reconstruction log-likelihood at the code."""
-        out = super().evaluate(x, particles)
+        out = super().evaluate(x, particles, y=y)
         out["elbo"] = out["elbo_se"] = math.nan
         return out
 

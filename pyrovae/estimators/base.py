@@ -157,6 +157,10 @@ class Estimator:
     #: Whether the family is also a classifier (``predict``, ``predict_proba``; ``score``
     #: is then the accuracy).
     is_classifier = False
+    #: Whether the family's model is given each row's condition ``y`` wherever it reads
+    #: data (``evaluate``, ``score``, ``log_likelihood``, ``encode``, ...; a conditional
+    #: family); the others read x alone there (a classifier family's labels only train).
+    is_conditional = False
 
     def __init__(
         self,
@@ -260,10 +264,10 @@ class Estimator:
 
     # -- hooks for families ----------------------------------------------------
     def learn_targets(self, y) -> None:
-        """What the family learns from the training labels ``y`` before it is built (the
-        number of classes of a classifier family), refusing labels it cannot use with one
-        line; ``fit`` and the command line call it. Nothing for the unconditional
-        families."""
+        """What the family learns from the training labels or conditions ``y`` before it
+        is built (the number of classes of a classifier family, the kind and width of a
+        conditional family's condition), refusing labels it cannot use with one line;
+        ``fit`` and the command line call it. Nothing for the unconditional families."""
 
     def _spec_kwargs(self) -> dict[str, Any]:
         return {}
@@ -543,9 +547,10 @@ class Estimator:
 
     # -- inference -----------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x) -> Distribution:
+    def encode(self, x, y=None) -> Distribution:
         """The posterior q(z|x) (for autoencoders a Delta at the code); ``.mean``, ``.stddev``.
-        A model trained with ``missing="mask"`` reads NaN entries as missing."""
+        A model trained with ``missing="mask"`` reads NaN entries as missing. ``y``: the
+        rows' conditions, which only a conditional family reads."""
         self._check_fitted()
         self.module_.eval()
         if self.missing == "mask":  # NaN entries: q(z | x_obs, mask)
@@ -554,9 +559,14 @@ class Estimator:
         return self.module_.encode(self.as_input(x))
 
     @torch.no_grad()
-    def decode(self, z) -> Distribution:
-        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z]."""
+    def decode(self, z, condition=None) -> Distribution:
+        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z].
+        ``condition`` is for conditional families; an unconditional one refuses it."""
         self._check_fitted()
+        if condition is not None:
+            raise ConfigError(
+                f"the {self.family} model is unconditional; it decodes without a condition"
+            )
         self.module_.eval()
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
         if z.shape[-1] != self.module_.latent_dim:
@@ -566,15 +576,22 @@ class Estimator:
             )
         return self.module_.decode(z)
 
-    def reconstruct(self, x, sample: bool = False) -> torch.Tensor:
-        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``)."""
+    def reconstruct(self, x, sample: bool = False, y=None) -> torch.Tensor:
+        """E[x|z] at the posterior mean of z (or at a posterior draw if ``sample``);
+        ``y`` as in :meth:`encode`."""
         q = self.encode(x)
         z = q.sample() if sample else q.mean
         return self.decode(z).mean
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
-        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the prior."""
+    def sample(self, n: int, mean: bool = True, condition=None) -> torch.Tensor:
+        """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the
+        prior. ``condition`` is for conditional families (:meth:`sample_conditions`); an
+        unconditional one refuses it."""
+        if condition is not None:
+            raise ConfigError(
+                f"the {self.family} model is unconditional; it samples without a condition"
+            )
         self._check_fitted()
         self.module_.eval()
         z = self.module_.sample_latent(int(n))
@@ -582,8 +599,9 @@ class Estimator:
         return px.mean if mean else px.sample()
 
     @torch.no_grad()
-    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
-        """Mean and standard error of the ELBO terms over the rows of ``x``.
+    def evaluate(self, x, particles: int = 1, *, y=None) -> dict[str, float]:
+        """Mean and standard error of the ELBO terms over the rows of ``x`` (with their
+        labels or conditions ``y``, for a conditional family).
 
         Returns
         -------
@@ -600,6 +618,10 @@ class Estimator:
         else:
             x = self.as_input(x, stream=True)
             check_support(self.module_.likelihood, x)
+        if isinstance(x, Batch):
+            x = self.with_targets(x.x, y, mask=x.mask)
+        else:
+            x = self.with_targets(x, y)
         recon, kl = self._terms(x, particles)
         n = len(x)
         out: dict[str, float] = {"n": int(n), "particles": int(particles)}
@@ -612,8 +634,9 @@ class Estimator:
         return elbo_terms(self.module_, x, particles)
 
     def score(self, X, y=None) -> float:
-        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders)."""
-        return self.evaluate(X)["elbo"]
+        """Mean ELBO per data point (reconstruction log-likelihood for autoencoders);
+        ``y``: the rows' conditions, for a conditional family."""
+        return self.evaluate(X, y=y)["elbo"]
 
     def predict_proba(self, X):
         """Class probabilities: only a classifier family (``is_classifier``) has them."""
@@ -691,6 +714,11 @@ class Estimator:
         )
 
     # -- what differs between families -------------------------------------------------
+    def sample_conditions(self, y, n: int):
+        """Conditions for ``n`` illustrative samples, given the training split's labels
+        or conditions ``y`` (None for an unconditional family)."""
+        return None
+
     @property
     def kl_weight(self) -> float | None:
         """The weight β of the KL term the model was trained with (the final value of a
@@ -725,6 +753,10 @@ class Estimator:
                 v = list(v)
             params[k] = v
         return params
+
+    def read_payload(self, ckpt: dict) -> None:
+        """Hook: read a family's own entries of a checkpoint (written by :meth:`payload`)
+        before the model is rebuilt from it."""
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -820,6 +852,7 @@ def from_checkpoint(ckpt: dict, weights: str = "best", **components: Any) -> Est
         )
         params["device"] = "auto"
     est = cls(**params)
+    est.read_payload(ckpt)
     likelihood = _restore_component("likelihood", ckpt.get("likelihood"), components)
     est.build(data_shape, likelihood)
     est.data_info_ = dict(ckpt.get("data", {}))

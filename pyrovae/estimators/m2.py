@@ -170,9 +170,10 @@ class M2(VAE):
 
     # -- what needs the label ----------------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, x, sample: bool = False) -> torch.Tensor:
+    def reconstruct(self, x, sample: bool = False, y=None) -> torch.Tensor:
         """E[x|y,z] at the most likely class y under q(y|x) and the mean of q(z|x,y) (or a
-        draw of z from it if ``sample``)."""
+        draw of z from it if ``sample``); labels ``y`` are not read (the classifier's
+        class is reconstructed)."""
         self._check_fitted()
         self.module_.eval()
         x = self.as_input(x)

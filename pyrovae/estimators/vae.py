@@ -164,13 +164,13 @@ class VAE(Estimator):
         return float(beta) if isinstance(beta, (int, float)) else None
 
     def likelihood_metrics(
-        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None
+        self, x, samples: int, particles: int, novelty: torch.Tensor | None = None, *, y=None
     ) -> dict[str, float | None]:
         """Rate (KL), ELBO (``particles`` draws) and the importance-sampled log p(x)
         (``samples`` draws; ``-novelty`` where given) with its standard error, means
-        per data point."""
-        ev = self.evaluate(x, particles=particles)
-        ll = -novelty if novelty is not None else self.log_likelihood(x, samples=samples)
+        per data point (``y``: the rows' conditions, for a conditional family)."""
+        ev = self.evaluate(x, particles=particles, y=y)
+        ll = -novelty if novelty is not None else self.log_likelihood(x, samples=samples, y=y)
         return {
             "rate": ev["kl"],
             "elbo": ev["elbo"],
@@ -178,18 +178,18 @@ class VAE(Estimator):
             "log_likelihood_se": float(ll.std() / math.sqrt(ll.numel())),
         }
 
-    def novelty_scores(self, x, samples: int = 500) -> torch.Tensor:
+    def novelty_scores(self, x, samples: int = 500, *, y=None) -> torch.Tensor:
         """-log p(x) per row (importance-sampled with ``samples`` draws)."""
-        return -self.log_likelihood(x, samples=samples)
+        return -self.log_likelihood(x, samples=samples, y=y)
 
     def log_likelihood(
-        self, x, samples: int = 5000, weight_draws: int = WEIGHT_DRAWS
+        self, x, samples: int = 5000, weight_draws: int = WEIGHT_DRAWS, *, y=None
     ) -> torch.Tensor:
         """Importance-sampled log p(x) per data point (nats), shape ``(N,)``; see
         :func:`pyrovae.inference.loglik.log_likelihood`. For a model trained with
         ``missing="mask"``, NaN entries are missing: log p(x_obs) of each row. For a
         Bayesian decoder, the predictive log E_q(θ)[p(x|θ)] with ``weight_draws`` draws
-        of θ."""
+        of θ. For a conditional family, log p(x | c) given the rows' conditions ``y``."""
 
         self._check_fitted()
         if self.missing == "mask":
@@ -205,14 +205,16 @@ class VAE(Estimator):
                 )
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return log_likelihood(self.module_, x, samples=samples, weight_draws=weight_draws)
+        return log_likelihood(
+            self.module_, self.with_targets(x, y), samples=samples, weight_draws=weight_draws
+        )
 
     @torch.no_grad()
-    def evaluate(self, x, particles: int = 1) -> dict[str, float]:
+    def evaluate(self, x, particles: int = 1, *, y=None) -> dict[str, float]:
         """As :meth:`Estimator.evaluate`; for a Bayesian decoder also ``weight_kl``, the
         total KL(q(θ) || p(θ)) in nats, whose share 1/N (N = rows of ``x``) every row's
         ``kl`` and ``elbo`` include (docs/bayesian-decoder.md)."""
-        out = super().evaluate(x, particles)
+        out = super().evaluate(x, particles, y=y)
         weights = self.module_.decoder_weights
         if weights is not None:
             out["weight_kl"] = float(weights.kl())
@@ -230,17 +232,18 @@ class VAE(Estimator):
         return list(dw.draws(n))
 
     @torch.no_grad()
-    def decode(self, z, weights: str = "mean") -> Distribution:
+    def decode(self, z, condition=None, weights: str = "mean") -> Distribution:
         """p(x|z) for codes ``z`` ``(..., latent_dim)``; a Bayesian decoder at the mean of
         its weights (``weights="mean"``) or at an independent draw θ ~ q(θ) per code
-        (``"sample"``: the rows of ``z`` are then the leading dimension)."""
+        (``"sample"``: the rows of ``z`` are then the leading dimension). ``condition``
+        is for conditional families; an unconditional one refuses it."""
         self._check_fitted()
         draws = self._weight_draws(weights, 0)
         if weights == "mean" or self.module_.decoder_weights is None:
             with at_weights(self.module_):
-                return super().decode(z)
+                return super().decode(z, condition)
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
-        super().decode(z[:0])  # the shape checks
+        super().decode(z[:0], condition)  # the shape checks
         dw = self.module_.decoder_weights
         draws = self._weight_draws(weights, z.shape[0])
         raw = []
@@ -250,10 +253,15 @@ class VAE(Estimator):
         return self.module_.likelihood(torch.cat(raw))
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True, weights: str = "mean") -> torch.Tensor:
+    def sample(
+        self, n: int, mean: bool = True, condition=None, weights: str = "mean"
+    ) -> torch.Tensor:
         """``n`` new data points: E[x|z] (or a draw of x if ``mean=False``), z from the
         prior; a Bayesian decoder at the mean of its weights or (``weights="sample"``) at
-        an independent draw θ ~ q(θ) for each point (the posterior predictive)."""
+        an independent draw θ ~ q(θ) for each point (the posterior predictive).
+        ``condition`` is for conditional families; an unconditional one refuses it."""
+        if condition is not None:
+            return super().sample(n, mean, condition)  # refused with one line
         self._check_fitted()
         self._weight_draws(weights, 0)
         self.module_.eval()
@@ -261,14 +269,16 @@ class VAE(Estimator):
         px = self.decode(z, weights=weights)
         return px.mean if mean else px.sample()
 
-    def analyze(self, x, samples: int = 5000, particles: int = 10) -> dict:
+    def analyze(self, x, samples: int = 5000, particles: int = 10, *, y=None) -> dict:
         """log p(x) with its standard error, bits/dim, the gap log p(x) - ELBO and the
-        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`."""
+        ELBO's decomposition; see :func:`pyrovae.analysis.elbo_decomposition`
+        (``y``: the rows' conditions, for a conditional family)."""
 
         self._check_fitted()
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        return elbo_decomposition(self.module_, x, samples=samples, particles=particles)
+        data = self.with_targets(x, y)
+        return elbo_decomposition(self.module_, data, samples=samples, particles=particles)
 
     def refine(self, x, num_samples: int = 300, warmup: int = 300, chains: int = 2) -> dict:
         """NUTS on z given x with the networks fixed, compared with the guide; see
@@ -286,9 +296,10 @@ class VAE(Estimator):
         self._check_fitted()
         return sbc(self.module_, n=n, draws=draws, seed=self.seed)
 
-    def elbo(self, x, particles: int = 1) -> torch.Tensor:
+    def elbo(self, x, particles: int = 1, *, y=None) -> torch.Tensor:
         """Per-data-point ELBO (beta = 1) in nats, shape ``(N,)`` (of the observed
-        entries, for NaNs of a model trained with ``missing="mask"``)."""
+        entries, for NaNs of a model trained with ``missing="mask"``; ``y``: the rows'
+        conditions, for a conditional family)."""
         self._check_fitted()
         if self.missing == "mask":
             data = self.as_observed(x)
@@ -298,7 +309,7 @@ class VAE(Estimator):
                 return recon - kl
         x = self.as_input(x)
         self.module_.likelihood.validate(x)
-        recon, kl = self._terms(x, particles)
+        recon, kl = self._terms(self.with_targets(x, y), particles)
         return recon - kl
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..data.batch import Batch
+from ..data.batch import as_batch
 from ..objectives.iwae import log_weights, vectorized_traces
 
 logger = logging.getLogger(__name__)
@@ -76,11 +76,11 @@ def retain_freed_memory() -> None:
 
 
 def _traced(module, x: torch.Tensor, mask=None) -> Callable[[int], torch.Tensor]:
-    data = x if mask is None else Batch(x, mask=mask)
+    data = x if mask is None else as_batch(x).replace(mask=mask)
 
     def chunk(k: int) -> torch.Tensor:
         log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, data, k))
-        return log_w.reshape(k, x.shape[0])
+        return log_w.reshape(k, len(x))
 
     return chunk
 

@@ -35,6 +35,7 @@ import torch
 from .. import sites
 from ..config import WEIGHT_DRAWS
 from ..data import TensorBatches
+from ..data.batch import Batch
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 from ..objectives.iwae import log_weights, vectorized_traces
@@ -57,7 +58,12 @@ def chunk_size(module, batch: int, samples: int, memory: int) -> int:
 
 def _log_weights_chunk(module, x: torch.Tensor, k: int) -> torch.Tensor:
     log_w, _, _ = log_weights(*vectorized_traces(module.model, module.guide, x, k))
-    return log_w.reshape(k, x.shape[0])
+    return log_w.reshape(k, len(x))
+
+
+def _data(x) -> torch.Tensor:
+    """The data rows of ``x``: a tensor, or the ``x`` of a batch with conditions."""
+    return x.x if isinstance(x, Batch) else x
 
 
 @torch.no_grad()
@@ -80,8 +86,9 @@ def log_likelihood(
     ----------
     module : LatentModule
         A model family with latent sites (``module.model``, ``module.guide``).
-    x : Tensor
-        Data ``(N, *data_shape)``.
+    x : Tensor or Batch
+        Data ``(N, *data_shape)`` (a :class:`~pyrovae.data.Batch` carrying the rows'
+        conditions, for a conditional family).
     samples : int
         K importance samples per data point.
     batch_size : int
@@ -119,20 +126,18 @@ def log_likelihood(
     was_training = module.training
     module.eval()
     out = []
-    bar = progress_bar(
-        enabled=progress, total=int(x.shape[0]), desc="log p(x)", unit="point", leave=False
-    )
+    bar = progress_bar(enabled=progress, total=len(x), desc="log p(x)", unit="point", leave=False)
     try:
         chunks = LogWeightChunks(module, direct)
         with bar, pyro.validation_enabled(False):
-            for i in range(0, x.shape[0], batch_size):
+            for i in range(0, len(x), batch_size):
                 xb = x[i : i + batch_size]
                 sampler = chunks.sampler(xb, None if mask is None else mask[i : i + batch_size])
                 chunk = min(
-                    chunk_size(module, xb.shape[0], samples, memory),
-                    cache_chunk(module, xb.shape[0]),
+                    chunk_size(module, len(xb), samples, memory),
+                    cache_chunk(module, len(xb)),
                 )
-                total = torch.full((xb.shape[0],), -math.inf, device=x.device)
+                total = torch.full((len(xb),), -math.inf, device=_data(x).device)
                 done = 0
                 while done < samples:
                     k = min(chunk, samples - done)
@@ -140,7 +145,7 @@ def log_likelihood(
                     total = torch.logaddexp(total, torch.logsumexp(lw, 0))
                     done += k
                 out.append(total - math.log(samples))
-                bar.update(xb.shape[0])
+                bar.update(len(xb))
     finally:
         module.train(was_training)
     return torch.cat(out)
@@ -206,14 +211,14 @@ def elbo_decomposition(
     means, kl_dims = [], []
     factorized = True
     try:
-        for i in range(0, x.shape[0], batch_size):
+        for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
             means.append(module.posterior_moments(xb)[sites.LATENT].mean)
             if factorized:
                 try:
                     # per-dimension KLs exist for a single-site guide, encode(x) itself,
                     # with a prior_distribution (the VAE); others raise and report None
-                    prior = module.prior_distribution().expand([xb.shape[0]])
+                    prior = module.prior_distribution().expand([len(xb)])
                     q = module.encode(xb)
                     kl_dims.append(per_dimension_kl(q, prior, q.sample()))
                 except (ConfigError, AttributeError):
@@ -222,7 +227,7 @@ def elbo_decomposition(
         module.train(was_training)
     means = torch.cat(means)
     elbo = recon - kl
-    out: dict = {"n": int(x.shape[0]), "particles": int(particles)}
+    out: dict = {"n": len(x), "particles": int(particles)}
     weights = getattr(module, "decoder_weights", None)
     if weights is not None:
         # the KL terms include the weights' share KL(q(θ) || p(θ)) / N, N = rows of x
@@ -241,7 +246,7 @@ def elbo_decomposition(
         )
         out["log_likelihood"], out["log_likelihood_se"] = _mean_se(ll)
         out["samples"] = int(samples)
-        out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(x.shape[1:]) * math.log(2))
+        out["bits_per_dim"] = -out["log_likelihood"] / (math.prod(module.data_shape) * math.log(2))
         out["gap"] = float((ll - elbo).mean())
     return out
 
@@ -261,7 +266,7 @@ def mutual_information(module, x: torch.Tensor) -> float:
     """
     draws = {k: v[0] for k, v in module.posterior_sample(x, 1).items()}  # site -> (N, dim)
     log_q_own = module.posterior_log_prob(x, draws)  # (N,)
-    n = x.shape[0]
+    n = len(x)
     step = max(1, MI_PAIRS // n)
     log_agg = []
     for i in range(0, n, step):

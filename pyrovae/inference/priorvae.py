@@ -24,6 +24,7 @@ import copy
 
 import pyro
 import torch
+from pyro import poutine
 from pyro.distributions import Distribution, Independent
 
 from ..errors import ConfigError
@@ -95,9 +96,13 @@ class DecoderPrior:
         self.name = str(name)
         self.data_shape = tuple(module.data_shape)
         self.latent_dim = int(module.latent_dim)
-        with torch.no_grad():
-            device = next(self.module.parameters()).device
-            px = self.module.decode(torch.zeros(self.latent_dim, device=device))
+        device = next(self.module.parameters()).device
+        devices = [device] if device.type == "cuda" else []
+        # one code from the family's own prior program (a family whose decoder reads
+        # more than z refuses there with one line), drawn without touching the caller's
+        # random state or trace
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), poutine.block():
+            px = self.module.decode(self.module.prior_program(self.name))
         names = output_names(px)
         if output not in names:
             raise ConfigError(

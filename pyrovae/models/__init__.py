@@ -25,6 +25,7 @@ from .base import (  # noqa: E402
     distribution_moments,
 )
 from .bayesian import DecoderWeights, at_weights  # noqa: E402
+from .cvae import CVAEModule  # noqa: E402
 from .hierarchical import HierarchicalVAEModule  # noqa: E402
 from .m2 import M2Module  # noqa: E402
 from .vae import VAEModule  # noqa: E402
@@ -36,6 +37,7 @@ __all__ = [
     "MODELS",
     "MOMENT_DRAWS",
     "AEModule",
+    "CVAEModule",
     "DAEModule",
     "GuidePosterior",
     "Moments",

@@ -209,6 +209,10 @@ class LatentModule(GuidePosterior, nn.Module):
         )
         self.decoder_weights = self.build_decoder_weights(dict(spec.decoder_weights or {}))
 
+    #: Width of the condition code the programs read from ``Batch.y`` (0: the family is
+    #: unconditional; conditional priors refuse such a family).
+    condition_dim: int = 0
+
     def build_decoder_weights(self, options: dict) -> DecoderWeights | None:
         """The random decoder weights that ``options`` describe (None: a point decoder);
         see :mod:`pyrovae.models.bayesian`. Families without latent sites refuse them."""
@@ -225,8 +229,8 @@ class LatentModule(GuidePosterior, nn.Module):
         self, prior_dim: int, guide_dim: int | None = None, guide_features: int | None = None
     ) -> None:
         """Build ``self.prior`` over ``prior_dim`` and ``self.guide_head`` over
-        ``guide_dim`` (default ``latent_dim``), reading ``guide_features`` inputs (default
-        the encoder's output width), from the spec, bind the prior, and check their
+        ``guide_dim`` (default ``latent_dim``) from the spec, reading ``guide_features``
+        inputs (default the encoder's ``out_features``), bind the prior, and check their
         sizes."""
         from ..guides import GUIDES
         from ..priors import PRIORS
@@ -234,13 +238,12 @@ class LatentModule(GuidePosterior, nn.Module):
 
         spec = self.spec
         guide_dim = self.latent_dim if guide_dim is None else int(guide_dim)
-        if guide_features is None:
-            guide_features = self.encoder.out_features
         self.prior = _build(PRIORS, spec.prior, prior_dim, options=spec.prior_options)
+        features = self.encoder.out_features if guide_features is None else int(guide_features)
         self.guide_head = _build(
             GUIDES,
             spec.guide,
-            int(guide_features),
+            features,
             guide_dim,
             options=spec.guide_options,
         )
@@ -302,6 +305,12 @@ class LatentModule(GuidePosterior, nn.Module):
         """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""
         net = self.decoder if self.decoder_weights is None else self.decoder_weights
         return self.likelihood(net(z))
+
+    def decode_rows(self, z: torch.Tensor, data) -> Distribution:
+        """p(x | z) for draws ``z`` ``(..., B, latent_dim)`` of the ``B`` rows of ``data``
+        (a tensor or a :class:`~pyrovae.data.Batch`): :meth:`decode`, given the rows'
+        conditions in a conditional family."""
+        return self.decode(z)
 
     def sample_latent(self, n: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -24,7 +24,7 @@ def check_latent_sizes(prior, prior_dim: int, guide_head, guide_dim: int) -> Non
                 f"the {what} has latent size {dim} but the model's latent_dim is {want}"
             )
     with torch.no_grad():
-        event = tuple(prior().event_shape)
+        event = tuple(prior.reference().event_shape)
     if event != (prior_dim,):
         hint = ""
         if getattr(type(prior), "bind", None) not in (None, _base_bind()):

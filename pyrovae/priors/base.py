@@ -25,7 +25,17 @@ class Prior(PyroModule):
     ``nn.Parameter`` attributes (point estimates saved in ``state_dict``);
     priors run with Pyro's ``module_local_params`` setting, so they never
     touch the global parameter store.
+
+    A *conditional* prior (:attr:`conditional` True) is p(z | c): its ``forward``
+    takes the condition codes ``c`` of shape ``(..., width)`` and returns a
+    distribution of batch shape ``c.shape[:-1]``; its :meth:`bind` refuses a family
+    without a condition (``module.condition_dim`` 0), and its ``sample(n, c)`` takes one
+    condition code. The registry's contract tests call conditional priors with a
+    condition code and build them in the ``cvae`` family.
     """
+
+    #: Whether ``forward`` reads a condition code c (a prior p(z | c)).
+    conditional: bool = False
 
     def __init__(self, latent_dim: int) -> None:
         # Parameters stay local to the module: nothing enters Pyro's global param
@@ -42,6 +52,11 @@ class Prior(PyroModule):
 
     def bind(self, module) -> None:
         """Called once by the VAE that owns this prior (VampPrior uses its encoder)."""
+
+    def reference(self) -> Distribution:
+        """The distribution with no condition: ``self()``; a conditional prior's at one
+        condition code (shape checks and the contract tests use it)."""
+        return self()
 
     def forward(self) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -257,6 +257,22 @@ class _Context:
     decomposition: dict | None = None
     mu: torch.Tensor | None = None  # posterior means of x, (n, L)
     sd: torch.Tensor | None = None  # posterior sds of x, (n, L)
+    y: Any = None  # the labels or conditions of x (n rows), or None
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model reads a condition (a conditional family)."""
+        return bool(self.est.is_conditional)
+
+    @property
+    def rows(self):
+        """``x`` with its conditions (for a conditional model), as the model's programs
+        read it."""
+        return self.est.with_targets(self.x, self.y if self.conditional else None)
+
+    def y_of(self, index):
+        """The conditions of rows ``index`` for a conditional model, else None."""
+        return self.y[index] if self.conditional and self.y is not None else None
 
     @property
     def module(self):
@@ -285,8 +301,10 @@ class _Context:
         return ((t - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
 
     @torch.no_grad()
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        return self.est.decode(z.reshape(-1, z.shape[-1])).mean.cpu()
+    def decode_mean(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """E[x|z] (given ``condition``, for a conditional model), on the CPU."""
+        z = z.reshape(-1, z.shape[-1])
+        return self.est.decode(z, condition=condition).mean.cpu()
 
 
 @dataclass
@@ -376,8 +394,8 @@ def _section_reconstructions(ctx: _Context) -> Section:
     from ..analysis.uncertainty import reconstruction_uncertainty
 
     x = ctx.x[: ctx.n_show]
-    mean, sd = reconstruction_uncertainty(ctx.module, x, draws=100)
-    recon = ctx.est.reconstruct(x).cpu()
+    mean, sd = reconstruction_uncertainty(ctx.module, ctx.rows[: ctx.n_show], draws=100)
+    recon = ctx.est.reconstruct(x, y=ctx.y_of(slice(0, ctx.n_show))).cpu()
     if ctx.is_image:
         rows = [ctx.display(x), ctx.display(recon)]
         at = "the posterior mean" if ctx.latent else "the code"
@@ -405,7 +423,10 @@ def _section_reconstructions(ctx: _Context) -> Section:
     xs = ctx.x
     body = figure(
         figures.scatter_matrix_png(
-            {"data": ctx.inverse(xs), "reconstruction": ctx.inverse(ctx.est.reconstruct(xs))},
+            {
+                "data": ctx.inverse(xs),
+                "reconstruction": ctx.inverse(ctx.est.reconstruct(xs, y=ctx.y_of(slice(None)))),
+            },
             names=ctx.data.feature_names,
         ),
         "Scatter matrix of the first features: data and their reconstructions "
@@ -413,7 +434,7 @@ def _section_reconstructions(ctx: _Context) -> Section:
         "reconstructions",
     )
     if ctx.latent:
-        _, sd_all = reconstruction_uncertainty(ctx.module, xs, draws=100)
+        _, sd_all = reconstruction_uncertainty(ctx.module, ctx.rows, draws=100)
         body += figure(
             figures.plot_feature_sd(sd_all.cpu().numpy(), names=ctx.data.feature_names),
             "Per feature, the standard deviation of E[x|z] over z ~ q(z|x) "
@@ -434,6 +455,8 @@ def _section_samples(ctx: _Context) -> Section:
                 "samples (pyrovae sample draws codes from a Gaussian fitted to the training codes)."
             ),
         )
+    if ctx.conditional:
+        return _conditional_samples(ctx, title)
     if ctx.is_image:
         s = ctx.est.sample(64).cpu()
         png = figures.plot_image_rows(
@@ -466,6 +489,43 @@ def _section_samples(ctx: _Context) -> Section:
     )
 
 
+def _class_name(ctx: _Context, k: int) -> str:
+    classes = ctx.data.classes
+    return str(classes[k]) if classes is not None and k < len(classes) else str(k)
+
+
+def _conditional_samples(ctx: _Context, title: str) -> Section:
+    """Samples of a conditional model: per class (a row of 8 each) for a label, else
+    given the conditions of training rows."""
+    train_y = ctx.data.targets("train")
+    probe = ctx.est.sample_conditions(train_y, 1)
+    labels = not torch.is_floating_point(torch.as_tensor(probe))
+    if labels:
+        classes = int(getattr(ctx.module, "condition_dim", 1))
+        cond = ctx.est.sample_conditions(train_y, 8 * classes)
+        s = ctx.est.sample(len(cond), condition=cond).cpu()
+        shown = [k for k in range(classes)][:20]
+        caption = "8 draws z ~ p(z | c) per class c, each shown as E[x | z, c]"
+        if ctx.is_image:
+            rows = [ctx.display(s[cond == k]) for k in shown]
+            png = figures.plot_image_rows(rows, [f"class {_class_name(ctx, k)}" for k in shown])
+            return Section("samples", title, figure(png, caption + ".", "samples per class"))
+        n = 8 * classes
+    else:
+        n = 64 if ctx.is_image else max(500, min(2000, ctx.data.train.shape[0]))
+        cond = ctx.est.sample_conditions(train_y, n)
+        s = ctx.est.sample(n, condition=cond).cpu()
+        caption = f"{n} draws z ~ p(z | c) given the conditions c of {n} training rows"
+        if ctx.is_image:
+            png = figures.plot_image_rows([ctx.display(r) for r in s.split(16)], ["", "", "", ""])
+            return Section("samples", title, figure(png, caption + ".", "conditional samples"))
+    png = figures.scatter_matrix_png(
+        {"training data": ctx.inverse(ctx.data.train[:2000]), "samples": ctx.inverse(s)},
+        names=ctx.data.feature_names,
+    )
+    return Section("samples", title, figure(png, f"{caption}, against the training data.", "s"))
+
+
 def _dims_by_information(ctx: _Context) -> list[int]:
     """Latent dimensions, most informative first (KL per dimension when known, else the
     variance of the posterior means over data points)."""
@@ -491,7 +551,14 @@ def _section_traversals(ctx: _Context) -> Section:
     values = _traversal_values(ctx, dims)
     z0 = ctx.mu[0]
     codes = figures.traversal_codes(z0, dims, values)
-    decoded = ctx.decode_mean(codes.to(ctx.est.device_))
+    if (
+        ctx.conditional
+        and ctx.is_image
+        and ctx.y is not None
+        and not torch.is_floating_point(torch.as_tensor(ctx.y))
+    ):
+        return _traversals_per_class(ctx, dims, values)
+    decoded = ctx.decode_mean(codes.to(ctx.est.device_), condition=ctx.y_of(0))
     order = (
         "by KL per dimension"
         if (ctx.decomposition or {}).get("kl_per_dim")
@@ -511,6 +578,24 @@ def _section_traversals(ctx: _Context) -> Section:
         feats = ctx.inverse(decoded).reshape(len(dims), ctx.traverse, -1).numpy()
         png = figures.plot_traversal_features(feats, dims, values, names=ctx.data.feature_names)
     return Section("traversals", "Latent traversals", figure(png, caption, "latent traversals"))
+
+
+def _traversals_per_class(ctx: _Context, dims: list[int], values: np.ndarray) -> Section:
+    """A label-conditional model: the most informative dimension traversed from the
+    first point's posterior mean, one row per class."""
+    d, v = dims[0], values[:1]
+    codes = figures.traversal_codes(ctx.mu[0], [d], v).to(ctx.est.device_)
+    classes = int(getattr(ctx.module, "condition_dim", 1))
+    rows = [ctx.display(ctx.decode_mean(codes, condition=k)) for k in range(min(classes, 20))]
+    labels = [f"class {_class_name(ctx, k)}" for k in range(len(rows))]
+    caption = (
+        f"Starting from the posterior mean of the first {ctx.split} point, latent coordinate "
+        f"z[{d}] (the most informative) varies over the mean +- 3 sd of its aggregate "
+        f"posterior ({ctx.traverse} values, left to right), decoded given each class c "
+        "(one row per class): what the class changes and what z keeps."
+    )
+    png = figures.plot_image_rows(rows, labels, ncol=ctx.traverse)
+    return Section("traversals", "Latent traversals", figure(png, caption, "traversals"))
 
 
 def _pairs(ctx: _Context, count: int = 2) -> list[tuple[int, int]]:
@@ -539,7 +624,7 @@ def _section_interpolations(ctx: _Context) -> Section:
         lin = figures.lerp(za, zb, torch.from_numpy(t)).float()
         sph = figures.slerp(za, zb, torch.from_numpy(t)).float()
         both = torch.cat([lin, sph]).to(ctx.est.device_)
-        decoded = ctx.decode_mean(both)
+        decoded = ctx.decode_mean(both, condition=ctx.y_of(a))
         what = f"{ctx.split} points {a} and {b}"
         if ctx.labels is not None:
             what += f" (labels {ctx.labels[a]} and {ctx.labels[b]})"
@@ -729,7 +814,9 @@ def _context(run: Path, est, splits, n: int, show: int, traverse: int, max_dims:
     split = _pick_split(splits)
     x = est.as_input(splits.split(split)[:n])
     labels = splits.labels(split)
+    y = splits.targets(split)
     return _Context(
+        y=y[:n] if y is not None else None,
         run=run,
         est=est,
         data=splits,
@@ -750,18 +837,18 @@ def _summarise(ctx) -> None:
     """The posterior moments of the shown rows and the summary numbers."""
     est, x = ctx.est, ctx.x
     est.module_.eval()
-    mu, sd = est.module_.posterior_moments(x)[sites.LATENT]  # the guide's joint posterior
+    mu, sd = est.module_.posterior_moments(ctx.rows)[sites.LATENT]  # the guide's joint posterior
     ctx.mu, ctx.sd = mu.cpu().float(), sd.cpu().float()
     if ctx.latent:
         from ..analysis import elbo_decomposition
 
-        ctx.decomposition = elbo_decomposition(est.module_, x, samples=0, particles=10)
+        ctx.decomposition = elbo_decomposition(est.module_, ctx.rows, samples=0, particles=10)
         for key in ("elbo", "recon", "kl"):
             ctx.summary[key] = ctx.decomposition[key]
         ctx.summary["active units"] = ctx.decomposition["active_units"]
         ctx.summary["I(x; z)"] = ctx.decomposition["mutual_info"]
     else:
-        ctx.summary["recon"] = est.evaluate(x)["recon"]
+        ctx.summary["recon"] = est.evaluate(x, y=ctx.y)["recon"]
 
 
 def _build_section(builder, title: str, ctx) -> Section:

@@ -38,6 +38,7 @@ def load_options(info: dict[str, Any], spec: str | None = None) -> dict[str, Any
         drop_columns=info.get("drop_columns") or None,
         label_column=info.get("label_column"),
         classes=info.get("classes"),
+        condition_columns=info.get("condition_columns") or None,
         n_labels=info.get("n_labels"),
         label_fraction=info.get("label_fraction"),
         # a dataset's own options (--data-options) apply to that dataset only
@@ -88,6 +89,8 @@ def data_info(cfg: dict[str, Any], data: DataSplits) -> dict[str, Any]:
         info["feature_names"] = list(data.feature_names)
     if data.classes is not None:
         info["classes"] = list(data.classes)
+    if data.condition_names is not None:
+        info["condition_names"] = list(data.condition_names)
     return info
 
 

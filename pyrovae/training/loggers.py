@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import coerce
+from ..data.batch import Batch
 from ..errors import ConfigError, TrainingInterrupted
 from ..objectives.freebits import per_dimension_kl
 from ..plotting import image_grid
@@ -178,10 +179,17 @@ def run_options(trainer: Trainer) -> dict[str, str | int | float | bool]:
 
 def _probe(trainer: Trainer, n: int) -> torch.Tensor | None:
     """The first ``n`` validation rows (training rows without validation data)."""
+    rows = _probe_rows(trainer, n)
+    return None if rows is None else rows.x
+
+
+def _probe_rows(trainer: Trainer, n: int) -> Batch | None:
+    """:func:`_probe`'s rows with their labels or conditions (no mask)."""
     data = trainer.val_data if trainer.val_data is not None else trainer.train_data
     if data is None or len(data) == 0:
         return None
-    return data[: min(n, len(data))].to(trainer.device).x
+    rows = data[: min(n, len(data))].to(trainer.device)
+    return Batch(rows.x, rows.y)
 
 
 @contextlib.contextmanager
@@ -222,18 +230,27 @@ def kl_per_dimension(trainer: Trainer) -> list[float] | None:
 def image_grids(trainer: Trainer) -> dict[str, Any]:
     """``reconstructions`` and (for models with a prior) ``samples``, as arrays of shape
     (H, W) or (H, W, 3) in [0, 1]; empty for data that are not images."""
-    x = _probe(trainer, N_RECONSTRUCTIONS)
-    if x is None or x.dim() < 3:  # rows of features, not images
+    rows = _probe_rows(trainer, N_RECONSTRUCTIONS)
+    if rows is None or rows.x.dim() < 3:  # rows of features, not images
         return {}
+    x = rows.x
     grids = {}
     with _quietly(trainer) as module:
+        # a conditional family encodes and decodes given the rows' conditions
+        data = rows if module.condition_dim else x
         try:
-            recon = module.decode(module.encode(x).mean).mean.reshape(x.shape)
+            recon = module.decode_rows(module.encode(data).mean, data).mean.reshape(x.shape)
             pairs = [t for i in range(0, len(x), 8) for t in (x[i : i + 8], recon[i : i + 8])]
             grids["reconstructions"] = image_grid(torch.cat(pairs), ncol=8)
             if module.has_latent_sites:
-                z = module.sample_latent(N_SAMPLES)
-                samples = module.decode(z).mean.reshape(N_SAMPLES, *x.shape[1:])
+                if module.condition_dim:  # the probe rows' conditions, in turn
+                    given = rows[torch.arange(N_SAMPLES, device=x.device) % len(x)]
+                    z = module.sample_latent(N_SAMPLES, given.y)
+                else:
+                    given = None
+                    z = module.sample_latent(N_SAMPLES)
+                px = module.decode(z) if given is None else module.decode_rows(z, given)
+                samples = px.mean.reshape(N_SAMPLES, *x.shape[1:])
                 grids["samples"] = image_grid(samples, ncol=8)
         except UNSUPPORTED as exc:  # a family that decodes from more than a code
             logger.debug("no image grids for this model: %s", exc)

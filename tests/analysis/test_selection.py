@@ -18,6 +18,7 @@ from pyrovae.analysis.selection import (
     score_model,
 )
 from pyrovae.api import VAE
+from pyrovae.data import Batch
 from pyrovae.models import ModuleSpec, build_module
 from pyrovae.priors import PRIORS
 
@@ -56,16 +57,20 @@ def test_parameter_count_follows_what_log_p_x_z_depends_on(options, expected, pa
     assert owners == parts
 
 
-def _log_joint(m, values):
+def _log_joint(m, values, data):
     # fresh copies: flows cache their last input by identity
     values = {k: v.clone() for k, v in values.items()}
     conditioned = poutine.condition(m.model, data=values)
-    return poutine.trace(conditioned).get_trace(values[sites.OBS]).log_prob_sum()
+    observed = data.replace(x=values[sites.OBS])
+    return poutine.trace(conditioned).get_trace(observed).log_prob_sum()
 
 
 @pytest.mark.parametrize(
     "family, options",
-    [("vae", {"prior": name}) for name in PRIORS.names()]
+    [
+        ("cvae" if PRIORS.get(name).conditional else "vae", {"prior": name})
+        for name in PRIORS.names()
+    ]
     + [
         ("hvae", {"prior": p, "model_options": {"top_dim": 2, "top_from_x": True}})
         for p in ("normal", "vamp")
@@ -73,24 +78,27 @@ def _log_joint(m, values):
 )
 def test_counted_parameters_are_those_whose_change_changes_log_p_x_z(family, options):
     """An independent check over every registered prior: perturb each parameter tensor
-    alone; log p(x, z) at fixed simulated x and z changes exactly for the counted ones."""
+    alone; log p(x, z) at fixed simulated x and z changes exactly for the counted ones
+    (given conditions, in the cvae that a conditional prior needs)."""
     torch.manual_seed(0)
     m = build_module(family, ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(5,), **options))
     m.eval()
     with torch.no_grad():
         for p in m.parameters():  # away from initial values of 0 (a flow's last layer)
             p.add_(0.1 * torch.randn_like(p))
-        sim = poutine.trace(poutine.uncondition(m.model)).get_trace(torch.zeros(3, 6))
+        y = m.targets(torch.randn(3, m.condition_dim)) if m.condition_dim else None
+        data = Batch(torch.zeros(3, 6), y)
+        sim = poutine.trace(poutine.uncondition(m.model)).get_trace(data)
         values = {n: s["value"] for n, s in sim.nodes.items() if s["type"] == "sample"}
-        base = _log_joint(m, values)
+        base = _log_joint(m, values, data)
         changed = set()
         for name, p in m.named_parameters():
             keep = p.clone()
             p.add_(0.1 * torch.randn_like(p))
-            if not torch.isclose(_log_joint(m, values), base, rtol=0, atol=1e-6):
+            if not torch.isclose(_log_joint(m, values, data), base, rtol=0, atol=1e-6):
                 changed.add(name)
             p.copy_(keep)
-    counted = {id(p) for p in generative_parameter_tensors(m)}
+    counted = {id(p) for p in generative_parameter_tensors(m, data)}
     assert {n for n, p in m.named_parameters() if id(p) in counted} == changed
 
 

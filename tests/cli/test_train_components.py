@@ -62,6 +62,8 @@ def test_component_trains_from_cli(flag, name, digits, tmp_path, capsys):
         args += ["--data", str(tmp_path / "x.npy")]
     if name.startswith("iwae"):
         args += ["--particles", "2"]
+    if flag == "--prior" and PRIORS.get(name).conditional:
+        args += ["--model", "cvae"]  # p(z | c) needs a conditional family
     assert main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     capsys.readouterr()

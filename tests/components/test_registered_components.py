@@ -32,20 +32,29 @@ LATENT = 3
 
 
 # -- priors ------------------------------------------------------------------
+def _family_of(prior: str) -> str:
+    """The family a registered prior is tested in: a conditional prior (p(z | c)) needs
+    a conditional one."""
+    return "cvae" if PRIORS.get(prior).conditional else "vae"
+
+
 def _prior(name, latent_dim=LATENT):
-    """A registered prior, bound to a small VAE (VampPrior needs its encoder)."""
+    """A registered prior, bound to a small VAE (VampPrior needs its encoder; a
+    conditional prior, a CVAE's condition of one covariate)."""
     spec = ModuleSpec(data_shape=(1, 8, 8), latent_dim=latent_dim, prior=name, hidden=(16,))
-    return build_module("vae", spec).prior
+    return build_module(_family_of(name), spec).prior
 
 
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_prior_shapes_and_gradients(name):
+    """``prior.reference()`` is ``prior()`` for an unconditional prior and p(z | c) at one
+    condition code for a conditional one: the contract holds for that distribution."""
     prior = _prior(name)
-    d = prior()
+    d = prior.reference()
     assert tuple(d.event_shape) == (LATENT,) and tuple(d.batch_shape) == ()
     z = prior.sample(11)
     assert z.shape == (11, LATENT) and torch.isfinite(z).all()
-    lp = prior().log_prob(z)
+    lp = prior.reference().log_prob(z)
     assert lp.shape == (11,) and torch.isfinite(lp).all()
     params = [p for p in prior.parameters() if p.requires_grad]
     if params:
@@ -68,7 +77,7 @@ def test_prior_is_a_normalized_density_matching_its_samples(name):
     with torch.no_grad():
         for p in prior.parameters():
             p.add_(0.3 * torch.randn_like(p))
-        d = prior()
+        d = prior.reference()
         _check_density_against_samples(d, d.log_prob, prior.sample(100_000), half_width=15.0)
 
 
@@ -363,6 +372,9 @@ FAMILY_OPTIONS = {"m2": {"n_classes": 3}}
 
 @pytest.mark.parametrize("family", MODELS.names())
 def test_model_family_programs_run(family):
+    """A conditional family (``condition_dim`` > 0) runs on a batch with conditions."""
+    from pyrovae.data import Batch
+
     spec = ModuleSpec(
         data_shape=(1, 8, 8),
         latent_dim=LATENT,
@@ -371,22 +383,24 @@ def test_model_family_programs_run(family):
     )
     module = build_module(family, spec)
     x = torch.rand(4, 1, 8, 8)
+    y = module.targets(torch.rand(4, module.condition_dim)) if module.condition_dim else None
+    data = Batch(x, y) if y is not None else x
     from pyrovae.objectives import TraceELBO
 
-    terms = TraceELBO()(module.model, module.guide, x)
+    terms = TraceELBO()(module.model, module.guide, data)
     assert torch.isfinite(terms.loss)
     grads = torch.autograd.grad(terms.loss, list(module.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     assert all(g is None or torch.isfinite(g).all() for g in grads)
-    assert module.encode(x).mean.shape == (4, LATENT)
-    assert module.decode(torch.randn(4, LATENT)).mean.shape == (4, 1, 8, 8)
-    assert module.sample_latent(5).shape == (5, LATENT)
+    assert module.encode(data).mean.shape == (4, LATENT)
+    assert module.decode_rows(torch.randn(4, LATENT), data).mean.shape == (4, 1, 8, 8)
+    assert module.sample_latent(4, *([y] if y is not None else [])).shape == (4, LATENT)
 
 
 def _component_cases():
     """(family, overrides) covering every registered component at least once."""
     cases = [(f, {}) for f in ESTIMATORS.names()]
-    cases += [("vae", {"prior": p}) for p in PRIORS.names() if p != "normal"]
+    cases += [(_family_of(p), {"prior": p}) for p in PRIORS.names() if p != "normal"]
     cases += [("vae", {"guide": g}) for g in GUIDES.names() if g != "normal"]
     # networks of their own grid only are trained in their own tests (tests/nets/)
     cases += [("vae", {"net": n}) for n in ENCODERS.names() if n != "mlp" and _any_shape(n)]
@@ -421,6 +435,8 @@ def _data_for(likelihood: str, x: torch.Tensor) -> torch.Tensor:
     ),
 )
 def test_short_training_improves_and_round_trips(family, overrides, small_digits, digits, tmp_path):
+    """Every family trains on the digits: a conditional family (cvae) given every row's
+    label as its condition, a classifier family (m2) with a third of the rows labelled."""
     x, xv = small_digits
     likelihood = overrides.get("likelihood", "bernoulli")
     x, xv = _data_for(likelihood, x), _data_for(likelihood, xv)
@@ -437,6 +453,8 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
     )
     # a classifier family (m2) learns from labels: a third of the rows keep theirs
     y = y_val = None
+    if cls.is_conditional:
+        y, y_val = digits.labels("train")[: len(x)], digits.labels("val")[: len(xv)]
     if cls.is_classifier:
         y = digits.y_train[: len(x)].clone()
         y[torch.arange(len(y)) % 3 != 0] = -1
@@ -454,9 +472,9 @@ def test_short_training_improves_and_round_trips(family, overrides, small_digits
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     pyro.set_rng_seed(3)
-    e1 = est.evaluate(xv)
+    e1 = est.evaluate(xv, y=y_val)
     pyro.set_rng_seed(3)
-    e2 = again.evaluate(xv)
+    e2 = again.evaluate(xv, y=y_val)
     assert e1 == pytest.approx(e2, nan_ok=True)
 
 

@@ -205,3 +205,49 @@ def test_stream_drop_and_label_columns(tmp_path):
     rows = d.train[:20]
     assert rows.shape == (20, 1) and d.classes == [0, 1]
     assert [int(v) % 2 for v in rows[:, 0]] == d.y_train.tolist()
+
+
+# -- condition columns ------------------------------------------------------------------
+
+
+def test_condition_columns_of_a_csv(people):
+    d = load_data(
+        str(people),
+        drop_columns=["name"],
+        condition_columns=["age", "1"],
+        val_fraction=0.2,
+        test_fraction=0.1,
+    )
+    assert d.data_shape == (1,)  # weight only: height (index 1) and age are conditions
+    assert d.condition_names == ["age", "height"]
+    for split in ("train", "val", "test"):
+        x, c = d.split(split), d.conditions(split)
+        assert c.shape == (x.shape[0], 2) and c.dtype == torch.float32
+        # each row keeps its own conditions: weight = 50 + i, age = 20 + i
+        torch.testing.assert_close(c[:, 0], x[:, 0] - 30.0)
+        torch.testing.assert_close(c[:, 1], 1.5 + (x[:, 0] - 50.0) / 50, atol=6e-3, rtol=0)
+
+
+def test_condition_columns_of_an_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = rng.normal(size=(40, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=arr, feature_names=np.array(["a", "b", "c", "d"]))
+    d = load_data(str(tmp_path / "d.npz"), condition_columns=["d"], val_fraction=0, test_fraction=0)
+    assert d.data_shape == (3,) and d.condition_names == ["d"]
+    rows = {tuple(np.round(r, 5)) for r in np.c_[d.train.numpy(), d.conditions_train.numpy()]}
+    assert rows == {tuple(np.round(r, 5)) for r in arr}
+
+
+def test_bad_condition_columns(people):
+    with pytest.raises(DataError, match="--condition-columns: column 'size' is not in"):
+        load_data(str(people), drop_columns=["name"], condition_columns=["size"])
+    with pytest.raises(DataError, match="is also the --label-column"):
+        load_data(str(people), label_column="name", condition_columns=["name"])
+    with pytest.raises(DataError, match="--condition-columns applies to data files"):
+        load_data("digits", condition_columns=["1"])
+
+
+def test_labels_with_a_single_class(tmp_path):
+    (tmp_path / "one.csv").write_text("a,b,label\n" + "\n".join(f"{i},{i},x" for i in range(9)))
+    with pytest.raises(DataError, match="has a single class"):
+        load_data(str(tmp_path / "one.csv"), label_column="label")

@@ -133,3 +133,12 @@ def test_missing_entries_are_refused(semi):
     x, y, _, _ = semi
     with pytest.raises(ConfigError, match="^the m2 model does not train with missing entries"):
         M2(**{**SMALL, "mask_rate": 0.2}).fit(x[:20], y[:20])
+
+
+def test_prior_module_is_refused_with_one_line(fitted):
+    """A decoder prior draws z alone; the m2 decoder also reads a label."""
+    from pyrovae.api import prior_module
+
+    with pytest.raises(ConfigError, match="prior_module needs an unconditional family") as info:
+        prior_module(fitted, "f")
+    assert "\n" not in str(info.value)

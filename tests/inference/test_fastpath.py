@@ -14,6 +14,7 @@ import logging
 import pytest
 import torch
 
+from pyrovae.data import Batch
 from pyrovae.guides import GUIDES
 from pyrovae.inference import fastpath
 from pyrovae.inference.loglik import chunk_size, log_likelihood
@@ -58,7 +59,7 @@ def _memory(m, batch: int) -> int:
 
 
 def _both(m, x, caplog):
-    memory = _memory(m, x.shape[0])
+    memory = _memory(m, len(x))
     with caplog.at_level(logging.INFO, logger=fastpath.__name__):
         torch.manual_seed(1)
         direct = log_likelihood(m, x, samples=SAMPLES, memory=memory, batch_size=4)
@@ -76,9 +77,26 @@ def _check_same(m, x, caplog):
     torch.testing.assert_close(direct, traced, rtol=0, atol=ATOL)
 
 
+def _with_conditions(m, x, y):
+    """``x`` with conditions ``y`` for a conditional family, else ``x``."""
+    return Batch(x, m.targets(y)) if m.condition_dim else x
+
+
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_every_prior(name, digits, caplog):
-    _check_same(_module(prior=name), (digits.train[:6] > 0.5).float(), caplog)
+    """A conditional prior is tested in the cvae (one covariate)."""
+    family = "cvae" if PRIORS.get(name).conditional else "vae"
+    m = _module(family, prior=name)
+    x = (digits.train[:6] > 0.5).float()
+    _check_same(m, _with_conditions(m, x, torch.linspace(-1, 1, 6)), caplog)
+
+
+@pytest.mark.parametrize("prior", ["normal", "conditional"])
+def test_cvae_with_a_label(prior, digits, caplog):
+    """log p(x | c) of the cvae given class labels: direct and traced agree."""
+    m = _module("cvae", prior=prior, model_options={"condition": "label", "condition_dim": 10})
+    x = (digits.train[:6] > 0.5).float()
+    _check_same(m, Batch(x, m.targets(digits.labels("train")[:6])), caplog)
 
 
 @pytest.mark.parametrize("name", GUIDES.names())

@@ -33,12 +33,21 @@ def _module(family: str, mask_input: bool, mask_encoder: str = "concat"):
     return build_module(family, spec)
 
 
+def _batch(module, x, mask):
+    """``Batch(x, mask=mask)``, with one covariate per row for a conditional family."""
+    y = None
+    if module.condition_dim:
+        g = torch.Generator().manual_seed(2)
+        y = module.targets(torch.rand(x.shape[0], module.condition_dim, generator=g))
+    return Batch(x, y, mask)
+
+
 def _refuses_masks(module) -> bool:
     """Whether the family refuses masked batches, checking that it does so with one line
     naming the masks (the m2 family: its label enumeration has no masked form)."""
     x, mask = _data()
     try:
-        TraceELBO()(module.model, module.guide, Batch(x, mask=mask))
+        TraceELBO()(module.model, module.guide, _batch(module, x, mask))
     except ConfigError as exc:
         # Pyro appends the trace's shapes on further lines; the CLI shows the first
         assert "does not take observation masks" in str(exc).splitlines()[0]
@@ -67,7 +76,7 @@ def test_nan_missing_entries_give_finite_loss_and_gradients(family, mask_input, 
     x, mask = _data()
     x_nan = torch.where(mask, x, torch.full_like(x, float("nan")))
     pyro.set_rng_seed(0)
-    terms = TraceELBO()(module.model, module.guide, Batch(x_nan, mask=mask))
+    terms = TraceELBO()(module.model, module.guide, _batch(module, x_nan, mask))
     assert torch.isfinite(terms.loss)
     terms.loss.backward()
     for p in module.parameters():
@@ -86,7 +95,7 @@ def test_missing_values_do_not_matter(family, mask_encoder):
     losses = []
     for data in (x, other):
         pyro.set_rng_seed(0)
-        losses.append(TraceELBO()(module.model, module.guide, Batch(data, mask=mask)).loss)
+        losses.append(TraceELBO()(module.model, module.guide, _batch(module, data, mask)).loss)
     torch.testing.assert_close(losses[0], losses[1])
 
 
@@ -100,7 +109,7 @@ def test_all_observed_mask_equals_no_mask(family):
     out = []
     for mask in (None, torch.ones_like(x, dtype=torch.bool)):
         pyro.set_rng_seed(0)
-        out.append(TraceELBO()(module.model, module.guide, Batch(x, mask=mask)).loss)
+        out.append(TraceELBO()(module.model, module.guide, _batch(module, x, mask)).loss)
     torch.testing.assert_close(out[0], out[1])
 
 
@@ -136,26 +145,29 @@ def test_set_encoder_pools_a_sum_over_the_observed_entries():
     torch.testing.assert_close(enc(x, single), want)
 
 
+@pytest.mark.parametrize("family", ["vae", "cvae"])
 @pytest.mark.parametrize("mask_input", [False, True])
-def test_direct_log_weights_with_a_mask_match_the_traces(mask_input):
-    module = _module("vae", mask_input)
+def test_direct_log_weights_with_a_mask_match_the_traces(mask_input, family):
+    module = _module(family, mask_input)
     module.eval()
     x, mask = _data()
+    data = _batch(module, x, None) if module.condition_dim else x  # with its conditions
     with torch.no_grad():
         torch.manual_seed(5)
-        direct = LogWeightChunks(module, True).sampler(x, mask)(7)
+        direct = LogWeightChunks(module, True).sampler(data, mask)(7)
         torch.manual_seed(5)
-        traced = LogWeightChunks(module, False).sampler(x, mask)(7)
+        traced = LogWeightChunks(module, False).sampler(data, mask)(7)
     torch.testing.assert_close(direct, traced, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["vae", "cvae"])
 @pytest.mark.parametrize("mask_input", [False, True])
-def test_trace_elbo_takes_the_direct_route_with_a_mask(mask_input):
-    module = _module("vae", mask_input)
+def test_trace_elbo_takes_the_direct_route_with_a_mask(mask_input, family):
+    module = _module(family, mask_input)
     x, mask = _data()
     x_nan = torch.where(mask, x, torch.full_like(x, float("nan")))
     objective = TraceELBO()
-    batch = Batch(x_nan, mask=mask)
+    batch = _batch(module, x_nan, mask)
     pyro.set_rng_seed(0)
     first = objective(module.model, module.guide, batch, beta=0.7)  # traces, validated
     assert objective.route(module.model, module.guide, batch) == "direct"

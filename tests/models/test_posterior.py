@@ -12,6 +12,7 @@ import torch
 from pyro import poutine
 
 from pyrovae import sites
+from pyrovae.data import Batch
 from pyrovae.models import MODELS, ModuleSpec, build_module, distribution_moments
 
 #: Every registered family, the hierarchical VAE in both guide orders.
@@ -40,6 +41,8 @@ def _var_se(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def test_draws_moments_and_density_agree(family, opts):
     m = _module(family, opts)
     x = torch.rand(4, 12).round()
+    if m.condition_dim:  # a conditional family reads the rows with their conditions
+        x = Batch(x, m.targets(torch.rand(4, m.condition_dim)))
     n = 4000
     with torch.no_grad():
         draws = m.posterior_sample(x, n)

@@ -141,14 +141,39 @@ def _components():
 def test_direct_route_reproduces_the_traces(kind, name):
     """For each registered component (the others default), the direct route's loss and
     gradients equal ``Trace_ELBO.differentiable_loss`` on the same draws (to float
-    rounding), at beta != 1; a component without a direct form keeps the traces."""
+    rounding), at beta != 1; a component without a direct form keeps the traces. A
+    conditional prior is tested in the cvae, on rows with one covariate each."""
+    from pyrovae.data import Batch
     from pyrovae.likelihoods import LIKELIHOODS
+    from pyrovae.priors import PRIORS
 
     torch.manual_seed(0)
     spec = ModuleSpec(data_shape=(4,), latent_dim=2, hidden=(8,), **{kind: name})
-    vae = build_module("vae", spec)
+    conditional = kind == "prior" and PRIORS.get(name).conditional
+    vae = build_module("cvae" if conditional else "vae", spec)
     support = LIKELIHOODS.get(spec.likelihood)((4,)).support_kind
     x = torch.tensor(_ON_SUPPORT[support]).repeat(3, 1)
+    if conditional:
+        x = Batch(x, vae.targets(torch.linspace(-1, 1, 6)))
+    _check_direct_route(vae, x)
+
+
+@pytest.mark.parametrize("prior", ["normal", "conditional"])
+def test_direct_route_of_the_cvae_given_labels(prior):
+    from pyrovae.data import Batch
+
+    torch.manual_seed(0)
+    opts = {"condition": "label", "condition_dim": 3}
+    spec = ModuleSpec(data_shape=(4,), latent_dim=2, hidden=(8,), prior=prior, model_options=opts)
+    cvae = build_module("cvae", spec)
+    with torch.no_grad():  # away from the conditional prior's zero output layer
+        for p in cvae.prior.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x = torch.tensor(_ON_SUPPORT["binary"]).repeat(3, 1)
+    _check_direct_route(cvae, Batch(x, cvae.targets([0, 1, 2, 2, 1, 0])))
+
+
+def _check_direct_route(vae, x):
     objective, ref = TraceELBO(), Trace_ELBO(max_plate_nesting=1)
     objective(vae.model, vae.guide, x, beta=0.3)  # decides the route
     assert objective.route(vae.model, vae.guide, x) == "direct"
