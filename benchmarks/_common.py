@@ -8,12 +8,13 @@ vectors, and the optional binarized-MNIST reader only reads a local
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,21 @@ import torch
 
 #: Name of the training split of binarized MNIST (Larochelle & Murray 2011).
 BINARIZED_MNIST_TRAIN = "binarized_mnist_train.amat"
+
+
+def restores_threads(fn: Callable) -> Callable:
+    """``fn`` with torch's intra-op thread count restored when it returns: a benchmark
+    entry point that sets ``--threads`` leaves an in-process caller's setting alone."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
 
 
 def synthetic_binary(n: int, dim: int = 784, seed: int = 0, p: float = 0.5) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_binarized_mnist, machine_info  # noqa: E402
+from _common import load_binarized_mnist, machine_info, restores_threads  # noqa: E402
 
 from pyrovae import sites  # noqa: E402
 from pyrovae.api import VAE  # noqa: E402
@@ -100,17 +100,8 @@ def method_options(method: str, args) -> dict:
     return {}
 
 
+@restores_threads
 def run(args) -> dict:
-    """:func:`_run`, with torch's thread count restored afterwards (it sets
-    ``--threads``), so that calling it in-process leaves the caller's setting."""
-    threads = torch.get_num_threads()
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(args) -> dict:
     torch.set_num_threads(args.threads)
     train, held, side, data_name = load(args)
     held = held[: args.images]

@@ -59,7 +59,7 @@ import torch
 from pyro.infer import MCMC, NUTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, write_outputs  # noqa: E402
+from _common import machine_info, restores_threads, write_outputs  # noqa: E402
 
 from pyrovae.api import VAE, load  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
@@ -393,17 +393,8 @@ def table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_threads
 def main(argv=None) -> dict:
-    """:func:`_main`, with torch's thread count restored afterwards (it sets
-    ``--threads``), so that calling it in-process leaves the caller's setting."""
-    threads = torch.get_num_threads()
-    try:
-        return _main(argv)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

@@ -55,7 +55,7 @@ for _p in (str(_HERE), str(_HERE.parent)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from _common import machine_info, parse_int_list, summarize  # noqa: E402
+from _common import machine_info, parse_int_list, restores_threads, summarize  # noqa: E402
 
 from pyrovae.api import M2  # noqa: E402
 from pyrovae.data import TensorBatches, load_data  # noqa: E402
@@ -276,17 +276,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@restores_threads
 def main(argv: Sequence[str] | None = None) -> dict:
-    """:func:`_main`, with torch's thread count restored afterwards (it sets
-    ``--threads``), so that calling it in-process leaves the caller's setting."""
-    threads = torch.get_num_threads()
-    try:
-        return _main(argv)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -43,7 +43,7 @@ from pyro.infer import MCMC, NUTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info  # noqa: E402
+from _common import machine_info, restores_threads  # noqa: E402
 
 import pyrovae  # noqa: E402
 from pyrovae.atomic import atomic_write_text  # noqa: E402
@@ -121,17 +121,8 @@ def train_or_load(args, ex) -> pyrovae.VAE:
     return vae
 
 
+@restores_threads
 def run(args) -> dict:
-    """:func:`_run`, with torch's thread count restored afterwards (it sets
-    ``--threads``), so that calling it in-process leaves the caller's setting."""
-    threads = torch.get_num_threads()
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(args) -> dict:
     ex = example()
     if args.threads:
         torch.set_num_threads(args.threads)
