@@ -493,6 +493,13 @@ OPTIONS: tuple[Option, ...] = (
         domain="positive_int",
     ),
     _O(
+        "decoder_reads_top",
+        False,
+        "the hvae's decoder reads z1 and z2, p(x|z1,z2), as Tomczak & Welling's, not z1 alone",
+        "model",
+        parse_bool,
+    ),
+    _O(
         "layer_gated",
         False,
         "gated linear units instead of tanh in the hvae's networks between its latent layers",

@@ -481,13 +481,13 @@ def _sample_metrics(est, ref: Reference, recon, n_samples: int) -> dict:
 def _latent_metrics(est, x, pairs: int, steps: int, seed: int) -> dict:
     module = est.module_
     module.eval()
-    mu = module.posterior_moments(x)[sites.LATENT].mean
+    mu = module.code_of({k: m.mean for k, m in module.posterior_moments(x).items()})
     g = torch.Generator().manual_seed(int(seed))
     n = x.shape[0]
     i = torch.randint(0, n, (int(pairs),), generator=g)
     j = (i + torch.randint(1, n, (int(pairs),), generator=g)) % n
     smooth = path_smoothness(lambda z: est.decode(z).mean, mu[i], mu[j], steps)
-    z_agg = module.posterior_sample(x, 1)[sites.LATENT][0]
+    z_agg = module.code_of(module.posterior_sample(x, 1))[0]
     z_prior = module.sample_latent(n)
     return {
         "path_ratio": smooth["ratio"],

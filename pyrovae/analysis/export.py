@@ -41,7 +41,7 @@ def posterior_groups(module, x: torch.Tensor, draws: int = 200) -> dict:
     module.eval()
     try:
         latents = module.posterior_sample(x, int(draws))  # site -> (S, n, dim)
-        x_rep, loglik = _predictive(module, x, latents[sites.LATENT])
+        x_rep, loglik = _predictive(module, x, module.code_of(latents))
         x = as_batch(x).x
     finally:
         module.train(was_training)

@@ -27,7 +27,7 @@ def reconstruction_uncertainty(module, x: torch.Tensor, draws: int = 100):
     was_training = module.training
     module.eval()
     try:
-        z = module.posterior_sample(x, int(draws))[sites.LATENT]
+        z = module.code_of(module.posterior_sample(x, int(draws)))
         means = module.decode_rows(z, x).mean  # (S, n, *data_shape)
     finally:
         module.train(was_training)

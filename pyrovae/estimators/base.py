@@ -560,7 +560,8 @@ class Estimator:
 
     @torch.no_grad()
     def decode(self, z, condition=None) -> Distribution:
-        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``; ``.mean`` is E[x|z].
+        """p(x|z) for codes ``z`` of shape ``(..., code_dim)`` (``latent_dim`` unless the decoder
+        reads more layers); ``.mean`` is E[x|z].
         ``condition`` is for conditional families; an unconditional one refuses it."""
         self._check_fitted()
         if condition is not None:
@@ -569,11 +570,14 @@ class Estimator:
             )
         self.module_.eval()
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device_)
-        if z.shape[-1] != self.module_.latent_dim:
-            raise DataError(
-                f"z has last dimension {z.shape[-1]}; the model's latent_dim is "
-                f"{self.module_.latent_dim}"
+        code_dim = self.module_.code_dim
+        if z.shape[-1] != code_dim:
+            size = (
+                f"latent_dim is {code_dim}"
+                if code_dim == self.module_.latent_dim
+                else f"decoder reads codes of size {code_dim}"
             )
+            raise DataError(f"z has last dimension {z.shape[-1]}; the model's {size}")
         return self.module_.decode(z)
 
     def reconstruct(self, x, sample: bool = False, y=None) -> torch.Tensor:

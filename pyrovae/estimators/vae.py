@@ -333,6 +333,10 @@ class HVAE(VAE):
         Their number of hidden layers.
     layer_gated : bool
         Gated linear units in them instead of tanh layers.
+    decoder_reads_top : bool
+        The decoder reads both layers, p(x | z1, z2), as Tomczak & Welling's (2018); codes
+        (``decode``, ``encode``, samples) are then [z1, z2], of size
+        ``latent_dim + top_dim``.
     **kwargs
         The parameters of :class:`VAE`.
     """
@@ -347,6 +351,7 @@ class HVAE(VAE):
         layer_hidden: int = 64,
         layer_depth: int = 1,
         layer_gated: bool = False,
+        decoder_reads_top: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -355,6 +360,7 @@ class HVAE(VAE):
         self.layer_hidden = layer_hidden
         self.layer_depth = layer_depth
         self.layer_gated = layer_gated
+        self.decoder_reads_top = decoder_reads_top
 
     def _spec_kwargs(self) -> dict[str, Any]:
         opts = {
@@ -363,5 +369,6 @@ class HVAE(VAE):
             "layer_hidden": self.layer_hidden,
             "layer_depth": self.layer_depth,
             "layer_gated": self.layer_gated,
+            "decoder_reads_top": self.decoder_reads_top,
         }
         return {**super()._spec_kwargs(), "model_options": opts}

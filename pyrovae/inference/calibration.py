@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import sites
 from ..errors import ConfigError
 from ..models.base import require_latent_variables
 from .progress import progress_bar
@@ -58,7 +57,7 @@ def sbc(
             range(0, n, CHUNK), enabled=progress, desc="SBC", unit="chunk", leave=False
         )
         zs = torch.cat(  # (draws, n, L)
-            [module.posterior_sample(x[i : i + CHUNK], draws)[sites.LATENT] for i in chunks], 1
+            [module.code_of(module.posterior_sample(x[i : i + CHUNK], draws)) for i in chunks], 1
         )
     finally:
         module.train(was_training)

@@ -18,7 +18,8 @@ then drawn from the model's own p(x_miss | z), so that
 taking the model family's module (networks fixed), rows ``x`` ``(B, *data_shape)``
 (missing entries hold any finite value), the ``bool`` mask, the number of draws ``S``
 and an integer seed, and returning the latent draws ``{site: (S, B, dim)}`` (every
-latent site of the family; ``sites.LATENT`` is the code the decoder reads) and a dict
+latent site of the family; ``module.code_of`` maps them to the code the decoder reads)
+and a dict
 of diagnostics. The global random state is left as it was. Registered here:
 
 * ``"guide"``: z ~ q(z | x_obs, m), the amortized guide on the zero-filled x and the
@@ -379,7 +380,7 @@ def condition(
             z, diagnostics = conditioner(module, filled, mask, draws=draws, seed=seed, **options)
         with torch.random.fork_rng(devices=_devices(x)), at_weights(module):
             torch.manual_seed(int(seed) + 1)
-            px = module.decode(z[sites.LATENT])  # batch (S, B)
+            px = module.decode(module.code_of(z))  # batch (S, B)
             x_draws = torch.where(mask, filled, px.sample())
             mean = torch.where(mask, filled, px.mean.mean(0))
     finally:

@@ -95,7 +95,7 @@ class DecoderPrior:
         self.module.requires_grad_(False)
         self.name = str(name)
         self.data_shape = tuple(module.data_shape)
-        self.latent_dim = int(module.latent_dim)
+        self.latent_dim = int(module.code_dim)
         device = next(self.module.parameters()).device
         devices = [device] if device.type == "cuda" else []
         # one code from the family's own prior program (a family whose decoder reads

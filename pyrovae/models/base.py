@@ -204,10 +204,22 @@ class LatentModule(GuidePosterior, nn.Module):
         else:
             self.encoder = ENCODERS.get(spec.net)(self.data_shape, **net_kw, **net_options)
         channels = self.likelihood.param_channels
+        self.code_dim = int(self.code_size(spec))
         self.decoder = DECODERS.get(spec.net)(
-            self.latent_dim, self.data_shape, channels, **net_kw, **net_options
+            self.code_dim, self.data_shape, channels, **net_kw, **net_options
         )
         self.decoder_weights = self.build_decoder_weights(dict(spec.decoder_weights or {}))
+
+    @classmethod
+    def code_size(cls, spec: ModuleSpec) -> int:
+        """Width of the code the decoder reads (``latent_dim`` unless a family's decoder
+        reads more than its bottom latent layer)."""
+        return int(spec.latent_dim)
+
+    def code_of(self, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The decoder's input, ``(..., code_dim)``, from draws of the latent sites (as
+        :meth:`posterior_sample` returns them)."""
+        return draws[sites.LATENT]
 
     #: Width of the condition code the programs read from ``Batch.y`` (0: the family is
     #: unconditional; conditional priors refuse such a family).
@@ -302,7 +314,7 @@ class LatentModule(GuidePosterior, nn.Module):
         return self.encode(x)
 
     def decode(self, z: torch.Tensor) -> Distribution:
-        """p(x|z) for codes ``z`` of shape ``(..., latent_dim)``."""
+        """p(x|z) for codes ``z`` of shape ``(..., code_dim)`` (see :meth:`code_of`)."""
         net = self.decoder if self.decoder_weights is None else self.decoder_weights
         return self.likelihood(net(z))
 

@@ -22,8 +22,15 @@ With ``top_from_x=True`` the guide reads the data at both layers, z2 first
 
 so q(z2|x) is an amortized posterior over the prior's own space, and a prior
 built from the guide (the VampPrior, p(z2) = (1/K) sum_k q(z2|u_k)) can sit on
-the top layer. (Tomczak & Welling's decoder also reads z2, p(x|z1, z2); here it
-reads z1 only, as in the bottom-up form.)
+the top layer.
+
+With ``decoder_reads_top=True`` the decoder reads both layers, p(x | z1, z2), as
+Tomczak & Welling's (2018, Sec. 3.2) does: its input, "the code" of
+:meth:`~pyrovae.models.base.LatentModule.code_of`, is the concatenation [z1, z2], so
+``encode``, ``sample_latent`` and ``prior_program`` return codes of size
+``latent_dim + top_dim``. ``encode`` then describes the two layers as independent,
+[q(z1 | x, z2 = E[z2|x]), q(z2|x)] (or [q(z1|x), q(z2 | z1 = E[z1|x])] bottom-up):
+the point summary that reconstructions use, not the guide's joint.
 
 Both latent sites carry ``poutine.scale(beta)`` in model and guide, so the
 objective is E_q[log p(x|z1)] - beta (E_q[log q(z1, z2|x)] - E_q[log p(z1|z2) p(z2)]).
@@ -72,6 +79,43 @@ MOMENT_CHUNK_ROWS = 2**15
 Layer = tuple[str, Distribution]
 
 
+class _Concatenated(dist.TorchDistribution):
+    """Independent distributions over consecutive blocks of one event vector: the
+    product ``parts[0] x parts[1] x ...`` over their concatenation (equal batch shapes,
+    one event dimension each)."""
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(self, parts: list[Distribution]) -> None:
+        self.parts = parts
+        self.sizes = [int(p.event_shape[-1]) for p in parts]
+        batch_shape = torch.broadcast_shapes(*(p.batch_shape for p in parts))
+        super().__init__(batch_shape, torch.Size([sum(self.sizes)]), validate_args=False)
+
+    def _cat(self, tensors) -> torch.Tensor:
+        shape = torch.broadcast_shapes(*(t.shape[:-1] for t in tensors))
+        return torch.cat([t.expand(*shape, t.shape[-1]) for t in tensors], dim=-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._cat([p.mean for p in self.parts])
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self._cat([p.variance for p in self.parts])
+
+    def sample(self, sample_shape=()) -> torch.Tensor:
+        return self._cat([p.sample(sample_shape) for p in self.parts])
+
+    def rsample(self, sample_shape=()) -> torch.Tensor:
+        return self._cat([p.rsample(sample_shape) for p in self.parts])
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        blocks = value.split(self.sizes, dim=-1)
+        return sum(p.log_prob(v) for p, v in zip(self.parts, blocks, strict=True))
+
+
 class _GaussianLayer(nn.Module):
     """z_in -> N(m(z_in), diag s(z_in)^2) through ``depth`` hidden layers of width
     ``hidden`` (tanh, or gated linear units with ``gated``)."""
@@ -97,13 +141,24 @@ class HierarchicalVAEModule(LatentModule):
     (their number of hidden layers, default 1), ``layer_gated`` (gated linear units
     instead of tanh in them, as Tomczak & Welling's; default False) and
     ``top_from_x`` (guide q(z2|x) q(z1|x, z2) instead of q(z1|x) q(z2|z1); default
+    False) and ``decoder_reads_top`` (the decoder reads [z1, z2], not z1 alone; default
     False). The registered guide component is q(z1|x), or q(z2|x) with ``top_from_x``.
     """
+
+    @classmethod
+    def code_size(cls, spec: ModuleSpec) -> int:
+        """``latent_dim``, plus ``top_dim`` when the decoder also reads z2."""
+        opts = spec.model_options
+        if not parse_bool(opts.get("decoder_reads_top", False)):
+            return int(spec.latent_dim)
+        return int(spec.latent_dim) + _top_dim(spec)
 
     def __init__(self, spec: ModuleSpec) -> None:
         super().__init__(spec)
         opts = dict(spec.model_options)
-        self.top_dim = int(opts.pop("top_dim", None) or max(2, self.latent_dim // 2))
+        self.top_dim = _top_dim(spec)
+        opts.pop("top_dim", None)
+        self.decoder_reads_top = parse_bool(opts.pop("decoder_reads_top", False))
         hidden = int(opts.pop("layer_hidden", 64))
         depth = int(opts.pop("layer_depth", 1))
         gated = parse_bool(opts.pop("layer_gated", False))
@@ -136,7 +191,19 @@ class HierarchicalVAEModule(LatentModule):
             with poutine.scale(scale=beta):
                 z2 = pyro.sample(sites.LATENT_TOP, self.prior())
                 z1 = pyro.sample(sites.LATENT, self.p_z1(z2))
-            pyro.sample(sites.OBS, self.observe(self.decode(z1), batch.mask), obs=x)
+            px = self.decode(self._code(z1, z2))
+            pyro.sample(sites.OBS, self.observe(px, batch.mask), obs=x)
+
+    def _code(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """What the decoder reads: z1, or [z1, z2] with ``decoder_reads_top``."""
+        if not self.decoder_reads_top:
+            return z1
+        shape = torch.broadcast_shapes(z1.shape[:-1], z2.shape[:-1])
+        return torch.cat([z1.expand(*shape, z1.shape[-1]), z2.expand(*shape, z2.shape[-1])], -1)
+
+    def code_of(self, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """z1, or [z1, z2] with ``decoder_reads_top``, from draws of both sites."""
+        return self._code(draws[sites.LATENT], draws[sites.LATENT_TOP])
 
     def guide(self, batch: Batch, beta: float = 1.0) -> None:
         batch = as_batch(batch)
@@ -218,19 +285,34 @@ class HierarchicalVAEModule(LatentModule):
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
         """q(z1|x); with ``top_from_x``, q(z1 | x, z2 = E[z2|x]) (not the guide's marginal
-        over z1: see :meth:`posterior_sample`); x observed where ``mask`` is ``True``."""
+        over z1: see :meth:`posterior_sample`); x observed where ``mask`` is ``True``.
+        With ``decoder_reads_top``, a distribution over the code [z1, z2] (see the module
+        docstring)."""
         h = self.features(x, mask)
         if self.top_from_x:
-            return self._q_z1(h, self.guide_head(h).mean)
-        return self.guide_head(h)
+            q_z2 = self.guide_head(h)
+            q_z1 = self._q_z1(h, q_z2.mean)
+        else:
+            q_z1 = self.guide_head(h)
+            if self.decoder_reads_top:
+                q_z2 = self.q_z2(q_z1.mean)
+        if not self.decoder_reads_top:
+            return q_z1
+        return _Concatenated([q_z1, q_z2])
 
     def prior_program(self, prefix: str) -> torch.Tensor:
         """z2 ~ p(z2) at ``f"{prefix}_z2"``, then z1 ~ p(z1|z2) at ``f"{prefix}_z"``; returns
-        z1 (see :meth:`LatentModule.prior_program`)."""
+        the code (z1, or [z1, z2]; see :meth:`LatentModule.prior_program`)."""
         z2 = pyro.sample(f"{prefix}_{sites.LATENT_TOP}", self.prior())
-        return pyro.sample(f"{prefix}_{sites.LATENT}", self.p_z1(z2))
+        return self._code(pyro.sample(f"{prefix}_{sites.LATENT}", self.p_z1(z2)), z2)
 
     def sample_latent(self, n: int) -> torch.Tensor:
-        """z1 from the generative hierarchy: z2 ~ p(z2), z1 ~ p(z1|z2)."""
+        """The code from the generative hierarchy: z2 ~ p(z2), z1 ~ p(z1|z2); z1, or
+        [z1, z2] with ``decoder_reads_top``."""
         z2 = self.prior().sample((n,))
-        return self.p_z1(z2).sample()
+        return self._code(self.p_z1(z2).sample(), z2)
+
+
+def _top_dim(spec: ModuleSpec) -> int:
+    """The size of z2: ``top_dim``, or max(2, latent_dim // 2) when not given."""
+    return int(spec.model_options.get("top_dim", None) or max(2, int(spec.latent_dim) // 2))

@@ -90,14 +90,18 @@ def test_export_uncertainty_and_mutual_information_read_the_joint_posterior(
     assert ours == pytest.approx(mutual_information(ppca_class(exact=True), data), abs=1e-5)
 
 
-def test_hierarchical_analyses_never_read_encode(monkeypatch):
+@pytest.mark.parametrize("reads_top", [False, True])
+def test_hierarchical_analyses_never_read_encode(monkeypatch, reads_top):
     """On a small hierarchical VAE with top_from_x, SBC, the NUTS comparison, the ArviZ
     export, the decomposition (active units, I(x; z)) and the uncertainty maps all run
     on ``posterior_sample`` / ``posterior_moments`` / ``posterior_log_prob``; the export
     carries both layers."""
     torch.manual_seed(0)
     spec = ModuleSpec(
-        data_shape=(6,), latent_dim=3, hidden=(8,), model_options={"top_dim": 2, "top_from_x": True}
+        data_shape=(6,),
+        latent_dim=3,
+        hidden=(8,),
+        model_options={"top_dim": 2, "top_from_x": True, "decoder_reads_top": reads_top},
     )
     m = build_module("hvae", spec)
     x = torch.rand(4, 6).round()

@@ -122,3 +122,64 @@ def test_layer_networks_depth_and_gating():
     assert torch.isfinite(lp.log_prob_sum())
     with pytest.raises(ConfigError, match="layer_depth must be positive"):
         _module(layer_depth=0)
+
+
+@pytest.mark.parametrize("top_from_x", [False, True])
+def test_decoder_reading_both_layers_scores_x_given_z1_and_z2(top_from_x):
+    """With ``decoder_reads_top`` the model's p(x | .) is the decoder at [z1, z2] (Tomczak
+    & Welling's p(x | z1, z2)); the code of sample_latent, encode, prior_program and
+    code_of is that concatenation, of size latent_dim + top_dim."""
+    torch.manual_seed(3)
+    m = _module(top_from_x=top_from_x, decoder_reads_top=True)
+    assert m.code_dim == 9 and m.decoder.net[0].in_features == 9
+    x = torch.rand(5, 12).round()
+    guide_tr = poutine.trace(m.guide).get_trace(x)
+    tr = poutine.trace(poutine.replay(m.model, trace=guide_tr)).get_trace(x)
+    z1, z2 = tr.nodes[sites.LATENT]["value"], tr.nodes[sites.LATENT_TOP]["value"]
+    want = m.likelihood(m.decoder(torch.cat([z1, z2], -1)))
+    torch.testing.assert_close(tr.nodes[sites.OBS]["fn"].log_prob(x), want.log_prob(x))
+    # z2 changes the likelihood at a fixed z1: the decoder reads it
+    other = m.likelihood(m.decoder(torch.cat([z1, z2 + 1.0], -1)))
+    assert not torch.allclose(other.log_prob(x), want.log_prob(x))
+    assert m.sample_latent(4).shape == (4, 9)
+    draws = m.posterior_sample(x, 3)
+    torch.testing.assert_close(
+        m.code_of(draws), torch.cat([draws[sites.LATENT], draws[sites.LATENT_TOP]], -1)
+    )
+    q = m.encode(x)
+    assert q.mean.shape == (5, 9) and q.sample((2,)).shape == (2, 5, 9)
+    h = m.encoder(x)
+    if top_from_x:
+        q2 = m.guide_head(h)
+        q1 = m.q_z1(torch.cat([h, q2.mean], -1))
+    else:
+        q1 = m.guide_head(h)
+        q2 = m.q_z2(q1.mean)
+    torch.testing.assert_close(q.mean, torch.cat([q1.mean, q2.mean], -1))
+    torch.testing.assert_close(q.stddev, torch.cat([q1.stddev, q2.stddev], -1))
+    code = q.sample()
+    torch.testing.assert_close(
+        q.log_prob(code), q1.log_prob(code[:, :6]) + q2.log_prob(code[:, 6:])
+    )
+    # the importance sampler's traces and the ELBO run through it
+    assert torch.isfinite(log_likelihood(m, x, samples=7)).all()
+
+
+def test_estimator_with_the_decoder_reading_both_layers_decodes_codes_of_both(small_digits):
+    x, xv = small_digits
+    est = HVAE(
+        prior="vamp",
+        top_from_x=True,
+        decoder_reads_top=True,
+        latent_dim=4,
+        top_dim=2,
+        hidden=(32,),
+        epochs=2,
+        seed=0,
+    ).fit(x)
+    shape = tuple(x.shape[1:])
+    assert est.sample(3).shape == (3, *shape)
+    assert est.reconstruct(xv[:3]).shape == (3, *shape)
+    assert est.decode(torch.zeros(2, 6)).mean.shape == (2, *shape)
+    with pytest.raises(Exception, match="decoder reads codes of size 6"):
+        est.decode(torch.zeros(2, 4))

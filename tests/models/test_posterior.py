@@ -15,8 +15,13 @@ from pyrovae import sites
 from pyrovae.data import Batch
 from pyrovae.models import MODELS, ModuleSpec, build_module, distribution_moments
 
-#: Every registered family, the hierarchical VAE in both guide orders.
-FAMILIES = [(name, {}) for name in MODELS.names()] + [("hvae", {"top_from_x": True})]
+#: Every registered family, the hierarchical VAE in both guide orders and with the decoder
+#: reading both layers.
+FAMILIES = [(name, {}) for name in MODELS.names()] + [
+    ("hvae", {"top_from_x": True}),
+    ("hvae", {"decoder_reads_top": True}),
+    ("hvae", {"top_from_x": True, "decoder_reads_top": True}),
+]
 #: The model options a family needs here (sizes for the 12-feature data).
 FAMILY_OPTIONS = {"hvae": {"top_dim": 3}, "m2": {"n_classes": 3}}
 
