@@ -17,6 +17,10 @@ Both sides train the same model on the same minibatches with the same optimizer:
   ordinary training script does (PyTorch's default implementation), or, with
   ``--reference-adam fused``, the fused one too, which isolates the rest of the
   step.
+* The reference's Bernoulli term is ``binary_cross_entropy_with_logits``, as an
+  ordinary script writes it; with ``--reference-bernoulli pyrovae`` it is pyrovae's own
+  closed-form kernel (:class:`pyrovae.likelihoods.bernoulli.BernoulliLogProbSum`), so that
+  the ratio measures only what pyrovae adds around the same arithmetic.
 
 pyrovae runs the step its trainer takes, :func:`pyrovae.training.train_step` called
 as the trainer calls it (:class:`pyrovae.objectives.TraceELBO` at beta = 1 on a
@@ -64,8 +68,9 @@ from _common import (  # noqa: E402
 )
 
 from pyrovae.data import TensorBatches  # noqa: E402
+from pyrovae.likelihoods.bernoulli import BernoulliLogProbSum  # noqa: E402
 from pyrovae.models import ModuleSpec, build_module  # noqa: E402
-from pyrovae.objectives import TraceELBO  # noqa: E402
+from pyrovae.objectives import OBJECTIVES, TraceELBO  # noqa: E402
 from pyrovae.training import make_adam, train_step  # noqa: E402
 
 DATA_DIM = 784
@@ -85,23 +90,32 @@ class ReferenceVAE(nn.Module):
     """
 
     def __init__(
-        self, data_dim: int = DATA_DIM, hidden: int = HIDDEN, latent_dim: int = LATENT_DIM
+        self,
+        data_dim: int = DATA_DIM,
+        hidden: int = HIDDEN,
+        latent_dim: int = LATENT_DIM,
+        bernoulli: str = "bce",
+        particles: int = 1,
     ) -> None:
         super().__init__()
+        self.bernoulli = bernoulli
+        self.particles = int(particles)
         self.enc_hidden = nn.Linear(data_dim, hidden)
         self.enc_out = nn.Linear(hidden, 2 * latent_dim)
         self.dec_hidden = nn.Linear(latent_dim, hidden)
         self.dec_out = nn.Linear(hidden, data_dim)
 
     @classmethod
-    def from_pyrovae(cls, module: nn.Module) -> ReferenceVAE:
+    def from_pyrovae(
+        cls, module: nn.Module, bernoulli: str = "bce", particles: int = 1
+    ) -> ReferenceVAE:
         """A reference VAE holding a copy of a pyrovae MLP VAE's current weights."""
         enc = [m for m in module.encoder.modules() if isinstance(m, nn.Linear)]
         dec = [m for m in module.decoder.modules() if isinstance(m, nn.Linear)]
         head = module.guide_head.linear
         if len(enc) != 1 or len(dec) != 2:
             raise ValueError("expected a one-hidden-layer MLP VAE")
-        ref = cls(enc[0].in_features, enc[0].out_features, module.latent_dim)
+        ref = cls(enc[0].in_features, enc[0].out_features, module.latent_dim, bernoulli, particles)
         pairs = [
             (ref.enc_hidden, enc[0]),
             (ref.enc_out, head),
@@ -137,15 +151,23 @@ class ReferenceVAE(nn.Module):
         h = F.relu(self.enc_hidden(x))
         loc, raw = self.enc_out(h).chunk(2, dim=-1)
         scale = F.softplus(raw) + MIN_SCALE
+        k = self.particles
         if eps is None:
-            eps = torch.randn_like(loc)
+            eps = torch.randn((k, *loc.shape)) if k > 1 else torch.randn_like(loc)
         z = loc + eps * scale
         logits = self.dec_out(F.relu(self.dec_hidden(z)))
-        recon = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        if self.bernoulli == "pyrovae":
+            recon = BernoulliLogProbSum.apply(logits, x)
+        else:
+            target = x.expand_as(logits)
+            recon = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
         # Normal log-densities at the sampled z, as Trace_ELBO evaluates them.
         log_q = (-((z - loc) ** 2) / (2 * scale**2) - scale.log() - HALF_LOG_2PI).sum(-1)
         log_p = (-0.5 * z**2 - HALF_LOG_2PI).sum(-1)
         kl = log_q - log_p
+        if k > 1:  # the importance-weighted bound (Burda et al. 2016), K draws per row
+            bound = torch.logsumexp(recon - kl, 0) - math.log(k)
+            return -bound.sum(), recon.mean(0).detach(), kl.mean(0).detach()
         return (kl - recon).sum(), recon.detach(), kl.detach()
 
 
@@ -158,7 +180,14 @@ def reference_step(model: ReferenceVAE, optimizer: torch.optim.Optimizer, x: tor
     return loss
 
 
-def build_pair(seed: int = 0, device: str = "cpu", lr: float = 1e-3, reference_adam="default"):
+def build_pair(
+    seed: int = 0,
+    device: str = "cpu",
+    lr: float = 1e-3,
+    reference_adam="default",
+    reference_bernoulli="bce",
+    particles: int = 1,
+):
     """pyrovae's VAE and the reference with identical initial weights, and their optimizers.
 
     Returns
@@ -174,11 +203,12 @@ def build_pair(seed: int = 0, device: str = "cpu", lr: float = 1e-3, reference_a
         likelihood="bernoulli",
     )
     module = build_module("vae", spec).to(device)
-    reference = ReferenceVAE.from_pyrovae(module)
+    reference = ReferenceVAE.from_pyrovae(module, reference_bernoulli, particles)
     opt_p = make_adam(module.parameters(), lr=lr)
     fused = {"fused": True} if reference_adam == "fused" else {}
     opt_r = torch.optim.Adam(reference.parameters(), lr=lr, **fused)
-    return module, reference, TraceELBO(), opt_p, opt_r
+    objective = TraceELBO() if particles == 1 else OBJECTIVES.get("iwae")(num_particles=particles)
+    return module, reference, objective, opt_p, opt_r
 
 
 def loss_check(module, reference: ReferenceVAE, objective, x: torch.Tensor, seed: int) -> dict:
@@ -215,6 +245,8 @@ def bench_batch_size(
     device: str = "cpu",
     max_batches: int = 8,
     reference_adam: str = "default",
+    reference_bernoulli: str = "bce",
+    particles: int = 1,
 ) -> dict:
     """Interleaved throughput of pyrovae and the reference at one batch size.
 
@@ -233,6 +265,8 @@ def bench_batch_size(
         Size of the pool of minibatches cycled through.
     reference_adam : {"default", "fused"}
         The reference's Adam implementation.
+    reference_bernoulli : {"bce", "pyrovae"}
+        The reference's Bernoulli term (see the module docstring).
 
     Returns
     -------
@@ -247,7 +281,11 @@ def bench_batch_size(
     # in the same order, for both sides)
     batches = list(TensorBatches(pool, batch_size))
     module, reference, objective, opt_p, opt_r = build_pair(
-        seed, device, reference_adam=reference_adam
+        seed,
+        device,
+        reference_adam=reference_adam,
+        reference_bernoulli=reference_bernoulli,
+        particles=particles,
     )
     check = loss_check(module, reference, objective, batches[0].x, seed + 1)
 
@@ -255,7 +293,7 @@ def bench_batch_size(
     # the same model through Pyro's traces on every step (no direct route), trained from
     # the same weights by its own optimizer
     traced = copy.deepcopy(module)
-    traced_objective = TraceELBO(direct=False)
+    traced_objective = TraceELBO(direct=False) if particles == 1 else objective
     opt_t = make_adam(traced.parameters(), lr=opt_p.defaults["lr"])
     traced_params = [p for p in traced.parameters() if p.requires_grad]
 
@@ -297,7 +335,11 @@ def bench_batch_size(
         "reference_samples_per_s": summarize(rates["reference"]),
         "ratio": summarize(ratios),
         "traces_ratio": summarize(traced),
-        "route": objective.route(module.model, module.guide, batches[0]),
+        "route": (
+            objective.route(module.model, module.guide, batches[0])
+            if isinstance(objective, TraceELBO)
+            else "traces"
+        ),
         "rounds": {
             "pyrovae_samples_per_s": rates["pyrovae"],
             "traces_samples_per_s": rates["traces"],
@@ -348,9 +390,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="default",
         help="the reference's Adam implementation (default: PyTorch's default)",
     )
+    p.add_argument(
+        "--reference-bernoulli",
+        choices=("bce", "pyrovae"),
+        default="bce",
+        help="the reference's Bernoulli term: binary_cross_entropy_with_logits (default) or "
+        "pyrovae's closed-form kernel",
+    )
+    p.add_argument(
+        "--particles",
+        type=int,
+        default=1,
+        help="1: the ELBO (TraceELBO); K > 1: the IWAE bound with K samples on both sides",
+    )
     p.add_argument("--out", default=None, help="write throughput.json and throughput.md here")
     args = p.parse_args(argv)
     args.batch_sizes = parse_int_list(args.batch_sizes)
+    if args.particles < 1:
+        p.error("--particles must be >= 1")
     for name in ("rounds", "steps"):
         if getattr(args, name) <= 0:
             p.error(f"--{name} must be positive")
@@ -388,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             seed=args.seed,
             device=args.device,
             reference_adam=args.reference_adam,
+            reference_bernoulli=args.reference_bernoulli,
+            particles=args.particles,
         )
         results.append(res)
         print(
@@ -415,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "seed": args.seed,
             "device": args.device,
             "reference_adam": args.reference_adam,
+            "reference_bernoulli": args.reference_bernoulli,
+            "particles": args.particles,
         },
         "machine": machine_info(torch.get_num_threads()),
         "results": results,

@@ -37,3 +37,25 @@ def test_expand_is_free_to_the_own_shape_and_real_otherwise():
     assert bigger.batch_shape == (2, 4) and bigger.event_shape == (6,)
     assert type(bigger) is type(d)
     assert bigger.log_prob(d.sample()).shape == (2, 4)
+
+
+def test_closed_form_gradient_in_float64():
+    """The autograd path's closed-form backward (x - sigmoid(l) for the logits, l for the
+    values) passes torch's finite-difference gradcheck and second-order gradgradcheck,
+    with the values broadcast over a sample dimension, and equals the gradients of the
+    softplus form including the values' gradient."""
+    from torch.nn import functional as F
+
+    from pyrovae.likelihoods.bernoulli import BernoulliLogProbSum
+
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(4, 3, 32, dtype=torch.float64)).requires_grad_()
+    x = torch.rand(3, 32, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(BernoulliLogProbSum.apply, (logits, x))
+    assert torch.autograd.gradgradcheck(BernoulliLogProbSum.apply, (logits, x))
+    w = torch.randn(4, 3, dtype=torch.float64)
+    fast = torch.autograd.grad((BernoulliLogProbSum.apply(logits, x) * w).sum(), (logits, x))
+    softplus = ((logits * x).sum(-1) - F.softplus(logits).sum(-1)) * w
+    slow = torch.autograd.grad(softplus.sum(), (logits, x))
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
