@@ -45,6 +45,10 @@ DEFAULT = {
 }
 
 
+#: Model options a family needs (its label space for the M2 model).
+FAMILY_OPTIONS = {"m2": {"n_classes": 10}}
+
+
 def cases(particles: int) -> list[dict]:
     """One case per registered component (the default's own entries excluded)."""
     out = []
@@ -76,17 +80,23 @@ def build(case: dict, latent: int, hidden: int, particles: int, lr: float):
         prior=cfg["prior"],
         guide=cfg["guide"],
         likelihood=cfg["likelihood"],
+        model_options=dict(FAMILY_OPTIONS.get(cfg["family"], {})),
     )
     torch.manual_seed(0)
     module = build_module(cfg["family"], spec)
+    if cfg["objective"] == DEFAULT["objective"]:  # the family's own ELBO (M2 enumerates)
+        cfg["objective"] = module.elbo_objective
     k = cfg.get("particles", particles if cfg["objective"].startswith("iwae") else 1)
     objective = OBJECTIVES.get(cfg["objective"])(num_particles=k)
     return module, objective, torch.optim.Adam(module.parameters(), lr=lr), cfg
 
 
 def with_conditions(module, x: torch.Tensor):
-    """``x`` for an unconditional family; for a conditional one, a batch with one
-    covariate per row (uniform on [0, 1], fixed by seed)."""
+    """``x`` for a family without targets; for a conditional one, a batch with one
+    covariate per row (uniform on [0, 1], fixed by seed); for the M2 model, unlabelled
+    rows (label -1: the label is summed out, its costly case)."""
+    if getattr(module, "n_classes", None):
+        return Batch(x, module.targets(torch.full((x.shape[0],), -1)))
     if not module.condition_dim:
         return x
     g = torch.Generator().manual_seed(0)
