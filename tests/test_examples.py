@@ -63,5 +63,10 @@ def test_heston_example_on_tiny_settings(tmp_path: Path) -> None:
         assert (tmp_path / "figs" / name).stat().st_size > 0
     assert summary["gif"] == (tmp_path / "figs" / "heston_walk.gif").exists()
     assert 0 < summary["observed_cells"] < 41
-    assert 0 <= summary["nuts_band90_coverage_hidden"] <= 1
+    # the model conditioned through est.condition(method="nuts"), and with the decoder's
+    # validation error as the noise level
+    for method in ("condition_nuts", "nuts_validation_noise"):
+        assert 0 <= summary[f"{method}_band90_coverage_hidden"] <= 1
+        assert summary[f"{method}_rmse_vol_points_hidden"] >= 0
+    assert summary["condition_nuts_diagnostics"]["method"] == "nuts"
     assert summary["adam_rmse_vol_points_all_observed"] >= 0
