@@ -70,7 +70,7 @@ def _mi_bounds(m, x, seed: int) -> tuple[float, float]:
     q = m.encode(x)
     z = q.sample()  # the draws the estimator makes after the same reseeding
     terms = q.log_prob(z) - m.prior_distribution().log_prob(z)
-    se = float(terms.std() / math.sqrt(x.shape[0]))
+    se = float(terms.detach().std() / math.sqrt(x.shape[0]))
     mi = _closed_form_mi(m)
     bias = math.log1p(math.expm1(2 * mi) / x.shape[0])
     return mi - bias - 4 * se, mi + 4 * se
