@@ -29,6 +29,7 @@ import argparse
 import inspect
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -173,3 +174,51 @@ def check_at_least(args: argparse.Namespace, low: int, *names: str) -> None:
         value = getattr(args, name)
         if value < low:
             raise ConfigError(f"{flag(name)} must be >= {low}; got {value}")
+
+
+def add_condition(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--condition CLASS`` or ``--condition-values FILE`` (conditional models)."""
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
+        "--condition",
+        metavar="CLASS",
+        help=f"conditional models: {verb} given this class (an index, or a class name of "
+        "the run's label column)",
+    )
+    given.add_argument(
+        "--condition-values",
+        metavar="FILE",
+        help=f"conditional models: {verb} given these covariates (.npy or .csv; one row, "
+        "used for every row, or one row per row)",
+    )
+
+
+def condition_given(args: argparse.Namespace, est):
+    """The condition of ``--condition`` (a class index or name) or ``--condition-values``
+    (a file of covariate rows), or None."""
+    import numpy as np
+
+    from ..data.columns import encode_labels
+    from ..errors import DataError
+
+    if args.condition is not None:
+        classes = est.data_info_.get("classes")
+        if classes is not None:
+            y, _ = encode_labels([args.condition], "--condition", classes)
+            return int(y[0])
+        text = str(args.condition).strip()
+        if not text.lstrip("-").isdigit():
+            raise DataError(f"--condition {text!r} is not a class index")
+        return int(text)
+    if args.condition_values is not None:
+        path = Path(args.condition_values)
+        if not path.is_file():
+            raise DataError(f"--condition-values: no file {str(path)!r}")
+        try:
+            rows = (
+                np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+            )
+        except ValueError as exc:
+            raise DataError(f"--condition-values: cannot read {str(path)!r}: {exc}") from None
+        return np.asarray(rows, dtype=np.float32)
+    return None

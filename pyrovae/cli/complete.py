@@ -54,6 +54,7 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, help="nuts: warm-up iterations per chain (default: 500)")
     p.add_argument("--chains", type=int, help="nuts: chains per row (default: 2)")
     shared.add_seed(p)
+    shared.add_condition(p, "complete the rows")
     shared.add_progress(p)
     p.add_argument(
         "-o",
@@ -96,6 +97,32 @@ def _options(args: argparse.Namespace) -> dict:
     if args.method == "nuts":  # the chains' progress bars (Pyro's)
         out["progress"] = shared.show_progress(args)
     return out
+
+
+def _row_conditions(args: argparse.Namespace, est, n: int):
+    """The condition of every row for a conditional run (``--condition`` for all rows, or
+    ``--condition-values`` with one row for all or one per row); None otherwise."""
+    import numpy as np
+
+    condition = shared.condition_given(args, est)
+    if not est.is_conditional:
+        if condition is not None:
+            raise ConfigError(f"the {est.family} model is unconditional; drop --condition")
+        return None
+    if condition is None:
+        raise ConfigError(
+            f"the {est.family} model completes rows given their conditions: "
+            "pass --condition or --condition-values"
+        )
+    if isinstance(condition, int):
+        return np.full(n, condition, dtype=np.int64)
+    rows = np.asarray(condition)
+    rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+    if rows.shape[0] == 1:
+        return np.repeat(rows, n, axis=0)
+    if rows.shape[0] != n:
+        raise DataError(f"--condition-values has {rows.shape[0]} rows; PARTIAL has {n}")
+    return rows
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -141,6 +168,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
             f"PARTIAL has {int((~seen).sum())} row(s) with no observed entry, "
             f"first row {int((~seen).nonzero()[0])}"
         )
+    y = _row_conditions(args, est, x.shape[0])
     info = est.data_info_
     scaler = Scaler.from_state(info["scaler"]) if info.get("scaler") else Scaler("none")
     filled = torch.where(mask, x, torch.zeros_like(x))
@@ -152,6 +180,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         draws=args.draws,
         levels=LEVELS,
         seed=args.seed,
+        y=y,
         **options,
     )
     # everything is computed; only writing is left

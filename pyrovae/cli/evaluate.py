@@ -34,19 +34,7 @@ def register(sub) -> None:
     shared.add_output(p, "PNG to write (default: RUN/samples-N.png)")
     shared.add_seed(p)
     shared.add_switch(p, "--draw", "draw x ~ p(x|z) instead of showing the mean E[x|z]")
-    given = p.add_mutually_exclusive_group()
-    given.add_argument(
-        "--condition",
-        metavar="CLASS",
-        help="conditional models: sample given this class (an index, or a class name of "
-        "the run's label column)",
-    )
-    given.add_argument(
-        "--condition-values",
-        metavar="FILE",
-        help="conditional models: sample given these covariates (.npy or .csv; one row, "
-        "used for every sample, or N rows)",
-    )
+    shared.add_condition(p, "sample")
     shared.add_weights(p)
     shared.add_progress(p)
 
@@ -143,7 +131,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     shared.check_at_least(args, 1, "n")
     est = load(args.run)
-    condition = _condition(args, est)
+    condition = shared.condition_given(args, est)
     pyro.set_rng_seed(args.seed)
     if getattr(est.module_, "decoder_weights", None) is not None:
         samples = est.sample(args.n, mean=not args.draw, condition=condition, weights=args.weights)
@@ -176,34 +164,3 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_scatter_matrix(png, {"samples": samples_out}, names=info.get("feature_names"))
     print(to_json({"png": str(png), "npy": str(png.with_suffix(".npy"))}))
     return 0
-
-
-def _condition(args: argparse.Namespace, est):
-    """The condition of ``--condition`` (a class index or name) or ``--condition-values``
-    (a file of covariate rows), or None."""
-    import numpy as np
-
-    from ..data.columns import encode_labels
-    from ..errors import DataError
-
-    if args.condition is not None:
-        classes = est.data_info_.get("classes")
-        if classes is not None:
-            y, _ = encode_labels([args.condition], "--condition", classes)
-            return int(y[0])
-        text = str(args.condition).strip()
-        if not text.lstrip("-").isdigit():
-            raise DataError(f"--condition {text!r} is not a class index")
-        return int(text)
-    if args.condition_values is not None:
-        path = Path(args.condition_values)
-        if not path.is_file():
-            raise DataError(f"--condition-values: no file {str(path)!r}")
-        try:
-            rows = (
-                np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
-            )
-        except ValueError as exc:
-            raise DataError(f"--condition-values: cannot read {str(path)!r}: {exc}") from None
-        return np.asarray(rows, dtype=np.float32)
-    return None

@@ -661,6 +661,7 @@ class Estimator:
         levels=(0.5, 0.9),
         x_true=None,
         seed: int = 0,
+        y=None,
         **options: Any,
     ):
         """The posterior over z given the observed entries of ``x`` and the posterior
@@ -685,6 +686,9 @@ class Estimator:
             The complete rows: adds the importance-sampled log p(x_miss | x_obs).
         seed : int
             Seed of the draws.
+        y : array-like, optional
+            The rows' conditions, one per row, for a conditional family (required there:
+            the posterior is then p(z | x_obs, c)).
         **options
             Options of the conditioner.
 
@@ -704,6 +708,7 @@ class Estimator:
             truth = self.as_input(x_true, "x_true")
             if tuple(truth.shape) != tuple(data.x.shape):
                 raise DataError(f"x_true has {truth.shape[0]} rows but x has {data.x.shape[0]}")
+        targets = self._condition_targets(y, data.x.shape[0])
         self.module_.eval()
         return condition(
             self.module_,
@@ -714,8 +719,21 @@ class Estimator:
             levels=levels,
             x_true=truth,
             seed=seed,
+            targets=targets,
             **options,
         )
+
+    def _condition_targets(self, y, n: int) -> torch.Tensor | None:
+        """The family's encoding of the rows' labels or conditions ``y`` for
+        :meth:`condition` (None: the family reads none)."""
+        if y is None:
+            return None
+        if len(y) != n:
+            raise DataError(f"y has {len(y)} entries but the data has {n} rows")
+        targets = self.module_.targets(y)
+        if targets is None:
+            raise ConfigError(f"the {self.family} model reads no conditions; drop y")
+        return torch.as_tensor(targets).to(self.device_)
 
     # -- what differs between families -------------------------------------------------
     def sample_conditions(self, y, n: int):

@@ -9,7 +9,7 @@ import torch
 from pyro.distributions import Distribution
 
 from ..data.batch import Batch
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..models.conditions import Condition, infer_condition, make_condition
 from .base import ESTIMATORS
 from .vae import VAE
@@ -101,13 +101,9 @@ class CVAE(VAE):
             raise DataError(f"{t.shape[0]} conditions given for {n} samples")
         return self._condition.targets(t).to(self.device_)
 
-    def condition(self, x, mask=None, method: str = "guide", **kwargs: Any):
-        """Refused: completing rows (:meth:`Estimator.condition`) would need each row's
-        condition c, which the completion API does not take yet."""
-        raise ConfigError(
-            "condition() completes rows without their conditions, which the cvae model "
-            "needs; complete rows with a vae, hvae or m2 model"
-        )
+    def _condition_targets(self, y, n: int) -> torch.Tensor:
+        """The rows' conditions, required: :meth:`condition` samples p(z | x_obs, c)."""
+        return self._rows_targets(y, n)
 
     # -- inference given conditions -------------------------------------------------
     @torch.no_grad()

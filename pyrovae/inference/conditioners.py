@@ -2,9 +2,9 @@ r"""Conditioners that fit the posterior p(z | x_obs) per row with the networks f
 ``"svi"`` (a per-datum variational posterior) and ``"nuts"`` (MCMC), registered in
 :data:`~pyrovae.inference.conditioning.CONDITIONERS` (see that module for the protocol).
 
-Both run the family's own Pyro model on the masked batch, ``module.model(Batch(x,
-mask=m))``, whose observation site scores only the observed entries, so that the target
-is the exact posterior
+Both run the family's own Pyro model on the masked rows (a batch with the mask and, for
+a conditional family, the rows' conditions), whose observation site scores only the
+observed entries, so that the target is the exact posterior
 
 .. math::  p(z \mid x_{\mathrm{obs}}) \propto p(z)\, p(x_{\mathrm{obs}} \mid z)
 
@@ -111,8 +111,7 @@ def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
 @CONDITIONERS.register("svi")
 def svi_conditioner(
     module,
-    x: torch.Tensor,
-    mask: torch.Tensor,
+    batch: Batch,
     *,
     draws: int,
     seed: int = 0,
@@ -137,13 +136,13 @@ def svi_conditioner(
     particles = _positive_int("particles", particles)
     if not float(lr) > 0:
         raise ConfigError(f"lr must be > 0; got {lr!r}")
-    batch = Batch(x, mask=mask)
+    x = batch.x
     rows = x.shape[0]
     # conditioning runs under no_grad; SVI needs gradients with respect to q's parameters
     with frozen(module), torch.random.fork_rng(devices=_devices(x)), torch.enable_grad():
         torch.manual_seed(int(seed))
         with torch.no_grad():
-            moments = module.posterior_moments(x, mask=mask)
+            moments = module.posterior_moments(module.guide_input(batch), mask=batch.mask)
         loc = {s: m.mean.detach().clone().requires_grad_(True) for s, m in moments.items()}
         raw = {
             s: _inverse_softplus((m.sd.detach() - MIN_SCALE).clamp_min(1e-4)).requires_grad_(True)
@@ -191,8 +190,7 @@ def svi_conditioner(
 @CONDITIONERS.register("nuts")
 def nuts_conditioner(
     module,
-    x: torch.Tensor,
-    mask: torch.Tensor,
+    batch: Batch,
     *,
     draws: int,
     seed: int = 0,
@@ -227,9 +225,10 @@ def nuts_conditioner(
     out: dict[str, list[torch.Tensor]] = {}
     rhat, ess, divergences = [], [], []
     # conditioning runs under no_grad; NUTS needs gradients with respect to z
+    x = batch.x
     with frozen(module), torch.random.fork_rng(devices=_devices(x)), torch.enable_grad():
         for i in range(x.shape[0]):
-            row = Batch(x[i : i + 1], mask=mask[i : i + 1])
+            row = batch[i : i + 1]
 
             def model(row=row) -> None:
                 module.model(row)

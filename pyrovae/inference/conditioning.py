@@ -13,20 +13,22 @@ then drawn from the model's own p(x_miss | z), so that
 
 .. code-block:: python
 
-    conditioner(module, x, mask, *, draws, seed, **options) -> (z, diagnostics)
+    conditioner(module, rows, *, draws, seed, **options) -> (z, diagnostics)
 
-taking the model family's module (networks fixed), rows ``x`` ``(B, *data_shape)``
-(missing entries hold any finite value), the ``bool`` mask, the number of draws ``S``
-and an integer seed, and returning the latent draws ``{site: (S, B, dim)}`` (every
+taking the model family's module (networks fixed), the rows as a
+:class:`~pyrovae.data.Batch` (``rows.x`` ``(B, *data_shape)`` with any finite value at
+the missing entries, ``rows.mask`` the ``bool`` mask, and ``rows.y`` the rows'
+conditions for a conditional family, else ``None``), the number of draws ``S`` and an
+integer seed, and returning the latent draws ``{site: (S, B, dim)}`` (every
 latent site of the family; ``module.code_of`` maps them to the code the decoder reads)
 and a dict
 of diagnostics. The global random state is left as it was. Registered here:
 
 * ``"guide"``: z ~ q(z | x_obs, m), the amortized guide on the zero-filled x and the
-  mask (``module.posterior_sample(x, S, mask=m)``). Fast, and only as good as the guide
-  was trained to be on partial rows: a model trained with ``--missing mask`` and
-  ``--mask-rate`` has seen them; one trained on complete rows has not, and its
-  encoder reads the missing entries as zeros (a warning says so).
+  mask (``module.posterior_sample(module.guide_input(rows), S, mask=m)``). Fast, and
+  only as good as the guide was trained to be on partial rows: a model trained with
+  ``--missing mask`` and ``--mask-rate`` has seen them; one trained on complete rows has
+  not, and its encoder reads the missing entries as zeros (a warning says so).
 
 :func:`condition` runs a conditioner and returns a :class:`Completion`: the z draws,
 draws of the missing entries, their posterior predictive mean
@@ -131,18 +133,18 @@ def check_mask(x: torch.Tensor, mask: torch.Tensor, name: str = "x") -> torch.Te
 
 @CONDITIONERS.register("guide")
 def guide_conditioner(
-    module, x: torch.Tensor, mask: torch.Tensor, *, draws: int, seed: int = 0, **options: Any
+    module, rows: Batch, *, draws: int, seed: int = 0, **options: Any
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """z ~ q(z | x_obs, mask): the amortized guide on the zero-filled rows and the mask
     (module docstring); warns when the model was not trained with masks."""
     if options:
         raise ConfigError(f"method 'guide' takes no options; got {', '.join(sorted(options))}")
     trained = bool(getattr(module, "mask_input", False))
-    if not trained and not bool(mask.all()):
+    if not trained and not bool(rows.mask.all()):
         warnings.warn(UNTRAINED_GUIDE, UserWarning, stacklevel=3)
-    with torch.random.fork_rng(devices=_devices(x)), torch.no_grad():
+    with torch.random.fork_rng(devices=_devices(rows.x)), torch.no_grad():
         torch.manual_seed(int(seed))
-        z = module.posterior_sample(x, int(draws), mask=mask)
+        z = module.posterior_sample(module.guide_input(rows), int(draws), mask=rows.mask)
     return z, {"method": "guide", "trained_with_masks": trained}
 
 
@@ -157,6 +159,7 @@ def conditional_log_likelihood(
     mask: torch.Tensor,
     samples: int = LOG_LIK_SAMPLES,
     seed: int = 0,
+    targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Importance-sampled log p(x_miss | x_obs) per row and its Monte Carlo standard
     error, each ``(B,)``, in nats (module docstring).
@@ -174,6 +177,8 @@ def conditional_log_likelihood(
         K proposals per row.
     seed : int
         Seed of the proposals (the global random state is left as it was).
+    targets : Tensor, optional
+        The rows' conditions (``Batch.y``), for a conditional family.
     """
     samples = int(samples)
     if samples < 1:
@@ -197,7 +202,7 @@ def conditional_log_likelihood(
             done = 0
             while done < samples:
                 k = min(chunk, samples - done)
-                lw, lf = _weights_chunk(module, x_true, mask, k)
+                lw, lf = _weights_chunk(module, Batch(x_true, targets, mask), k)
                 log_w.append(lw)
                 log_f.append(lf)
                 done += k
@@ -212,10 +217,11 @@ def conditional_log_likelihood(
     return log_mu, se
 
 
-def _weights_chunk(module, x: torch.Tensor, mask: torch.Tensor, k: int):
+def _weights_chunk(module, rows: Batch, k: int):
     """log w_k (observed entries) and log p(x_miss | z_k), each ``(k, B)``, from the
     traces of ``k`` proposals per row."""
-    model_tr, guide_tr = vectorized_traces(module.model, module.guide, Batch(x, mask=mask), k)
+    x = rows.x
+    model_tr, guide_tr = vectorized_traces(module.model, module.guide, rows, k)
     lw, _, _ = log_weights(model_tr, guide_tr)
     obs = model_tr.nodes[sites.OBS]["fn"]
     complement = getattr(obs, "complement", None)
@@ -338,6 +344,7 @@ def condition(
     x_true: torch.Tensor | None = None,
     seed: int = 0,
     log_lik_samples: int = LOG_LIK_SAMPLES,
+    targets: torch.Tensor | None = None,
     **options: Any,
 ) -> Completion:
     """Condition ``module`` on rows ``x`` observed where ``mask`` is ``True``.
@@ -361,6 +368,9 @@ def condition(
         missing entries (module docstring) with ``log_lik_samples`` proposals.
     seed : int
         Seed of every draw (the global random state is left as it was).
+    targets : Tensor, optional
+        The rows' conditions in the family's encoding (``module.targets(y)``), for a
+        conditional family: the posterior is then p(z | x_obs, c).
     **options
         Options of the conditioner.
     """
@@ -372,15 +382,16 @@ def condition(
     levels = check_levels(levels)
     mask = check_mask(x, mask)
     filled = torch.where(mask, x, torch.zeros_like(x))
+    rows = Batch(filled, targets, mask)
     conditioner: Callable = CONDITIONERS.get(method)
     was_training = module.training
     module.eval()
     try:
         with at_weights(module):  # a Bayesian decoder at the posterior mean of its weights
-            z, diagnostics = conditioner(module, filled, mask, draws=draws, seed=seed, **options)
+            z, diagnostics = conditioner(module, rows, draws=draws, seed=seed, **options)
         with torch.random.fork_rng(devices=_devices(x)), at_weights(module):
             torch.manual_seed(int(seed) + 1)
-            px = module.decode(module.code_of(z))  # batch (S, B)
+            px = module.decode_rows(module.code_of(z), rows)  # batch (S, B)
             x_draws = torch.where(mask, filled, px.sample())
             mean = torch.where(mask, filled, px.mean.mean(0))
     finally:
@@ -391,7 +402,7 @@ def condition(
         if tuple(x_true.shape) != tuple(x.shape):
             raise DataError(f"x_true has shape {tuple(x_true.shape)} but x has {tuple(x.shape)}")
         log_lik, log_lik_se = conditional_log_likelihood(
-            module, x_true, mask, samples=log_lik_samples, seed=seed
+            module, x_true, mask, samples=log_lik_samples, seed=seed, targets=targets
         )
     logger.debug("conditioned %d rows by %s with %d draws", x.shape[0], method, draws)
     return Completion(

@@ -216,6 +216,11 @@ class LatentModule(GuidePosterior, nn.Module):
         reads more than its bottom latent layer)."""
         return int(spec.latent_dim)
 
+    def guide_input(self, batch: Batch):
+        """What :meth:`encode` and the posterior methods read for the rows of ``batch``:
+        the data ``x`` (a conditional family reads the whole batch, conditions included)."""
+        return as_batch(batch).x
+
     def code_of(self, draws: dict[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's input, ``(..., code_dim)``, from draws of the latent sites (as
         :meth:`posterior_sample` returns them)."""

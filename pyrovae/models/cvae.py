@@ -212,6 +212,10 @@ class CVAEModule(LatentModule):
         ``y`` (one per row of ``z``'s last batch dimension)."""
         return self.decode_given(z, self.code(y))
 
+    def guide_input(self, batch: Batch):
+        """The whole batch: q(z | x, c) reads the rows' conditions too."""
+        return as_batch(batch)
+
     def decode_rows(self, z: torch.Tensor, data) -> Distribution:
         """p(x | z, c) for draws ``z`` ``(..., B, latent_dim)`` of the rows of the batch
         ``data``, given their conditions."""

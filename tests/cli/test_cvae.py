@@ -130,17 +130,42 @@ def test_report_and_analyze(cvae_run, tmp_path, capsys, run_cli, strict_json):
     assert "per class" in html
 
 
-def test_bayesian_decoder_and_complete_are_refused_with_one_line(cvae_run, tmp_path, capsys):
+def test_a_bayesian_decoder_is_refused_with_one_line(tmp_path, capsys):
     run = tmp_path / "bayes"
     args = ["train", *TINY, "--model", "cvae", "--bayesian-decoder", "-o", str(run)]
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
     assert "bayesian_decoder is available for the vae and hvae families, not cvae" in err
     assert len(err.splitlines()) == 1 and not run.exists()
-    partial = np.full((2, 1, 8, 8), 0.5, dtype=np.float32)
-    partial[:, :, 4:] = np.nan
-    np.save(tmp_path / "p.npy", partial)
-    args = ["complete", str(cvae_run), "--data", str(tmp_path / "p.npy")]
-    assert main([*args, "-o", str(tmp_path / "done")]) != 0
+
+
+def test_complete_given_the_rows_conditions(cvae_run, run_copy, tmp_path, capsys):
+    """``complete`` on a cvae run: the rows' condition (--condition) changes the
+    completion; without one, and with one on an unconditional run, a one-line error and
+    nothing written."""
+    from pyrovae.data import load_data
+
+    x = load_data("digits").test[:2].reshape(2, 64).numpy()
+    part = x.copy()
+    part[:, 32:] = np.nan
+    np.save(tmp_path / "p.npy", part)
+    means = {}
+    for name, given in (("three", ["--condition", "3"]), ("five", ["--condition", "5"])):
+        out = tmp_path / name
+        argv = ["complete", str(cvae_run), "--data", str(tmp_path / "p.npy"), "--draws", "10"]
+        assert main([*argv, "--method", "svi", "--steps", "5", "-o", str(out), *given]) == 0
+        means[name] = np.load(out / "completion_mean.npy")
+        assert np.isfinite(means[name]).all()
+        np.testing.assert_array_equal(means[name].reshape(2, 64)[:, :32], x[:, :32])
+    assert not np.allclose(means["three"], means["five"])
+    capsys.readouterr()
+    argv = ["complete", str(cvae_run), "--data", str(tmp_path / "p.npy"), "-o", str(tmp_path / "x")]
+    assert main(argv) != 0
     err = capsys.readouterr().err.strip()
-    assert "the cvae model needs" in err and len(err.splitlines()) == 1
+    assert "pass --condition or --condition-values" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    argv = ["complete", str(run_copy), "--data", str(tmp_path / "p.npy"), "--condition", "3"]
+    assert main([*argv, "-o", str(tmp_path / "y")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "model is unconditional; drop --condition" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "y").exists()

@@ -128,8 +128,8 @@ def test_analyze_and_arviz_export(fitted, labelled):
 
 
 def test_what_the_cvae_does_not_take_is_refused_with_one_line(fitted, labelled):
-    """A Bayesian decoder, a decoder prior (``prior_module``) and the completion API all
-    need a decoder that reads z alone or rows without conditions: one-line refusals."""
+    """A Bayesian decoder and a decoder prior (``prior_module``) need a decoder that reads
+    z alone, and the completion API the rows' conditions: one-line refusals."""
     from pyrovae.api import prior_module
 
     x, y, _, _ = labelled
@@ -139,9 +139,47 @@ def test_what_the_cvae_does_not_take_is_refused_with_one_line(fitted, labelled):
             "bayesian_decoder is available for the vae and hvae families, not cvae",
         ),
         (lambda: prior_module(fitted, "f"), "prior_module needs an unconditional family"),
-        (lambda: fitted.condition(x[:2]), "condition\\(\\) completes rows without"),
+        (lambda: fitted.condition(x[:2]), "needs the condition of every row"),
+        (lambda: fitted.condition(x[:2], y=y[:3]), "y has 3 entries but the data has 2 rows"),
     ]
     for call, message in refusals:
-        with pytest.raises(ConfigError, match=message) as info:
+        with pytest.raises((ConfigError, DataError), match=message) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_condition_samples_the_posterior_given_the_rows_conditions(fitted, labelled):
+    """Completion of a CVAE's rows given their conditions c: with every entry observed
+    the guide method returns exactly the guide's draws q(z | x, c) (same seed); the
+    completed entries are the decoder's p(x | z, c) averaged over those draws; another
+    condition gives another completion; SVI and NUTS run on the same rows."""
+    from pyrovae import sites
+
+    x, y, _, _ = labelled
+    module = fitted.module_
+    rows, labels = x[:3], y[:3]
+    targets = module.targets(labels)
+    everything = torch.ones_like(rows, dtype=torch.bool)
+    comp = fitted.condition(rows, mask=everything, draws=9, y=labels, seed=4)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(4)
+        want = module.posterior_sample(Batch(rows, targets, everything), 9, mask=everything)
+    torch.testing.assert_close(comp.z[sites.LATENT], want[sites.LATENT], rtol=0, atol=0)
+    mask = torch.ones_like(rows, dtype=torch.bool)
+    mask.view(3, -1)[:, :32] = False  # the top half of every image missing
+    comp = fitted.condition(rows, mask=mask, method="svi", draws=50, y=labels, steps=20)
+    with torch.no_grad():
+        px = module.decode_rows(comp.z[sites.LATENT], Batch(rows, targets))
+    torch.testing.assert_close(comp.mean[~mask], px.mean.mean(0)[~mask])
+    torch.testing.assert_close(comp.mean[mask], rows[mask])
+    other = fitted.condition(
+        rows, mask=mask, method="svi", draws=50, y=(labels + 1) % 10, steps=20
+    )
+    assert not torch.allclose(other.mean[~mask], comp.mean[~mask])
+    nuts = fitted.condition(
+        rows[:1], mask=mask[:1], method="nuts", draws=6, warmup=6, chains=1, y=labels[:1]
+    )
+    assert nuts.x.shape == (6, 1, *rows.shape[1:]) and torch.isfinite(nuts.mean).all()
+    with pytest.warns(UserWarning, match="not trained with observation masks"):
+        ll = fitted.condition(rows, mask=mask, draws=5, y=labels, x_true=rows).log_lik
+    assert ll.shape == (3,) and torch.isfinite(ll).all()
