@@ -1,0 +1,73 @@
+"""The discrepancy experiment of the Heston benchmark: its Gaussian conditional against
+the closed form on a linear decoder, and a smoke run on the small grid."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _module(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder():
+    """m(z) = A z + b, x_o ~ N(m_o(z), Σ_oo), z ~ N(0, I): the MAP z is the generalized
+    least-squares solution (A_oᵀ Σ_oo⁻¹ A_o + I)⁻¹ A_oᵀ Σ_oo⁻¹ (x_o - b_o), and the hidden
+    cells' mean and sd are the Gaussian conditional's at that z."""
+    mod = _module("bench_heston_discrepancy")
+    g = torch.Generator().manual_seed(0)
+    d = 12
+    a = torch.randn(d, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(d, generator=g, dtype=torch.float64)
+    root = torch.randn(d, d, generator=g, dtype=torch.float64)
+    cov = root @ root.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+    x = torch.randn(d, generator=g, dtype=torch.float64)
+    observed = torch.zeros(d, dtype=torch.bool)
+    observed[:7] = True
+    hidden = ~observed
+
+    def mean_fn(z):
+        return (a @ z.double() + b).float()
+
+    z, m, mu, sd = mod.fit_pattern(mean_fn, x, observed, hidden, cov, steps=3000)
+    ao, so = a[observed], cov[observed][:, observed]
+    prec = ao.T @ torch.linalg.solve(so, ao) + torch.eye(4, dtype=torch.float64)
+    z_star = torch.linalg.solve(prec, ao.T @ torch.linalg.solve(so, x[observed] - b[observed]))
+    torch.testing.assert_close(z.double(), z_star, atol=2e-3, rtol=0)
+    m_star = mean_fn(z).double()  # the decoder's float32 output at the MAP z
+    torch.testing.assert_close(m, m_star, atol=0, rtol=0)
+    cross = cov[hidden][:, observed]
+    mu_star = m_star[hidden] + cross @ torch.linalg.solve(so, x[observed] - m_star[observed])
+    var_star = torch.diagonal(cov[hidden][:, hidden] - cross @ torch.linalg.solve(so, cross.T))
+    torch.testing.assert_close(mu, mu_star, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sd, var_star.sqrt(), atol=1e-10, rtol=1e-8)
+
+
+def test_tiny_run_on_the_small_grid(tmp_path):
+    fit = _module("bench_heston_fit")
+    argv = ["--grid", "small", "--surfaces", "1", "--epochs", "2", "--pricer-epochs", "1"]
+    argv += ["--adam-steps", "5", "--pricer-steps", "3", "--warmup", "3", "--draws", "4"]
+    fit.main([*argv, "--laplace-draws", "5", "--prior-samples", "8", "--out", str(tmp_path)])
+    mod = _module("bench_heston_discrepancy")
+    record = mod.main(
+        ["--grid", "small", "--surfaces", "2", "--steps", "5", "--out", str(tmp_path)]
+    )
+    assert record["surfaces_done"] == 2
+    for eps in ("1e-07", "1e-05"):
+        first = record["surfaces"][0]["eps"][eps]
+        assert first["rmse_hidden"][0] is None  # nothing hidden with every cell observed
+        assert all(0 <= c <= 1 for c in first["coverage90"][1:])
+    saved = json.loads((tmp_path / "heston_discrepancy.json").read_text())
+    assert set(saved["validation_loglik"]) == {"1e-07", "1e-05"}
+    assert "| hide90 |" in (tmp_path / "heston_discrepancy.md").read_text()
