@@ -18,8 +18,12 @@ mean, and given z the hidden cells are Gaussian:
 
 (the conditional of a joint Gaussian; Rasmussen & Williams 2006, eq. A.6). z is set to
 its MAP estimate under N(0, I) (Adam, ``--steps``), a plug-in predictive that leaves
-out z's own uncertainty; the 90 % band of each hidden cell is its conditional mean ±
-1.645 conditional sd, mapped to implied vol (a monotone map per cell). The marginal
+out z's own uncertainty, and the 90 % band of each hidden cell is its conditional mean ±
+1.645 conditional sd, mapped to implied vol (a monotone map per cell); or, with
+``--method nuts``, z is drawn by NUTS from its posterior under this likelihood
+(``--warmup``/``--draws``), each draw gives the hidden cells' conditional Gaussian, one
+value is drawn from each, and the band is the 5 %/95 % quantiles of those predictive
+draws (in implied vol), the mean their mean. The marginal
 likelihood of the validation residuals under N(0, S + ε I) rises as ε falls (the
 residuals lie almost in the span of the training residuals: both are smooth functions
 of the four Heston parameters), so it does not choose ε; ``--eps`` lists the nuggets
@@ -95,6 +99,38 @@ def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int):
     return z.detach(), m, mu, var.clamp_min(0).sqrt()
 
 
+def nuts_pattern(mean_fn, x, observed, hidden, cov, warmup: int, draws: int, seed: int):
+    """Predictive draws of the hidden cells ``(draws, |hidden|)``: z from NUTS under
+    N(0, I) and x_o ~ N(m_o(z), cov_oo), then each hidden vector from its Gaussian
+    conditional (marginal per cell) given that z."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import MCMC, NUTS
+
+    chol = torch.linalg.cholesky(cov[observed][:, observed])
+    x_o = x[observed]
+
+    def model():
+        z = pyro.sample("z", dist.Normal(torch.zeros(4), 1.0).to_event(1))
+        r = x_o - mean_fn(z.float()).double()[observed]
+        pyro.factor("obs", -0.5 * (r * torch.cholesky_solve(r[:, None], chol)[:, 0]).sum())
+
+    pyro.set_rng_seed(seed)
+    mcmc = MCMC(NUTS(model), num_samples=draws, warmup_steps=warmup, disable_progbar=True)
+    mcmc.run()
+    zs = mcmc.get_samples()["z"]
+    with torch.no_grad():
+        m = mean_fn(zs.float()).double()  # (draws, D)
+        r = x_o - m[:, observed]
+        cross = cov[hidden][:, observed]
+        mu = m[:, hidden] + (cross @ torch.cholesky_solve(r.T, chol)).T
+        explained = (cross * torch.cholesky_solve(cross.T, chol).T).sum(1)
+        sd = (torch.diagonal(cov[hidden][:, hidden]) - explained).clamp_min(0).sqrt()
+        values = mu + sd * torch.randn_like(mu)
+    div = sum(len(v) for v in mcmc.diagnostics().get("divergences", {}).values())
+    return m, values, int(div)
+
+
 def fit_surface(i, truth, ctx, args) -> dict:
     """Every ε and pattern on held-out surface ``i``."""
     rng = np.random.default_rng([args.seed, i])  # bench_heston_fit's masks, the same draws
@@ -112,12 +148,23 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 rmse.append(None)
                 cover.append(None)
                 continue
-            _, m, mu, sd = fit_pattern(mean_fn, x, observed, hidden, cov, args.steps)
-            rows = [m.clone() for _ in range(3)]
-            for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
-                row[hidden] = value
-            iv, lo, hi = (setting.mlp_iv(row.float())[hidden] for row in rows)
             t = truth[hidden]
+            if args.method == "nuts":
+                m, values, _ = nuts_pattern(
+                    mean_fn, x, observed, hidden, cov, args.warmup, args.draws, args.seed + i
+                )
+                rows = m.clone()
+                rows[:, hidden] = values
+                iv_draws = setting.mlp_iv(rows.float())[:, hidden]
+                iv = iv_draws.mean(0)
+                q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
+                lo, hi = torch.quantile(iv_draws, q, dim=0)
+            else:
+                _, m, mu, sd = fit_pattern(mean_fn, x, observed, hidden, cov, args.steps)
+                rows = [m.clone() for _ in range(3)]
+                for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
+                    row[hidden] = value
+                iv, lo, hi = (setting.mlp_iv(row.float())[hidden] for row in rows)
             rmse.append(float(((iv - t) * 100).square().mean().sqrt()))
             cover.append(float(((t >= lo) & (t <= hi)).double().mean()))
         record["eps"][repr(eps)] = {
@@ -147,7 +194,8 @@ def summarize(records: list[dict], eps_values) -> dict:
 
 def table(record: dict) -> str:
     lines = [
-        f"Held-out Heston surfaces with a discrepancy term: {record['surfaces_done']} "
+        f"Held-out Heston surfaces with a discrepancy term ({record['settings']['method']} "
+        f"z): {record['surfaces_done']} "
         "surfaces; RMSE in vol points over the hidden cells / coverage of the hidden cells "
         "by the 90 % band, mean over the surfaces",
         "",
@@ -177,7 +225,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--surfaces", type=int, default=100)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--eps", type=float, nargs="+", default=[1e-7, 1e-5])
+    p.add_argument("--method", choices=("map", "nuts"), default="map", help="how z is set")
     p.add_argument("--steps", type=int, default=300, help="Adam steps of the MAP z")
+    p.add_argument("--warmup", type=int, default=200, help="NUTS warm-up (--method nuts)")
+    p.add_argument("--draws", type=int, default=200, help="NUTS draws (--method nuts)")
+    p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
@@ -220,7 +272,7 @@ def main(argv=None) -> dict:
         "surfaces": records,
         "machine": machine_info(args.threads),
     }
-    write_outputs(out, "heston_discrepancy", record, table(record))
+    write_outputs(out, args.name, record, table(record))
     return record
 
 

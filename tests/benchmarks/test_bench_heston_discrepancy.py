@@ -60,9 +60,8 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     argv += ["--adam-steps", "5", "--pricer-steps", "3", "--warmup", "3", "--draws", "4"]
     fit.main([*argv, "--laplace-draws", "5", "--prior-samples", "8", "--out", str(tmp_path)])
     mod = _module("bench_heston_discrepancy")
-    record = mod.main(
-        ["--grid", "small", "--surfaces", "2", "--steps", "5", "--out", str(tmp_path)]
-    )
+    argv = ["--grid", "small", "--surfaces", "2", "--steps", "5", "--out", str(tmp_path)]
+    record = mod.main(argv)
     assert record["surfaces_done"] == 2
     for eps in ("1e-07", "1e-05"):
         first = record["surfaces"][0]["eps"][eps]
@@ -71,3 +70,9 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     saved = json.loads((tmp_path / "heston_discrepancy.json").read_text())
     assert set(saved["validation_loglik"]) == {"1e-07", "1e-05"}
     assert "| hide90 |" in (tmp_path / "heston_discrepancy.md").read_text()
+    # z by NUTS under the same likelihood
+    nuts = ["--method", "nuts", "--warmup", "3", "--draws", "4", "--name", "nuts"]
+    record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts])
+    cover = record["surfaces"][0]["eps"]["1e-07"]["coverage90"]
+    assert cover[0] is None and all(0 <= c <= 1 for c in cover[1:])
+    assert (tmp_path / "nuts.json").exists()
