@@ -61,6 +61,13 @@ class DiagonalNormalMixture(dist.MixtureSameFamily):
     shape beyond K, a non-Normal base) use the inherited ``log_prob``.
     """
 
+    @property
+    def support(self):
+        """The components' support (every real vector, for Normal components): torch's
+        mixture constraint has no bijection to the reals, which MCMC needs to
+        transform the site (``torch.distributions.biject_to``)."""
+        return self.component_distribution.support
+
     def expand(self, batch_shape, _instance=None):
         new = super().expand(batch_shape, _instance)
         # Pyro's plates expand the prior to the batch; keep the (K, d) parameters

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, sites
+from .. import __version__
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, PyrovaeError
 from ..runs import names, read_json, read_metrics, read_raw_config
@@ -837,7 +837,10 @@ def _summarise(ctx) -> None:
     """The posterior moments of the shown rows and the summary numbers."""
     est, x = ctx.est, ctx.x
     est.module_.eval()
-    mu, sd = est.module_.posterior_moments(ctx.rows)[sites.LATENT]  # the guide's joint posterior
+    # the guide's joint posterior, as moments of the code the decoder reads
+    moments = est.module_.posterior_moments(ctx.rows)
+    mu = est.module_.code_of({site: m.mean for site, m in moments.items()})
+    sd = est.module_.code_of({site: m.sd for site, m in moments.items()})
     ctx.mu, ctx.sd = mu.cpu().float(), sd.cpu().float()
     if ctx.latent:
         from ..analysis import elbo_decomposition

@@ -64,6 +64,20 @@ def test_prior_shapes_and_gradients(name):
 
 
 @pytest.mark.parametrize("name", PRIORS.names())
+def test_prior_support_has_a_transform_for_mcmc(name):
+    """NUTS (``analyze``'s refinement, ``condition(method="nuts")``) maps every latent
+    site to the reals through ``biject_to(site.support)``: each prior's support must have
+    such a transform, and its samples must lie in it."""
+    from torch.distributions import biject_to
+
+    d = _prior(name).reference()
+    transform = biject_to(d.support)
+    z = d.sample((5,))
+    assert bool(d.support.check(z).all())
+    torch.testing.assert_close(transform(transform.inv(z)), z)
+
+
+@pytest.mark.parametrize("name", PRIORS.names())
 def test_prior_is_a_normalized_density_matching_its_samples(name):
     """On a 2-D grid over the box [-15, 15]^2 the density integrates to the prior's mass
     of the box (within 1e-4), and its first and second moments over the box match its

@@ -174,3 +174,21 @@ def test_python_api_run_needs_data(tmp_path, small_digits, digits):
     page = build_report(run, data=digits, n=60).read_text()
     _common_checks(page)
     assert "test split (60 points)" in page
+
+
+def test_hierarchical_vamp_run_reading_both_layers_analyzes_and_reports(tmp_path):
+    """A hierarchical VAE with the VampPrior on z2 and the decoder reading [z1, z2]: the
+    analysis (NUTS refinement over both layers, whose mixture prior needs a support with
+    a transform to the reals) and the report (traversals and interpolations decode codes
+    of size latent + top) run end to end."""
+    from pyrovae.cli import main
+
+    run = tmp_path / "hvae"
+    train = ["train", "--epochs", "2", "--hidden", "16", "--no-progress", "-o", str(run)]
+    model = ["--model", "hvae", "--top-from-x", "--decoder-reads-top", "--prior", "vamp"]
+    assert main([*train, *model, "--latent-dim", "3", "--top-dim", "2"]) == 0
+    analyze = ["analyze", str(run), "--n", "6", "--draws", "10", "--samples", "10"]
+    assert main([*analyze, "--mcmc-points", "1", "--sbc", "0"]) == 0
+    page = build_report(run).read_text()
+    alts = [alt for _, alt in _common_checks(page)]
+    assert "latent traversals" in alts and "interpolation" in alts
