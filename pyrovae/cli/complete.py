@@ -99,11 +99,10 @@ def _options(args: argparse.Namespace) -> dict:
     return out
 
 
-def _row_conditions(args: argparse.Namespace, est, n: int):
-    """The condition of every row for a conditional run (``--condition`` for all rows, or
-    ``--condition-values`` with one row for all or one per row); None otherwise."""
-    import numpy as np
-
+def _row_conditions(args: argparse.Namespace, est):
+    """The rows' condition for a conditional run (``--condition`` for all rows, or
+    ``--condition-values`` with one row for all or one per row, broadcast by the
+    estimator); None otherwise."""
     condition = shared.condition_given(args, est)
     if not est.is_conditional:
         if condition is not None:
@@ -114,15 +113,7 @@ def _row_conditions(args: argparse.Namespace, est, n: int):
             f"the {est.family} model completes rows given their conditions: "
             "pass --condition or --condition-values"
         )
-    if isinstance(condition, int):
-        return np.full(n, condition, dtype=np.int64)
-    rows = np.asarray(condition)
-    rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
-    if rows.shape[0] == 1:
-        return np.repeat(rows, n, axis=0)
-    if rows.shape[0] != n:
-        raise DataError(f"--condition-values has {rows.shape[0]} rows; PARTIAL has {n}")
-    return rows
+    return condition
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -168,7 +159,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
             f"PARTIAL has {int((~seen).sum())} row(s) with no observed entry, "
             f"first row {int((~seen).nonzero()[0])}"
         )
-    y = _row_conditions(args, est, x.shape[0])
+    y = _row_conditions(args, est)
     info = est.data_info_
     scaler = Scaler.from_state(info["scaler"]) if info.get("scaler") else Scaler("none")
     filled = torch.where(mask, x, torch.zeros_like(x))

@@ -102,7 +102,13 @@ class CVAE(VAE):
         return self._condition.targets(t).to(self.device_)
 
     def _condition_targets(self, y, n: int) -> torch.Tensor:
-        """The rows' conditions, required: :meth:`condition` samples p(z | x_obs, c)."""
+        """The rows' conditions, required: :meth:`condition` samples p(z | x_obs, c). One
+        condition (a class, or one row of covariates) serves every row, as in
+        :meth:`condition_targets`."""
+        if y is not None:
+            t = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+            if t.dim() == 0 or (t.shape[0] == 1 and n != 1):
+                return self.condition_targets(y, n)
         return self._rows_targets(y, n)
 
     # -- inference given conditions -------------------------------------------------

@@ -165,6 +165,10 @@ def test_condition_samples_the_posterior_given_the_rows_conditions(fitted, label
         torch.manual_seed(4)
         want = module.posterior_sample(Batch(rows, targets, everything), 9, mask=everything)
     torch.testing.assert_close(comp.z[sites.LATENT], want[sites.LATENT], rtol=0, atol=0)
+    # one class serves every row, as for sampling
+    same = fitted.condition(rows, mask=everything, draws=9, y=int(labels[0]), seed=4)
+    every = fitted.condition(rows, mask=everything, draws=9, y=[int(labels[0])] * 3, seed=4)
+    torch.testing.assert_close(same.z[sites.LATENT], every.z[sites.LATENT], rtol=0, atol=0)
     mask = torch.ones_like(rows, dtype=torch.bool)
     mask.view(3, -1)[:, :32] = False  # the top half of every image missing
     comp = fitted.condition(rows, mask=mask, method="svi", draws=50, y=labels, steps=20)
