@@ -56,6 +56,7 @@ from _common import machine_info, restores_threads, write_outputs  # noqa: E402
 from pyrovae.api import load  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
 from pyrovae.data.heston import HestonSpec, heston_surfaces  # noqa: E402
+from pyrovae.inference.discrepancy import GaussianDiscrepancy  # noqa: E402
 
 #: z-score of the 90 % central band of a Gaussian.
 Z90 = 1.6448536269514722
@@ -99,36 +100,23 @@ def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int):
     return z.detach(), m, mu, var.clamp_min(0).sqrt()
 
 
-def nuts_pattern(mean_fn, x, observed, hidden, cov, warmup: int, draws: int, seed: int):
-    """Predictive draws of the hidden cells ``(draws, |hidden|)``: z from NUTS under
-    N(0, I) and x_o ~ N(m_o(z), cov_oo), then each hidden vector from its Gaussian
-    conditional (marginal per cell) given that z."""
-    import pyro
-    import pyro.distributions as dist
-    from pyro.infer import MCMC, NUTS
-
-    chol = torch.linalg.cholesky(cov[observed][:, observed])
-    x_o = x[observed]
-
-    def model():
-        z = pyro.sample("z", dist.Normal(torch.zeros(4), 1.0).to_event(1))
-        r = x_o - mean_fn(z.float()).double()[observed]
-        pyro.factor("obs", -0.5 * (r * torch.cholesky_solve(r[:, None], chol)[:, 0]).sum())
-
-    pyro.set_rng_seed(seed)
-    mcmc = MCMC(NUTS(model), num_samples=draws, warmup_steps=warmup, disable_progbar=True)
-    mcmc.run()
-    zs = mcmc.get_samples()["z"]
-    with torch.no_grad():
-        m = mean_fn(zs.float()).double()  # (draws, D)
-        r = x_o - m[:, observed]
-        cross = cov[hidden][:, observed]
-        mu = m[:, hidden] + (cross @ torch.cholesky_solve(r.T, chol)).T
-        explained = (cross * torch.cholesky_solve(cross.T, chol).T).sum(1)
-        sd = (torch.diagonal(cov[hidden][:, hidden]) - explained).clamp_min(0).sqrt()
-        values = mu + sd * torch.randn_like(mu)
-    div = sum(len(v) for v in mcmc.diagnostics().get("divergences", {}).values())
-    return m, values, int(div)
+def nuts_pattern(mlp, x, observed, noise, warmup: int, draws: int, seed: int):
+    """Predictive draws of the rows ``(draws, D)``: pyrovae's conditioning API,
+    ``mlp.condition(x, observed, method="nuts", noise=noise)`` (one chain), with the
+    discrepancy ``noise`` in place of the model's likelihood; and the mean draw of the
+    discrepancy's scale (1 when it is fixed)."""
+    completion = mlp.condition(
+        x.float()[None],
+        observed[None],
+        method="nuts",
+        noise=noise,
+        draws=draws,
+        warmup=warmup,
+        chains=1,
+        seed=seed,
+    )
+    scale = completion.z.get("discrepancy_scale")
+    return completion.x[:, 0], 1.0 if scale is None else float(scale.mean())
 
 
 def fit_surface(i, truth, ctx, args) -> dict:
@@ -141,7 +129,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
     x = setting.mlp_rows(truth).double()
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
     for eps, cov in ctx["covs"].items():
-        rmse, cover, t0 = [], [], time.perf_counter()
+        rmse, cover, scales, t0 = [], [], [], time.perf_counter()
         for observed in masks:
             hidden = valid & ~observed
             if not bool(hidden.any()):
@@ -150,11 +138,16 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 continue
             t = truth[hidden]
             if args.method == "nuts":
-                m, values, _ = nuts_pattern(
-                    mean_fn, x, observed, hidden, cov, args.warmup, args.draws, args.seed + i
+                rows, s = nuts_pattern(
+                    ctx["mlp"],
+                    x,
+                    observed,
+                    ctx["noises"][eps],
+                    args.warmup,
+                    args.draws,
+                    args.seed + i,
                 )
-                rows = m.clone()
-                rows[:, hidden] = values
+                scales.append(s)
                 iv_draws = setting.mlp_iv(rows.float())[:, hidden]
                 iv = iv_draws.mean(0)
                 q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
@@ -170,6 +163,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
         record["eps"][repr(eps)] = {
             "rmse_hidden": rmse,
             "coverage90": cover,
+            "scale_mean": scales,
             "seconds": time.perf_counter() - t0,
         }
     return record
@@ -224,17 +218,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--grid", choices=("notes", "small"), default="notes")
     p.add_argument("--surfaces", type=int, default=100)
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--eps", type=float, nargs="+", default=[1e-7, 1e-5])
+    p.add_argument(
+        "--eps",
+        nargs="+",
+        default=["auto"],
+        help="nuggets (data units squared), or 'auto': chosen by the validation surfaces' "
+        "likelihood (pyrovae's GaussianDiscrepancy)",
+    )
+    p.add_argument("--val-surfaces", type=int, default=100, help="validation surfaces")
+    p.add_argument("--val-seed", type=int, default=1, help="seed of the validation surfaces")
     p.add_argument("--method", choices=("map", "nuts"), default="map", help="how z is set")
     p.add_argument("--steps", type=int, default=300, help="Adam steps of the MAP z")
     p.add_argument("--warmup", type=int, default=200, help="NUTS warm-up (--method nuts)")
     p.add_argument("--draws", type=int, default=200, help="NUTS draws (--method nuts)")
+    p.add_argument(
+        "--scale",
+        choices=("fixed", "infer"),
+        default="fixed",
+        help="the discrepancy's scale s: 1, or sampled with z (--method nuts)",
+    )
+    p.add_argument("--tau", type=float, default=1.0, help="sd of log s under its prior")
     p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    if args.surfaces < 1 or args.steps < 1 or any(not e > 0 for e in args.eps):
-        p.error("--surfaces and --steps must be >= 1 and every --eps > 0")
+    try:
+        args.eps = [e if e == "auto" else float(e) for e in args.eps]
+    except ValueError:
+        p.error("every --eps must be a number > 0 or 'auto'")
+    if args.surfaces < 1 or args.steps < 1 or any(e != "auto" and not e > 0 for e in args.eps):
+        p.error("--surfaces and --steps must be >= 1 and every --eps > 0 or 'auto'")
     return args
 
 
@@ -251,12 +264,34 @@ def main(argv=None) -> dict:
     mlp = load(model_path)
     data = load_data("heston", scale="standardize", data_options=grid)
     setting = fit.Setting(grid, data)
-    s_cov, val_residuals = residual_covariance(mlp, data)
+    s_cov, _ = residual_covariance(mlp, data)
+    # validation surfaces for the nugget: random parameters as the held-out ones, another
+    # seed, those with every kept cell priced
+    spec = HestonSpec(**grid, params="random", n=args.val_surfaces, seed=args.val_seed, cells="all")
+    val_iv = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
+    val_rows = setting.mlp_rows(val_iv[~torch.isnan(val_iv).any(1)])
+    val_residuals = mlp.residuals(val_rows).double()
     eye = torch.eye(s_cov.shape[0], dtype=s_cov.dtype)
-    covs = {float(e): s_cov + float(e) * eye for e in args.eps}
+    covs, chosen = {}, None
+    for e in args.eps:
+        if e == "auto":
+            found = mlp.discrepancy(data.train, X_val=val_rows)
+            covs["auto"], chosen = found.covariance, found.nugget
+        else:
+            covs[float(e)] = s_cov + float(e) * eye
     held = HestonSpec(**grid, params="random", n=args.surfaces, seed=args.seed, cells="all")
     truths = torch.from_numpy(heston_surfaces(held).iv[:, setting.keep])
-    ctx = {"setting": setting, "mean_fn": fit.frozen_mean(mlp), "covs": covs}
+    noises = {
+        e: GaussianDiscrepancy(c, infer_scale=args.scale == "infer", scale_prior_sd=args.tau)
+        for e, c in covs.items()
+    }
+    ctx = {
+        "setting": setting,
+        "mlp": mlp,
+        "mean_fn": fit.frozen_mean(mlp),
+        "covs": covs,
+        "noises": noises,
+    }
     records = []
     for i in range(args.surfaces):
         records.append(fit_surface(i, truths[i], ctx, args))
@@ -265,6 +300,7 @@ def main(argv=None) -> dict:
         "grid": args.grid,
         "surfaces_done": len(records),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "auto_nugget": chosen,
         "validation_loglik": {
             repr(e): validation_loglik(c, val_residuals) for e, c in covs.items()
         },

@@ -37,3 +37,12 @@ LABEL = "y"
 LABEL_LATENT = "y_latent"
 #: The auxiliary classification term alpha log q(y|x) of the labelled rows (a factor).
 LABEL_AUX = "y_aux"
+
+#: The scale s of a Gaussian model discrepancy δ ~ N(0, s Σ) when conditioning infers it
+#: (:mod:`pyrovae.inference.discrepancy`): one per row, inside the data plate.
+DISCREPANCY_SCALE = "discrepancy_scale"
+#: The factor site of the discrepancy's log-likelihood of the observed entries.
+DISCREPANCY = "discrepancy"
+#: The plate over rows of the discrepancy's sites (the family's own data plate has
+#: closed by then; a plate name appears once per trace).
+DISCREPANCY_PLATE = "discrepancy_rows"

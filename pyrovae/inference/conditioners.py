@@ -275,3 +275,9 @@ def nuts_conditioner(
         },
     }
     return z, diagnostics
+
+
+#: NUTS draws every sample site of the program it is given, not only the family's own
+#: latent sites (:func:`~pyrovae.inference.conditioning.condition` checks this before
+#: conditioning a program with extra sites, such as an inferred discrepancy scale).
+nuts_conditioner.samples_every_site = True

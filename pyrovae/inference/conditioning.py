@@ -345,6 +345,7 @@ def condition(
     seed: int = 0,
     log_lik_samples: int = LOG_LIK_SAMPLES,
     targets: torch.Tensor | None = None,
+    noise=None,
     **options: Any,
 ) -> Completion:
     """Condition ``module`` on rows ``x`` observed where ``mask`` is ``True``.
@@ -371,6 +372,13 @@ def condition(
     targets : Tensor, optional
         The rows' conditions in the family's encoding (``module.targets(y)``), for a
         conditional family: the posterior is then p(z | x_obs, c).
+    noise : GaussianDiscrepancy, optional
+        A model discrepancy (:mod:`pyrovae.inference.discrepancy`) that replaces the
+        family's likelihood of the observed entries in the conditioned program, and
+        gives the missing entries their conditional given the observed ones; with
+        ``x_true``, the conditional log-likelihood is then its Monte Carlo estimate over
+        the posterior draws. A discrepancy that infers its scale needs a conditioner
+        that samples every site of the program (``"nuts"``).
     **options
         Options of the conditioner.
     """
@@ -384,23 +392,40 @@ def condition(
     filled = torch.where(mask, x, torch.zeros_like(x))
     rows = Batch(filled, targets, mask)
     conditioner: Callable = CONDITIONERS.get(method)
-    was_training = module.training
-    module.eval()
-    try:
-        with at_weights(module):  # a Bayesian decoder at the posterior mean of its weights
-            z, diagnostics = conditioner(module, rows, draws=draws, seed=seed, **options)
-        with torch.random.fork_rng(devices=_devices(x)), at_weights(module):
-            torch.manual_seed(int(seed) + 1)
-            px = module.decode_rows(module.code_of(z), rows)  # batch (S, B)
-            x_draws = torch.where(mask, filled, px.sample())
-            mean = torch.where(mask, filled, px.mean.mean(0))
-    finally:
-        module.train(was_training)
-    log_lik = log_lik_se = None
+    target = module
+    if noise is not None:
+        noise.check_rows(x)
+        if noise.latent_sites and not getattr(conditioner, "samples_every_site", False):
+            raise ConfigError(
+                f"method {method!r} cannot sample the discrepancy's scale; use "
+                "method='nuts' or a discrepancy with infer_scale=False"
+            )
+        target = noise.program(module)
     if x_true is not None:
         x_true = torch.as_tensor(x_true, dtype=x.dtype, device=x.device)
         if tuple(x_true.shape) != tuple(x.shape):
             raise DataError(f"x_true has shape {tuple(x_true.shape)} but x has {tuple(x.shape)}")
+    was_training = module.training
+    module.eval()
+    log_lik = log_lik_se = None
+    try:
+        with at_weights(module):  # a Bayesian decoder at the posterior mean of its weights
+            z, diagnostics = conditioner(target, rows, draws=draws, seed=seed, **options)
+        with torch.random.fork_rng(devices=_devices(x)), at_weights(module):
+            torch.manual_seed(int(seed) + 1)
+            px = module.decode_rows(module.code_of(z), rows)  # batch (S, B)
+            if noise is None:
+                x_draws = torch.where(mask, filled, px.sample())
+                mean = torch.where(mask, filled, px.mean.mean(0))
+            else:
+                scale = z.get(sites.DISCREPANCY_SCALE)
+                scale = None if scale is None else scale[..., 0]
+                x_draws, mean = noise.complete(filled, mask, px.mean, scale)
+                if x_true is not None:
+                    log_lik, log_lik_se = noise.log_lik_missing(x_true, mask, px.mean, scale)
+    finally:
+        module.train(was_training)
+    if x_true is not None and noise is None:
         log_lik, log_lik_se = conditional_log_likelihood(
             module, x_true, mask, samples=log_lik_samples, seed=seed, targets=targets
         )
