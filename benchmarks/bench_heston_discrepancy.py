@@ -29,7 +29,9 @@ residuals lie almost in the span of the training residuals: both are smooth func
 of the four Heston parameters), so it does not choose ε; ``--eps`` lists the nuggets
 run, each reported.
 
-Patterns and held-out surfaces are ``bench_heston_fit.py``'s (same seed, same masks);
+Each surface's record is a JSON file in ``OUT/NAME/`` (a rerun with the same settings
+resumes where the last one stopped). Patterns and held-out surfaces are
+``bench_heston_fit.py``'s (same seed, same masks);
 RMSE in vol points over the hidden cells and coverage of the hidden cells by the 90 %
 band, per pattern, mean over the surfaces; the validation log-likelihood of each ε.
 
@@ -54,6 +56,7 @@ import bench_heston_fit as fit  # noqa: E402
 from _common import machine_info, restores_threads, write_outputs  # noqa: E402
 
 from pyrovae.api import load  # noqa: E402
+from pyrovae.atomic import atomic_write_text  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
 from pyrovae.data.heston import HestonSpec, heston_surfaces  # noqa: E402
 from pyrovae.inference.discrepancy import GaussianDiscrepancy  # noqa: E402
@@ -103,8 +106,8 @@ def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int):
 def nuts_pattern(mlp, x, observed, noise, warmup: int, draws: int, seed: int):
     """Predictive draws of the rows ``(draws, D)``: pyrovae's conditioning API,
     ``mlp.condition(x, observed, method="nuts", noise=noise)`` (one chain), with the
-    discrepancy ``noise`` in place of the model's likelihood; and the mean draw of the
-    discrepancy's scale (1 when it is fixed)."""
+    discrepancy ``noise`` in place of the model's likelihood; the mean draw of the
+    discrepancy's scale (1 when it is fixed); and the number of divergent transitions."""
     completion = mlp.condition(
         x.float()[None],
         observed[None],
@@ -116,7 +119,8 @@ def nuts_pattern(mlp, x, observed, noise, warmup: int, draws: int, seed: int):
         seed=seed,
     )
     scale = completion.z.get("discrepancy_scale")
-    return completion.x[:, 0], 1.0 if scale is None else float(scale.mean())
+    divergences = int(completion.diagnostics["summary"]["divergences"])
+    return completion.x[:, 0], 1.0 if scale is None else float(scale.mean()), divergences
 
 
 def fit_surface(i, truth, ctx, args) -> dict:
@@ -129,7 +133,8 @@ def fit_surface(i, truth, ctx, args) -> dict:
     x = setting.mlp_rows(truth).double()
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
     for eps, cov in ctx["covs"].items():
-        rmse, cover, scales, t0 = [], [], [], time.perf_counter()
+        rmse, cover, scales, divergences = [], [], [], []
+        t0 = time.perf_counter()
         for observed in masks:
             hidden = valid & ~observed
             if not bool(hidden.any()):
@@ -138,7 +143,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 continue
             t = truth[hidden]
             if args.method == "nuts":
-                rows, s = nuts_pattern(
+                rows, s, div = nuts_pattern(
                     ctx["mlp"],
                     x,
                     observed,
@@ -148,6 +153,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                     args.seed + i,
                 )
                 scales.append(s)
+                divergences.append(div)
                 iv_draws = setting.mlp_iv(rows.float())[:, hidden]
                 iv = iv_draws.mean(0)
                 q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
@@ -164,6 +170,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
             "rmse_hidden": rmse,
             "coverage90": cover,
             "scale_mean": scales,
+            "divergences": divergences,
             "seconds": time.perf_counter() - t0,
         }
     return record
@@ -292,9 +299,20 @@ def main(argv=None) -> dict:
         "covs": covs,
         "noises": noises,
     }
+    # one JSON per surface in OUT/NAME/: a rerun resumes where the last one stopped
+    folder = out / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    fingerprint = {k: v for k, v in vars(args).items() if k not in ("out", "surfaces", "threads")}
     records = []
     for i in range(args.surfaces):
+        path = folder / f"surface-{args.seed}-{i:03d}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("settings") == json.loads(json.dumps(fingerprint)):
+                records.append(saved["record"])
+                continue
         records.append(fit_surface(i, truths[i], ctx, args))
+        atomic_write_text(path, json.dumps({"settings": fingerprint, "record": records[-1]}))
         print(f"surface {i}: {json.dumps(records[-1]['eps'])[:160]}", flush=True)
     record = {
         "grid": args.grid,

@@ -53,6 +53,27 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, help="svi: Adam step size (default: 0.05)")
     p.add_argument("--warmup", type=int, help="nuts: warm-up iterations per chain (default: 500)")
     p.add_argument("--chains", type=int, help="nuts: chains per row (default: 2)")
+    p.add_argument(
+        "--discrepancy",
+        metavar="ROWS",
+        help="complete rows (.npy, .npz or .csv, data units; held-out rows are best) whose "
+        "reconstruction errors define a correlated Gaussian discrepancy that replaces the "
+        "model's likelihood: the missing entries then move with the observed ones' errors "
+        "(see docs/conditioning.md)",
+    )
+    p.add_argument(
+        "--discrepancy-scale",
+        choices=("fixed", "infer"),
+        default="fixed",
+        help="the discrepancy's scale: fixed at 1, or sampled per row with z "
+        "(--method nuts) (default: fixed)",
+    )
+    p.add_argument(
+        "--nugget",
+        default="auto",
+        help="the discrepancy's nugget as a fraction of the mean residual variance, or "
+        "auto: chosen by the likelihood of a random fifth of ROWS (default: auto)",
+    )
     shared.add_seed(p)
     shared.add_condition(p, "complete the rows")
     shared.add_progress(p)
@@ -116,6 +137,41 @@ def _row_conditions(args: argparse.Namespace, est):
     return condition
 
 
+def _nugget(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise ConfigError(f"--nugget must be a number > 0 or auto; got {text!r}")
+    return value
+
+
+def _discrepancy(args: argparse.Namespace, est, scaler):
+    """The discrepancy of ``--discrepancy ROWS`` (None without it), in the model's units."""
+    from ..data.datasets import load_file
+
+    if args.discrepancy is None:
+        if args.discrepancy_scale != "fixed" or args.nugget != "auto":
+            raise ConfigError("--discrepancy-scale and --nugget need --discrepancy ROWS")
+        return None
+    nugget = _nugget(args.nugget)
+    if est.is_conditional:
+        raise ConfigError(f"--discrepancy needs an unconditional model; this run is a {est.family}")
+    rows = load_file(args.discrepancy, missing=True).x
+    if math.prod(rows.shape[1:]) != est.n_features_in_:
+        raise DataError(
+            f"ROWS of --discrepancy have {math.prod(rows.shape[1:])} features per row; "
+            f"the run's model has {est.n_features_in_}"
+        )
+    if bool(rows.isnan().any()):
+        raise DataError("ROWS of --discrepancy must be complete (they have NaN entries)")
+    rows = scaler.transform(rows.reshape(rows.shape[0], *est.data_shape_))
+    return est.discrepancy(rows, nugget=nugget, infer_scale=args.discrepancy_scale == "infer")
+
+
 def cmd_complete(args: argparse.Namespace) -> int:
     """Condition a trained VAE on the observed entries of each row of PARTIAL (NaN or
     --mask marks the missing ones) and write, into RUN/completion (or --output): the
@@ -162,6 +218,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
     y = _row_conditions(args, est)
     info = est.data_info_
     scaler = Scaler.from_state(info["scaler"]) if info.get("scaler") else Scaler("none")
+    noise = _discrepancy(args, est, scaler)
+    if noise is not None:
+        options["noise"] = noise
     filled = torch.where(mask, x, torch.zeros_like(x))
     scaled = torch.where(mask, scaler.transform(filled.reshape(x.shape)), torch.zeros_like(x))
     comp = est.condition(
@@ -200,6 +259,13 @@ def cmd_complete(args: argparse.Namespace) -> int:
         "run": str(args.run),
         "data": str(args.data),
         "method": args.method,
+        "discrepancy": None
+        if noise is None
+        else {
+            "rows": str(args.discrepancy),
+            "nugget": noise.nugget,
+            "scale": args.discrepancy_scale,
+        },
         "rows": int(x.shape[0]),
         "missing_entries": int((~mask).sum()),
         "draws": int(args.draws),

@@ -787,6 +787,8 @@ class Estimator:
         (``y``: their conditions, for a conditional family), ``(n, *data_shape)``;
         ``name`` names ``X`` in error messages."""
         self._check_fitted()
+        if y is None and self.is_conditional:
+            raise ConfigError(f"the {self.family} model's residuals need the rows' conditions y")
         x = self.as_input(X, name)
         batch = Batch(x, self._condition_targets(y, x.shape[0]))
         self.module_.eval()

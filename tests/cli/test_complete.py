@@ -126,9 +126,60 @@ def test_table(capsys, tmp_path, strict_json, assert_png):
     strict_json(out)
 
 
+def test_table_with_a_discrepancy(capsys, tmp_path, strict_json):
+    """``--discrepancy ROWS`` (reference rows in data units) with an inferred scale: the
+    summary records the chosen nugget, observed entries stay the data, the z posterior
+    in completion.nc carries the scale."""
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.normal(size=(160, 6)), 1) + 5.0
+    data = tmp_path / "table.npy"
+    np.save(data, x[:120])
+    ref = tmp_path / "reference.npy"
+    np.save(ref, x[120:150])
+    run = tmp_path / "run"
+    argv = ["train", "--data", data, "--epochs", "2", "--hidden", "8", "--latent-dim", "2"]
+    argv += ["--likelihood", "gaussian", "--scale", "standardize", "--no-progress", "-o", run]
+    assert main([*map(str, argv)]) == 0
+    part = x[150:152].copy()
+    part[:, 3:] = np.nan
+    partial = tmp_path / "partial.npy"
+    np.save(partial, part)
+    status, out, err = _complete(
+        capsys,
+        run,
+        "--data",
+        partial,
+        "--method",
+        "nuts",
+        "--warmup",
+        "10",
+        "--chains",
+        "1",
+        "--draws",
+        "10",
+        "--discrepancy",
+        ref,
+        "--discrepancy-scale",
+        "infer",
+    )
+    assert status == 0, err
+    summary = strict_json(out)
+    assert summary["discrepancy"]["nugget"] > 0 and summary["discrepancy"]["scale"] == "infer"
+    folder = run / names.COMPLETION_DIR
+    mean = np.load(folder / names.COMPLETION_MEAN)
+    np.testing.assert_allclose(mean[:, :3], part[:, :3], rtol=1e-5)
+    assert np.isfinite(mean).all()
+    idata = ax.from_netcdf(folder / names.COMPLETION_NC)
+    assert "discrepancy_scale" in ax.group(idata, "posterior")
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
+        ("nugget", "--nugget must be a number > 0 or auto; got '0'"),
+        ("scale alone", "--discrepancy-scale and --nugget need --discrepancy ROWS"),
+        ("reference features", "ROWS of --discrepancy have 60 features per row"),
+        ("infer with svi", "method 'svi' cannot sample the discrepancy's scale"),
         ("mask shape", "the mask has shape (3, 60) but PARTIAL has (3, 64)"),
         ("empty row", "PARTIAL has 1 row(s) with no observed entry, first row 1"),
         ("features", "PARTIAL has 60 features per row; the run's model has 64"),
@@ -154,6 +205,18 @@ def test_errors_are_one_line_and_write_nothing(
         argv[2] = tmp_path / "p.npy"
     elif case == "option":
         argv += ["--method", "svi", "--chains", "2"]
+    elif case == "nugget":
+        np.save(tmp_path / "ref.npy", x)
+        argv += ["--discrepancy", tmp_path / "ref.npy", "--nugget", "0"]
+    elif case == "scale alone":
+        argv += ["--discrepancy-scale", "infer"]
+    elif case == "reference features":
+        np.save(tmp_path / "ref.npy", x[:, :60])
+        argv += ["--discrepancy", tmp_path / "ref.npy"]
+    elif case == "infer with svi":
+        np.save(tmp_path / "ref.npy", load_data("digits").test[:20].reshape(20, 64).numpy())
+        argv += ["--discrepancy", tmp_path / "ref.npy", "--discrepancy-scale", "infer"]
+        argv += ["--method", "svi", "--steps", "2"]
     else:
         argv += ["--method", "gibbs"]
     status, out, err = _complete(capsys, *argv)

@@ -176,9 +176,7 @@ def test_condition_samples_the_posterior_given_the_rows_conditions(fitted, label
         px = module.decode_rows(comp.z[sites.LATENT], Batch(rows, targets))
     torch.testing.assert_close(comp.mean[~mask], px.mean.mean(0)[~mask])
     torch.testing.assert_close(comp.mean[mask], rows[mask])
-    other = fitted.condition(
-        rows, mask=mask, method="svi", draws=50, y=(labels + 1) % 10, steps=20
-    )
+    other = fitted.condition(rows, mask=mask, method="svi", draws=50, y=(labels + 1) % 10, steps=20)
     assert not torch.allclose(other.mean[~mask], comp.mean[~mask])
     nuts = fitted.condition(
         rows[:1], mask=mask[:1], method="nuts", draws=6, warmup=6, chains=1, y=labels[:1]
