@@ -98,6 +98,10 @@ VARIANTS = {
         "beta_weights": True,
         "warmup_fraction": 1 / 3,
     },
+    # the rank-1 multiplicative posterior: W = W_bar * (r s^T), r and s ~ N(1, 1) a priori,
+    # W_bar and the biases point estimates (weight_posterior="rank1")
+    "all-r1": {"bayesian_decoder": True, "bayesian_layers": "all", "weight_posterior": "rank1"},
+    "last-r1": {"bayesian_decoder": True, "bayesian_layers": "last", "weight_posterior": "rank1"},
 }
 #: The variants run by default and timed for throughput.
 MAIN_VARIANTS = ("point", "all", "last")

@@ -105,6 +105,7 @@ DECODER_WEIGHT_OPTIONS = (
     "decoder_prior_scale",
     "bayesian_layers",
     "beta_weights",
+    "weight_posterior",
 )
 #: What training does with missing entries (NaN) of the data.
 MISSING_POLICIES = ("refuse", "mask")
@@ -537,6 +538,14 @@ OPTIONS: tuple[Option, ...] = (
         "beta also scales the KL of the Bayesian decoder's weights (default: the z KL only)",
         "model",
         parse_bool,
+    ),
+    _O(
+        "weight_posterior",
+        None,
+        "the Bayesian decoder's weight posterior: meanfield (default: a Normal per weight) "
+        "or rank1 (W = W_bar * r s^T, Normal r and s per layer; needs --bayesian-decoder)",
+        "model",
+        _str,
     ),
     _O(
         "n_classes",

@@ -446,6 +446,12 @@ ROWS: dict[str, Row] = {
         "pyrovae: error: bayesian_layers needs bayesian_decoder (the decoder is a point estimate)",
         cli(*TRAIN, "--bayesian-layers", "last"),
     ),
+    "weight-posterior": Row(
+        "choosing a weight posterior without a Bayesian decoder",
+        "`pyrovae train --weight-posterior rank1`",
+        "pyrovae: error: weight_posterior needs bayesian_decoder (the decoder is a point estimate)",
+        cli(*TRAIN, "--weight-posterior", "rank1"),
+    ),
     "decoder-prior-scale": Row(
         "a non-positive prior scale for the decoder weights",
         "`pyrovae train --bayesian-decoder --decoder-prior-scale 0`",

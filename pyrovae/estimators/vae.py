@@ -54,6 +54,10 @@ class VAE(Estimator):
         Which decoder layers are Bayesian (default all); only with ``bayesian_decoder``.
     beta_weights : bool
         Whether β also scales the weights' KL (default: the z KL only).
+    weight_posterior : str, optional
+        The family of q(θ) in ``WEIGHT_POSTERIORS`` (:mod:`pyrovae.models.bayesian`):
+        ``"meanfield"`` (default) or ``"rank1"`` (W = W̄ ∘ r sᵀ with random r and s);
+        only with ``bayesian_decoder``.
     **kwargs
         The shared parameters of :class:`Estimator`.
     """
@@ -77,9 +81,11 @@ class VAE(Estimator):
         decoder_prior_scale: float = 1.0,
         bayesian_layers: str | None = None,
         beta_weights: bool = False,
+        weight_posterior: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.weight_posterior = weight_posterior
         self.bayesian_decoder = bayesian_decoder
         self.decoder_prior_scale = decoder_prior_scale
         self.bayesian_layers = bayesian_layers
@@ -112,6 +118,7 @@ class VAE(Estimator):
             "layers": self.bayesian_layers or "all",
             "prior_scale": self.decoder_prior_scale,
             "beta_weights": bool(self.beta_weights),
+            "posterior": self.weight_posterior or "meanfield",
         }
 
     def _objective(self):
@@ -138,10 +145,11 @@ class VAE(Estimator):
             raise ConfigError(
                 f"bayesian_decoder must be true or false; got {self.bayesian_decoder!r}"
             )
-        if self.bayesian_layers is not None and not self.bayesian_decoder:
-            raise ConfigError(
-                "bayesian_layers needs bayesian_decoder (the decoder is a point estimate)"
-            )
+        for name in ("bayesian_layers", "weight_posterior"):
+            if getattr(self, name) is not None and not self.bayesian_decoder:
+                raise ConfigError(
+                    f"{name} needs bayesian_decoder (the decoder is a point estimate)"
+                )
         if self.bayesian_decoder and not objective.global_sites:
             raise ConfigError(
                 f"the {self.objective} objective cannot score the Bayesian decoder's global "

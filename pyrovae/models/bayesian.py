@@ -31,6 +31,26 @@ so they carry ``poutine.scale(batch.global_scale)`` = B / N in the model and the
 estimate of the full-data objective divided by N. β scales the z sites only, unless
 ``beta_weights`` is set, when it also multiplies the weight sites.
 
+Rank-1 multiplicative posterior (``posterior="rank1"``; Dusenberry et al. 2020). With
+many weights per data point the mean-field posterior above stays close to its prior (the
+weight KL, a sum over every weight, outweighs the data), and its draws add more noise to
+the decoder than the data can afford. The rank-1 posterior puts the uncertainty in two
+vectors per weight matrix instead: each random weight matrix W (out × in, and any
+trailing kernel dimensions) is
+
+.. math::  W = \bar W \circ (r s^\top), \qquad r_i, s_j \sim N(1, s_p^2)
+           \text{ a priori}, \quad q(r) q(s) \text{ mean-field Normal},
+
+with \bar W a point estimate (the decoder's own parameter, fitted by the same ELBO, a
+type-II maximum-likelihood hyperparameter) and the biases point estimates too; the
+prior scale s_p is ``prior_scale``. The random scalars number out + in per layer, not
+out × in, so the KL stays small and the draws perturb each unit's input and output
+gains, not every weight independently (a multiplicative-noise ensemble; Dusenberry et al.
+report calibration and log-likelihood gains over both deterministic and mean-field
+networks). The weight sites are ``theta.<parameter>.r`` and ``theta.<parameter>.s``;
+a draw θ (:meth:`DecoderWeights.draw`) is the composed weights, and the posterior mean of
+the composed weight is \bar W \circ (E[r] E[s]^\top) (r and s independent).
+
 Conditioning on θ. Inside :meth:`DecoderWeights.fixed` the programs leave the weight
 sites out and decode with the given θ (or the posterior mean): they are then the
 point-decoder programs at that θ, which is how the predictive log-likelihood
@@ -42,6 +62,9 @@ References
 Kingma, D. P. & Welling, M. (2014). Auto-encoding variational Bayes. ICLR (App. F).
 Blundell, C., Cornebise, J., Kavukcuoglu, K. & Wierstra, D. (2015). Weight uncertainty in
 neural networks. ICML.
+Dusenberry, M. W., Jerfel, G., Wen, Y., Ma, Y.-A., Snoek, J., Heller, K.,
+Lakshminarayanan, B. & Tran, D. (2020). Efficient and scalable Bayesian neural nets with
+rank-1 factors. ICML.
 Riesselman, A. J., Ingraham, J. B. & Marks, D. S. (2018). Deep generative models of
 genetic variation capture the effects of mutations. Nature Methods (DeepSequence).
 """
@@ -63,6 +86,7 @@ from .. import sites
 from ..config import BAYESIAN_LAYERS, parse_bool
 from ..data.batch import Batch, as_batch
 from ..errors import ConfigError
+from ..registry import Registry
 
 #: Initial standard deviation σ of every weight's guide (small: training starts near
 #: the point decoder).
@@ -75,6 +99,12 @@ SCALE_GAIN = 10.0
 PRIOR_SCALE = 1.0
 #: Which decoder parameters are random: every layer's, or the last layer's only.
 LAYERS = BAYESIAN_LAYERS
+
+#: name -> the class of a posterior family over the decoder's weights (a
+#: :class:`DecoderWeights` subclass): ``"meanfield"`` and ``"rank1"``.
+WEIGHT_POSTERIORS: Registry = Registry("weight posterior")
+#: The default weight posterior.
+DEFAULT_POSTERIOR = "meanfield"
 
 
 def _inverse_softplus(y: float) -> float:
@@ -100,6 +130,7 @@ def select_parameters(decoder: nn.Module, layers: str) -> list[str]:
     return [n for n in names if n.startswith(prefix) and "." not in n[len(prefix) :]]
 
 
+@WEIGHT_POSTERIORS.register("meanfield")
 class DecoderWeights(nn.Module):
     """The guide's scales of the random decoder parameters, the weight sites of both
     programs, and the decoder run at the current θ (see the module docstring).
@@ -190,10 +221,23 @@ class DecoderWeights(nn.Module):
         """Number of random scalars in θ."""
         return sum(p.numel() for p in self.locs().values())
 
+    def site_names(self) -> dict[str, str]:
+        """Key of :meth:`guide_distributions` -> the name of its sample site."""
+        return {n: sites.decoder_weight(n) for n in self.guide_distributions()}
+
+    def compose(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The decoder's parameters (name -> tensor) that draws of the random variables
+        (keyed as :meth:`guide_distributions`) give: here the draws themselves."""
+        return values
+
+    def mean_parameters(self) -> dict[str, torch.Tensor] | None:
+        """The decoder's parameters at the posterior mean (None: its own parameters)."""
+        return None
+
     @torch.no_grad()
     def draw(self) -> dict[str, torch.Tensor]:
-        """One draw θ ~ q(θ) (parameter name -> tensor)."""
-        return {n: q.sample() for n, q in self.guide_distributions().items()}
+        """One draw θ ~ q(θ): the decoder's random parameters (name -> tensor)."""
+        return self.compose({n: q.sample() for n, q in self.guide_distributions().items()})
 
     def draws(self, n: int) -> Iterator[dict[str, torch.Tensor]]:
         """``n`` independent draws of θ from q(θ)."""
@@ -228,8 +272,9 @@ class DecoderWeights(nn.Module):
         batch = as_batch(batch)
         scale = batch.global_scale * (float(beta) if self.beta_weights else 1.0)
         fns = self.guide_distributions() if guide else self.prior_distributions()
+        names = self.site_names()
         with poutine.scale(scale=scale):
-            theta = {n: pyro.sample(sites.decoder_weight(n), fn) for n, fn in fns.items()}
+            theta = self.compose({n: pyro.sample(names[n], fn) for n, fn in fns.items()})
         saved = self._state
         self._state = ("use", theta)
         try:
@@ -241,7 +286,9 @@ class DecoderWeights(nn.Module):
         """The decoder body at the current θ (the mean outside the programs)."""
         theta = self._state[1]
         if theta is None:
-            return self.decoder(z)
+            theta = self.mean_parameters()
+            if theta is None:
+                return self.decoder(z)
         return torch.func.functional_call(self.decoder, theta, (z,), strict=False)
 
     def extra_repr(self) -> str:
@@ -251,8 +298,77 @@ class DecoderWeights(nn.Module):
         )
 
 
+@WEIGHT_POSTERIORS.register("rank1")
+class RankOneWeights(DecoderWeights):
+    """W = W̄ ∘ (r sᵀ) for each random weight matrix, r and s random with N(1, s_p²)
+    priors and mean-field Normal guides, W̄ and the biases point estimates (module
+    docstring). Same parameters as :class:`DecoderWeights`; its ``layers`` select the
+    matrices (non-empty parameters of two or more dimensions) made random."""
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        layers: str = "all",
+        prior_scale: float = PRIOR_SCALE,
+        beta_weights: bool = False,
+        init_scale: float = INIT_SCALE,
+    ) -> None:
+        super().__init__(decoder, layers, prior_scale, beta_weights, init_scale)
+        params = dict(decoder.named_parameters())
+        self.names = [n for n in self.names if params[n].dim() >= 2 and params[n].numel() > 0]
+        if not self.names:
+            raise ConfigError("the rank-1 weight posterior found no weight matrix to make random")
+        raw = _inverse_softplus(float(init_scale)) / SCALE_GAIN
+        self.raw_scale = nn.ParameterDict()
+        self.factor_loc = nn.ParameterDict()
+        for n in self.names:
+            w = params[n]
+            for part, size in (("r", w.shape[0]), ("s", w.shape[1])):
+                key = self._key(f"{n}.{part}")
+                self.factor_loc[key] = nn.Parameter(torch.ones(size, dtype=w.dtype))
+                self.raw_scale[key] = nn.Parameter(torch.full((size,), raw, dtype=w.dtype))
+
+    def _factors(self) -> list[str]:
+        return [f"{n}.{part}" for n in self.names for part in ("r", "s")]
+
+    def locs(self) -> dict[str, torch.Tensor]:
+        """The guide means of the factors r and s (keys ``<parameter>.r`` / ``.s``)."""
+        return {f: self.factor_loc[self._key(f)] for f in self._factors()}
+
+    def scales(self) -> dict[str, torch.Tensor]:
+        return {
+            f: F.softplus(SCALE_GAIN * self.raw_scale[self._key(f)]) + MIN_SCALE
+            for f in self._factors()
+        }
+
+    def prior_distributions(self) -> dict[str, dist.Distribution]:
+        """p(r_i) = p(s_j) = N(1, s_p²) for each factor."""
+        out = {}
+        for f, loc in self.locs().items():
+            one = torch.ones((), dtype=loc.dtype, device=loc.device)
+            out[f] = dist.Normal(one, one * self.prior_scale).expand(loc.shape).to_event(1)
+        return out
+
+    def compose(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """W = W̄ ∘ (r sᵀ) (broadcast over kernel dimensions) for each random matrix."""
+        params = dict(self.decoder.named_parameters())
+        out = {}
+        for n in self.names:
+            w = params[n]
+            r, s = values[f"{n}.r"], values[f"{n}.s"]
+            gain = r.reshape(-1, 1, *([1] * (w.dim() - 2))) * s.reshape(
+                1, -1, *([1] * (w.dim() - 2))
+            )
+            out[n] = w * gain
+        return out
+
+    def mean_parameters(self) -> dict[str, torch.Tensor]:
+        """W̄ ∘ (E[r] E[s]ᵀ): the mean of the composed weights (r, s independent)."""
+        return self.compose(self.locs())
+
+
 #: Keys of ``ModuleSpec.decoder_weights`` (all optional).
-OPTION_KEYS = ("layers", "prior_scale", "beta_weights", "init_scale")
+OPTION_KEYS = ("layers", "prior_scale", "beta_weights", "init_scale", "posterior")
 
 
 def build_decoder_weights(decoder: nn.Module, options: dict | None) -> DecoderWeights | None:
@@ -264,7 +380,8 @@ def build_decoder_weights(decoder: nn.Module, options: dict | None) -> DecoderWe
     unknown = sorted(set(opts) - set(OPTION_KEYS))
     if unknown:
         raise ConfigError(f"unknown decoder-weight option(s): {', '.join(unknown)}")
-    return DecoderWeights(
+    cls = WEIGHT_POSTERIORS.get(opts.get("posterior") or DEFAULT_POSTERIOR)
+    return cls(
         decoder,
         layers=opts.get("layers") or "all",
         prior_scale=opts.get("prior_scale", PRIOR_SCALE),

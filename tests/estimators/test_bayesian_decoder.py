@@ -21,14 +21,17 @@ from pyrovae.analysis.epistemic import (
 from pyrovae.config import resolve
 from pyrovae.errors import ConfigError
 from pyrovae.inference.loglik import log_likelihood
+from pyrovae.models.bayesian import WEIGHT_POSTERIORS
 from pyrovae.objectives import OBJECTIVES
 
 SMALL = {"hidden": [16], "latent_dim": 3, "epochs": 2, "batch_size": 64, "seed": 0}
 
 
-@pytest.fixture(scope="module")
-def fitted(digits):
-    return VAE(bayesian_decoder=True, **SMALL).fit(digits.train[:200], X_val=digits.val[:50])
+@pytest.fixture(scope="module", params=WEIGHT_POSTERIORS.names())
+def fitted(digits, request):
+    """A fitted Bayesian-decoder VAE, once per registered weight posterior."""
+    est = VAE(bayesian_decoder=True, weight_posterior=request.param, **SMALL)
+    return est.fit(digits.train[:200], X_val=digits.val[:50])
 
 
 @pytest.mark.parametrize("cls", [VAE, HVAE])
@@ -86,15 +89,17 @@ def test_save_and_load_round_trip_the_weight_posterior(fitted, tmp_path):
     assert back.bayesian_decoder and back.module_.decoder_weights.names == (
         fitted.module_.decoder_weights.names
     )
+    assert type(back.module_.decoder_weights) is type(fitted.module_.decoder_weights)
     with torch.no_grad():
         assert float(back.module_.decoder_weights.kl()) == float(
             fitted.module_.decoder_weights.kl()
         )
 
 
-def test_resume_continues_the_weight_posterior_as_an_unbroken_run(digits, tmp_path):
+@pytest.mark.parametrize("posterior", WEIGHT_POSTERIORS.names())
+def test_resume_continues_the_weight_posterior_as_an_unbroken_run(digits, tmp_path, posterior):
     x, xv = digits.train[:100], digits.val[:30]
-    params = {**SMALL, "epochs": 3}
+    params = {**SMALL, "epochs": 3, "weight_posterior": posterior}
     straight = VAE(bayesian_decoder=True, **params).fit(x, X_val=xv, run_dir=tmp_path / "a")
     VAE(bayesian_decoder=True, **{**params, "epochs": 2}).fit(x, X_val=xv, run_dir=tmp_path / "b")
     resumed = resume(tmp_path / "b", x, xv, epochs=3)
@@ -234,7 +239,10 @@ def test_model_selection_counts_the_weight_means_as_parameters(fitted, digits):
     from pyrovae.analysis.selection import generative_parameters
 
     point = VAE(**SMALL).fit(digits.train[:50])
-    assert generative_parameters(fitted.module_) == generative_parameters(point.module_)
+    weights = fitted.module_.decoder_weights
+    # the mean decoder's own parameters: for a rank-1 posterior, W̄ and the factor means
+    extra = weights.num_random() if fitted.weight_posterior == "rank1" else 0
+    assert generative_parameters(fitted.module_) == generative_parameters(point.module_) + extra
 
 
 def test_conditioning_runs_at_the_posterior_mean_weights(fitted, digits):

@@ -15,7 +15,7 @@ from pyrovae import sites
 from pyrovae.data import Batch, TensorBatches
 from pyrovae.errors import ConfigError
 from pyrovae.models import MODELS, ModuleSpec, build_module
-from pyrovae.models.bayesian import DecoderWeights, select_parameters
+from pyrovae.models.bayesian import WEIGHT_POSTERIORS, DecoderWeights, select_parameters
 from pyrovae.nets import DECODERS
 from pyrovae.objectives import OBJECTIVES
 
@@ -46,13 +46,22 @@ REFUSING = [name for name in MODELS.names() if name not in FAMILIES]
 GLOBAL_OBJECTIVES = [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).global_sites]
 
 
-def _spec(layers="all", prior_scale=1.0, init_scale=1e-3, net="mlp", **kw):
+#: Every registered family of weight posteriors.
+POSTERIORS = WEIGHT_POSTERIORS.names()
+
+
+def _spec(layers="all", prior_scale=1.0, init_scale=1e-3, net="mlp", posterior="meanfield", **kw):
     return ModuleSpec(
         data_shape=(6,),
         latent_dim=2,
         net=net,
         hidden=(5,),
-        decoder_weights={"layers": layers, "prior_scale": prior_scale, "init_scale": init_scale},
+        decoder_weights={
+            "layers": layers,
+            "prior_scale": prior_scale,
+            "init_scale": init_scale,
+            "posterior": posterior,
+        },
         **kw,
     )
 
@@ -62,14 +71,15 @@ def _data(n=48, seed=0):
     return (torch.rand(n, 6, generator=g) < 0.4).float()
 
 
+@pytest.mark.parametrize("posterior", POSTERIORS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_weight_sites_are_global_and_scaled_by_b_over_n(family):
+def test_weight_sites_are_global_and_scaled_by_b_over_n(family, posterior):
     torch.manual_seed(0)
-    module = build_module(family, _spec())
+    module = build_module(family, _spec(posterior=posterior))
     batch = Batch(_data(8), n=40)
     tr = poutine.trace(module.guide).get_trace(batch)
     names = [n for n in tr.nodes if sites.is_decoder_weight(n)]
-    assert names == [sites.decoder_weight(n) for n in module.decoder_weights.names]
+    assert names == list(module.decoder_weights.site_names().values())
     for n in names:
         site = tr.nodes[n]
         assert all(f.name != sites.DATA_PLATE for f in site["cond_indep_stack"])
@@ -124,11 +134,80 @@ def test_weight_kl_equals_its_closed_form():
     assert kl == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
-def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form():
+def test_rank1_weight_kl_equals_its_closed_form():
+    """KL(N(μ, σ²) || N(1, s²)) summed over the factors r and s of every matrix."""
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(prior_scale=0.7, init_scale=0.05, posterior="rank1"))
+    dw = module.decoder_weights
+    with torch.no_grad():
+        for p in dw.raw_scale.values():
+            p.uniform_(-0.4, 0)
+        for p in dw.factor_loc.values():
+            p.uniform_(0.5, 1.5)
+        kl = float(dw.kl())
+        expected = 0.0
+        for n, mu in dw.locs().items():
+            sd = dw.scales()[n]
+            expected += float(
+                (torch.log(0.7 / sd) + (sd**2 + (mu - 1) ** 2) / (2 * 0.7**2) - 0.5).sum()
+            )
+    assert kl == pytest.approx(expected, rel=1e-5)
+    # out + in random scalars per matrix
+    sizes = [p.shape for p in module.decoder.parameters() if p.dim() >= 2 and p.numel()]
+    assert dw.num_random() == sum(a + b for a, b, *_ in sizes)
+
+
+@pytest.mark.parametrize("net", DECODERS.names())
+def test_rank1_draws_compose_the_point_weights_with_the_factors(net):
+    """θ = W̄ ∘ (r sᵀ) for every matrix at the guide's draws of r and s (biases stay the
+    decoder's); the posterior mean decodes with W̄ ∘ (E[r] E[s]ᵀ); every decoder."""
+    cls = DECODERS.get(net)
+    data_shape, options = ((1, 8, 8) if net == "conv" else (6,)), {}
+    if not getattr(cls, "any_data_shape", True):
+        data_shape, options = cls.example()
+    spec = ModuleSpec(
+        data_shape=data_shape,
+        latent_dim=2,
+        net=net,
+        hidden=(5,),
+        net_options=options,
+        decoder_weights={"posterior": "rank1", "init_scale": 0.3},
+    )
+    torch.manual_seed(0)
+    module = build_module("vae", spec)
+    dw = module.decoder_weights
+    params = dict(module.decoder.named_parameters())
+    batch = Batch(torch.rand(3, *data_shape).round(), n=3)
+    with torch.no_grad():
+        for p in dw.factor_loc.values():
+            p.uniform_(0.5, 1.5)
+        tr = poutine.trace(module.guide).get_trace(batch)
+        values = {f: tr.nodes[site]["value"] for f, site in dw.site_names().items()}
+        theta = dw.compose(values)
+        assert set(theta) == set(dw.names) and all(params[n].dim() >= 2 for n in theta)
+        assert dw.names == [n for n, p in params.items() if p.dim() >= 2 and p.numel()]
+        for n, w in theta.items():
+            r, s = values[f"{n}.r"], values[f"{n}.s"]
+            for i, j in ((0, 0), (r.numel() - 1, s.numel() - 1)):
+                torch.testing.assert_close(w[i, j], params[n][i, j] * r[i] * s[j])
+        z = torch.randn(4, module.code_dim)
+        mean = {
+            n: params[n]
+            * torch.outer(dw.locs()[f"{n}.r"], dw.locs()[f"{n}.s"]).reshape(
+                params[n].shape[:2] + (1,) * (params[n].dim() - 2)
+            )
+            for n in dw.names
+        }
+        want = torch.func.functional_call(module.decoder, mean, (z,), strict=False)
+        torch.testing.assert_close(dw(z), want)
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form(posterior):
     """The trace objective's weight term log q(θ) - log p(θ) at a draw averages to the
     closed-form KL, within 4 standard errors of the draws."""
     torch.manual_seed(1)
-    module = build_module("vae", _spec(prior_scale=0.5, init_scale=0.2))
+    module = build_module("vae", _spec(prior_scale=0.5, init_scale=0.2, posterior=posterior))
     batch = Batch(_data(4), n=4)
     values = []
     with torch.no_grad():
@@ -147,12 +226,13 @@ def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form():
     assert abs(float(v.mean()) - kl) < 4 * se
 
 
+@pytest.mark.parametrize("posterior", POSTERIORS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_concentrated_weight_guide_reduces_to_the_point_decoder(family):
+def test_concentrated_weight_guide_reduces_to_the_point_decoder(family, posterior):
     """With q(θ) concentrated at the point decoder's weights (σ -> 0), the ELBO less its
     weight term (B/N) KL(q(θ) || p(θ)) is the point decoder's ELBO, at the same z."""
     torch.manual_seed(0)
-    bayes = build_module(family, _spec(init_scale=1e-7))
+    bayes = build_module(family, _spec(init_scale=1e-7, posterior=posterior))
     point_spec = _spec()
     point_spec.decoder_weights = {}
     point = build_module(family, point_spec)
@@ -186,15 +266,16 @@ def test_concentrated_weight_guide_reduces_to_the_point_decoder(family):
     assert float(loss_bayes) - weight_term == pytest.approx(float(loss_point), abs=1e-3)
 
 
+@pytest.mark.parametrize("posterior", POSTERIORS)
 @pytest.mark.parametrize("objective", GLOBAL_OBJECTIVES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_minibatch_loss_is_unbiased_for_the_full_data_objective(family, objective):
+def test_minibatch_loss_is_unbiased_for_the_full_data_objective(family, objective, posterior):
     """The mean over an epoch's minibatches of loss / B estimates the full-batch loss / N
     (the full-data ELBO, weight KL counted once, per data point), to 4 standard errors
     over repeated epochs; counting the weight KL once per minibatch would be off by
     (M - 1) KL / N, many standard errors here."""
     torch.manual_seed(0)
-    module = build_module(family, _spec(init_scale=0.05))
+    module = build_module(family, _spec(init_scale=0.05, posterior=posterior))
     x = _data(48)
     obj = OBJECTIVES.get(objective)()
     epochs, full = [], []
@@ -231,9 +312,10 @@ def test_kl_terms_carry_the_weight_kl_share_per_data_point(objective):
     assert torch.allclose(terms.kl - no_weights, torch.full((8,), share), rtol=1e-4)
 
 
-def test_fixed_weights_leave_the_sites_out_and_decode_at_theta():
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_fixed_weights_leave_the_sites_out_and_decode_at_theta(posterior):
     torch.manual_seed(0)
-    module = build_module("vae", _spec(init_scale=0.1))
+    module = build_module("vae", _spec(init_scale=0.1, posterior=posterior))
     dw = module.decoder_weights
     theta = dw.draw()
     z = torch.randn(3, 2)
@@ -254,6 +336,7 @@ def test_fixed_weights_leave_the_sites_out_and_decode_at_theta():
         ({"layers": "first"}, "bayesian_layers must be one of all, last"),
         ({"init_scale": 0}, "init_scale must be > 0"),
         ({"colour": 1}, "unknown decoder-weight option"),
+        ({"posterior": "lowrank"}, "unknown weight posterior 'lowrank'"),
     ],
 )
 def test_bad_decoder_weight_options(options, message):
