@@ -62,3 +62,32 @@ def test_an_autoencoder_has_no_discrepancy():
     ae = AE(latent_dim=2, hidden=(8,), likelihood="gaussian", epochs=1, seed=0).fit(x)
     with pytest.raises(ConfigError, match="latent variables"):
         ae.discrepancy(x)
+
+
+@pytest.mark.parametrize("family", ["hvae", "cvae"])
+def test_every_latent_layer_and_the_conditions_reach_the_discrepancy(family):
+    """A hierarchical family conditions both latent layers; a conditional family needs
+    the rows' conditions for its residuals and its completions."""
+    from pyrovae import CVAE, HVAE
+
+    g = np.random.default_rng(2)
+    x = (g.standard_normal((160, 8)).cumsum(1) / 3).astype(np.float32)
+    y = g.integers(0, 3, 160)
+    kw = {"latent_dim": 2, "hidden": (16,), "likelihood": "gaussian", "epochs": 2, "seed": 0}
+    mask = np.ones((1, 8), dtype=bool)
+    mask[:, 5:] = False
+    if family == "hvae":
+        est = HVAE(**kw).fit(x)
+        noise = est.discrepancy(x[:120], X_val=x[120:], infer_scale=True)
+        out = est.condition(x[:1], mask, method="nuts", draws=10, warmup=10, chains=1, noise=noise)
+        assert set(out.z) == {sites.LATENT, sites.LATENT_TOP, sites.DISCREPANCY_SCALE}
+    else:
+        est = CVAE(**kw).fit(x, y)
+        with pytest.raises(ConfigError, match="need the rows' conditions y"):
+            est.discrepancy(x)
+        noise = est.discrepancy(x[:120], y=y[:120], X_val=x[120:], y_val=y[120:])
+        out = est.condition(
+            x[:1], mask, method="nuts", draws=10, warmup=10, chains=1, noise=noise, y=y[:1]
+        )
+        assert set(out.z) == {sites.LATENT}
+    assert bool(torch.isfinite(out.mean).all())
