@@ -16,6 +16,7 @@ REGISTRIES = (
     ("priors", "pyrovae.priors.PRIORS"),
     ("likelihoods", "pyrovae.likelihoods.LIKELIHOODS"),
     ("guides", "pyrovae.guides.GUIDES"),
+    ("decoder-weight posteriors", "pyrovae.models.bayesian.WEIGHT_POSTERIORS"),
     ("networks", "pyrovae.nets.ENCODERS"),
     ("mask encoders", "pyrovae.nets.MASK_ENCODERS"),
     ("activations", "pyrovae.nets.ACTIVATIONS"),
