@@ -59,7 +59,10 @@ from pyrovae.api import load  # noqa: E402
 from pyrovae.atomic import atomic_write_text  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
 from pyrovae.data.heston import HestonSpec, heston_surfaces  # noqa: E402
-from pyrovae.inference.discrepancy import GaussianDiscrepancy  # noqa: E402
+from pyrovae.inference.discrepancy import (  # noqa: E402
+    GaussianDiscrepancy,
+    NuggetScaledDiscrepancy,
+)
 
 #: z-score of the 90 % central band of a Gaussian.
 Z90 = 1.6448536269514722
@@ -240,9 +243,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--draws", type=int, default=200, help="NUTS draws (--method nuts)")
     p.add_argument(
         "--scale",
-        choices=("fixed", "infer"),
+        choices=("fixed", "infer", "nugget"),
         default="fixed",
-        help="the discrepancy's scale s: 1, or sampled with z (--method nuts)",
+        help="the discrepancy's scale s: 1, sampled with z (--method nuts) on all of Σ, "
+        "or sampled on the nugget alone (Σ = S + s ε I)",
     )
     p.add_argument("--tau", type=float, default=1.0, help="sd of log s under its prior")
     p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
@@ -288,10 +292,14 @@ def main(argv=None) -> dict:
             covs[float(e)] = s_cov + float(e) * eye
     held = HestonSpec(**grid, params="random", n=args.surfaces, seed=args.seed, cells="all")
     truths = torch.from_numpy(heston_surfaces(held).iv[:, setting.keep])
-    noises = {
-        e: GaussianDiscrepancy(c, infer_scale=args.scale == "infer", scale_prior_sd=args.tau)
-        for e, c in covs.items()
-    }
+
+    def noise(e, c):
+        if args.scale == "nugget":  # the scale multiplies the nugget alone
+            eps = chosen if e == "auto" else e
+            return NuggetScaledDiscrepancy(c, "nugget", args.tau, nugget=eps)
+        return GaussianDiscrepancy(c, infer_scale=args.scale == "infer", scale_prior_sd=args.tau)
+
+    noises = {e: noise(e, c) for e, c in covs.items()}
     ctx = {
         "setting": setting,
         "mlp": mlp,

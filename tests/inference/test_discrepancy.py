@@ -279,3 +279,101 @@ def test_bad_discrepancies_get_one_line_errors(ppca_class):
     singular = GaussianDiscrepancy(torch.zeros(x.shape[1], x.shape[1]))
     with pytest.raises(ConfigError, match="larger nugget"):
         singular.log_prob_observed(x[0], x, torch.ones(x.shape[1], dtype=torch.bool))
+
+
+def nugget_scaled(d: int, seed: int, nugget: float = 0.05):
+    """A nugget-scaled discrepancy over a rank-deficient S (from 3 residual rows) and
+    the plain one with the same Σ = S + ε I."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randn(4, d, generator=g, dtype=torch.float64)
+    scaled = GaussianDiscrepancy.from_residuals(rows, nugget=nugget, infer_scale="nugget")
+    plain = GaussianDiscrepancy(scaled.covariance)
+    return scaled, plain
+
+
+def test_a_nugget_scaled_discrepancy_at_scale_one_is_the_plain_one():
+    d = 7
+    scaled, plain = nugget_scaled(d, 19)
+    mask = pattern(d, 20)
+    g = torch.Generator().manual_seed(21)
+    x, mean = torch.randn(d, generator=g), torch.randn(3, d, generator=g)
+    torch.testing.assert_close(
+        scaled.log_prob_observed(x, mean, mask), plain.log_prob_observed(x, mean, mask)
+    )
+    torch.testing.assert_close(
+        scaled.conditional(x, mean, mask)[0], plain.conditional(x, mean, mask)[0]
+    )
+    same = mean[:1].expand(4, 1, d)
+    torch.testing.assert_close(
+        scaled.log_lik_missing(x[None], mask[None], same)[0],
+        plain.log_lik_missing(x[None], mask[None], same)[0],
+    )
+
+
+@pytest.mark.parametrize("s", [0.2, 3.0])
+def test_the_nugget_scale_multiplies_the_nugget_only(s):
+    """Densities, conditional means and Matheron draws under Σ = S + s ε I against the
+    plain discrepancy built with that covariance."""
+    d, n = 6, 40000
+    scaled, _ = nugget_scaled(d, 22)
+    eps = scaled.nugget
+    cov = scaled.covariance + (s - 1) * eps * torch.eye(d, dtype=torch.float64)
+    plain = GaussianDiscrepancy(cov)
+    mask = pattern(d, 23)
+    g = torch.Generator().manual_seed(24)
+    x, m = torch.randn(1, d, generator=g), torch.randn(d, generator=g)
+    scale = torch.full((1,), s)
+    torch.testing.assert_close(
+        scaled.log_prob_observed(x[0], m[None], mask, scale),
+        plain.log_prob_observed(x[0], m[None], mask),
+    )
+    mu_s, _ = scaled.conditional(x[0], m[None], mask, scale)
+    mu_p, chol = plain.conditional(x[0], m[None], mask)
+    torch.testing.assert_close(mu_s, mu_p)
+    torch.manual_seed(0)
+    draws, average = scaled.complete(x, mask[None], m.expand(n, 1, d), torch.full((n, 1), s))
+    h = ~mask
+    got = draws[:, 0, h].double()
+    want = chol @ chol.T
+    sd = want.diagonal().sqrt()
+    assert ((got.mean(0) - mu_p[0]).abs() <= 5 * sd / math.sqrt(n)).all()
+    se = ((want.square() + want.diagonal()[:, None] * want.diagonal()[None]) / n).sqrt()
+    assert ((torch.cov(got.T) - want).abs() <= 5 * se).all()
+    assert torch.equal(draws[:, 0, mask], x[0, mask].expand(n, -1))
+    same = m.expand(3, 1, d)
+    torch.testing.assert_close(
+        scaled.log_lik_missing(x, mask[None], same, torch.full((3, 1), s))[0],
+        plain.log_lik_missing(x, mask[None], same)[0],
+    )
+
+
+def test_nuts_samples_the_nugget_scale(ppca_class):
+    module = ppca_class(exact=True)
+    d = module.W.shape[0]
+    g = torch.Generator().manual_seed(25)
+    rows = torch.randn(3, d, generator=g, dtype=torch.float64)
+    noise = GaussianDiscrepancy.from_residuals(rows, nugget=0.1, infer_scale="nugget")
+    assert noise.latent_sites == (sites.DISCREPANCY_SCALE,)
+    x = module.marginal().sample((1,))
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[:, 1] = False
+    out = condition(
+        module,
+        x,
+        mask,
+        method="nuts",
+        draws=40,
+        warmup=40,
+        chains=1,
+        seed=0,
+        noise=noise,
+        x_true=x,
+    )
+    assert out.z[sites.DISCREPANCY_SCALE].shape == (40, 1, 1)
+    assert bool(torch.isfinite(out.log_lik).all())
+    with pytest.raises(ConfigError, match="infer_scale must be"):
+        GaussianDiscrepancy(torch.eye(2), infer_scale="rows")
+    with pytest.raises(ConfigError, match="needs its nugget"):
+        from pyrovae.inference.discrepancy import NuggetScaledDiscrepancy
+
+        NuggetScaledDiscrepancy(torch.eye(2))
