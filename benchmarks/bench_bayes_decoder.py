@@ -103,6 +103,13 @@ VARIANTS = {
     # W_bar and the biases point estimates (weight_posterior="rank1")
     "all-r1": {"bayesian_decoder": True, "bayesian_layers": "all", "weight_posterior": "rank1"},
     "last-r1": {"bayesian_decoder": True, "bayesian_layers": "last", "weight_posterior": "rank1"},
+    # ... with a tighter prior on the factors, N(1, 0.3^2)
+    "last-r1-s0.3": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "last",
+        "weight_posterior": "rank1",
+        "decoder_prior_scale": 0.3,
+    },
 }
 #: The variants run by default and timed for throughput.
 MAIN_VARIANTS = ("point", "all", "last")
