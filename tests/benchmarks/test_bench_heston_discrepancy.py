@@ -61,18 +61,27 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     fit.main([*argv, "--laplace-draws", "5", "--prior-samples", "8", "--out", str(tmp_path)])
     mod = _module("bench_heston_discrepancy")
     argv = ["--grid", "small", "--surfaces", "2", "--steps", "5", "--out", str(tmp_path)]
-    record = mod.main(argv)
+    argv += ["--val-surfaces", "6"]
+    record = mod.main([*argv, "--eps", "1e-7", "1e-5", "auto"])
     assert record["surfaces_done"] == 2
-    for eps in ("1e-07", "1e-05"):
+    assert record["auto_nugget"] > 0  # chosen by the validation surfaces' likelihood
+    for eps in ("1e-07", "1e-05", "'auto'"):
         first = record["surfaces"][0]["eps"][eps]
         assert first["rmse_hidden"][0] is None  # nothing hidden with every cell observed
         assert all(0 <= c <= 1 for c in first["coverage90"][1:])
     saved = json.loads((tmp_path / "heston_discrepancy.json").read_text())
-    assert set(saved["validation_loglik"]) == {"1e-07", "1e-05"}
+    assert set(saved["validation_loglik"]) == {"1e-07", "1e-05", "'auto'"}
     assert "| hide90 |" in (tmp_path / "heston_discrepancy.md").read_text()
-    # z by NUTS under the same likelihood
+    # z by NUTS under the same likelihood, through pyrovae's conditioning API, with the
+    # nugget's scale sampled per surface; one JSON per surface, and a rerun resumes
     nuts = ["--method", "nuts", "--warmup", "3", "--draws", "4", "--name", "nuts"]
+    nuts += ["--eps", "1e-7", "--scale", "nugget"]
     record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts])
-    cover = record["surfaces"][0]["eps"]["1e-07"]["coverage90"]
-    assert cover[0] is None and all(0 <= c <= 1 for c in cover[1:])
+    first = record["surfaces"][0]["eps"]["1e-07"]
+    assert first["coverage90"][0] is None and all(0 <= c <= 1 for c in first["coverage90"][1:])
+    assert all(s > 0 for s in first["scale_mean"]) and len(first["divergences"]) == 4
     assert (tmp_path / "nuts.json").exists()
+    saved = sorted((tmp_path / "nuts").glob("surface-*.json"))
+    assert len(saved) == 1
+    again = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts])
+    assert again["surfaces"] == record["surfaces"]
