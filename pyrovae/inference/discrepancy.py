@@ -314,21 +314,13 @@ class GaussianDiscrepancy:
         (None: s = 1). Returns ``(draws (S, B, *shape), mean (B, *shape))``, equal to
         ``x`` at the observed entries."""
         n_draws, rows = mean.shape[0], x.shape[0]
-        flat_x, flat_m = x.reshape(rows, -1), mask.reshape(rows, -1)
-        flat_mean = mean.reshape(n_draws, rows, -1)
+        flat_x = x.reshape(rows, -1)
         draws = flat_x.unsqueeze(0).repeat(n_draws, 1, 1)
         average = flat_x.clone()
-        for b in range(rows):
-            if bool(flat_m[b].all()):
-                continue
-            mu, chol = self.conditional(flat_x[b], flat_mean[:, b], flat_m[b])
-            eps = torch.randn(n_draws, mu.shape[-1], dtype=mu.dtype, device=mu.device)
-            noise = eps @ chol.T
-            if scale is not None:
-                noise = noise * scale[:, b].double().sqrt().unsqueeze(-1)
-            h = ~flat_m[b]
-            draws[:, b, h] = (mu + noise).to(draws.dtype)
-            average[b, h] = mu.mean(0).to(average.dtype)
+        for b, x_row, m_row, mean_row, s_row in self._partial_rows(x, mask, mean, scale):
+            values, mu = self.complete_row(x_row, m_row, mean_row, s_row)
+            draws[:, b, ~m_row] = values.to(draws.dtype)
+            average[b, ~m_row] = mu.mean(0).to(average.dtype)
         return draws.reshape(mean.shape), average.reshape(x.shape)
 
     def log_lik_missing(
@@ -338,26 +330,48 @@ class GaussianDiscrepancy:
         (module docstring), from the decoder's means ``(S, B, *shape)`` and scales
         ``(S, B)`` at the posterior draws; 0 for a fully observed row."""
         n_draws, rows = mean.shape[0], x_true.shape[0]
-        flat_x, flat_m = x_true.reshape(rows, -1), mask.reshape(rows, -1)
-        flat_mean = mean.reshape(n_draws, rows, -1)
         values = torch.zeros(rows, dtype=torch.float64, device=x_true.device)
         errors = torch.zeros_like(values)
-        for b in range(rows):
-            if bool(flat_m[b].all()):
-                continue
-            geo = self.geometry(flat_m[b])
-            mu, chol = self.conditional(flat_x[b], flat_mean[:, b], flat_m[b])
-            resid = (flat_x[b][~flat_m[b]].double() - mu).unsqueeze(-1)
-            a = torch.linalg.solve_triangular(chol, resid, upper=False).squeeze(-1)
-            quad, n = a.square().sum(-1), int(mu.shape[-1])
-            lf = -0.5 * quad - geo.half_logdet_c.to(mu.device) - 0.5 * n * _LOG_2PI
-            if scale is not None:
-                s = scale[:, b].double()
-                lf = lf + 0.5 * quad - 0.5 * quad / s - 0.5 * n * torch.log(s)
+        for b, x_row, m_row, mean_row, s_row in self._partial_rows(x_true, mask, mean, scale):
+            lf = self.log_lik_row(x_row, m_row, mean_row, s_row)  # (S,)
             values[b] = torch.logsumexp(lf, 0) - math.log(n_draws)
             w = torch.exp(lf - lf.max())
             errors[b] = w.std() / (math.sqrt(n_draws) * w.mean())
         return values, errors
+
+    @staticmethod
+    def _partial_rows(x, mask, mean, scale):
+        """(row index, x_row (D,), mask_row (D,), means (S, D), scales (S,) or None) of
+        each row with a missing entry."""
+        n_draws, rows = mean.shape[0], x.shape[0]
+        flat_x, flat_m = x.reshape(rows, -1), mask.reshape(rows, -1)
+        flat_mean = mean.reshape(n_draws, rows, -1)
+        for b in range(rows):
+            if not bool(flat_m[b].all()):
+                s_row = None if scale is None else scale[:, b].double().to(mean.device)
+                yield b, flat_x[b], flat_m[b], flat_mean[:, b], s_row
+
+    def complete_row(self, x_row, mask_row, mean_row, scale_row):
+        """One draw of the missing entries per posterior draw, ``(S, |h|)``, and their
+        conditional means ``(S, |h|)``, for one row."""
+        mu, chol = self.conditional(x_row, mean_row, mask_row)
+        eps = torch.randn(mu.shape[0], mu.shape[-1], dtype=mu.dtype, device=mu.device)
+        noise = eps @ chol.T
+        if scale_row is not None:
+            noise = noise * scale_row.sqrt().unsqueeze(-1)
+        return mu + noise, mu
+
+    def log_lik_row(self, x_row, mask_row, mean_row, scale_row) -> torch.Tensor:
+        """log N(x_h; μ_h, s C) of one row at each posterior draw, ``(S,)``."""
+        geo = self.geometry(mask_row)
+        mu, chol = self.conditional(x_row, mean_row, mask_row)
+        resid = (x_row[~mask_row].double() - mu).unsqueeze(-1)
+        a = torch.linalg.solve_triangular(chol, resid, upper=False).squeeze(-1)
+        quad, n = a.square().sum(-1), int(mu.shape[-1])
+        lf = -0.5 * quad - geo.half_logdet_c.to(mu.device) - 0.5 * n * _LOG_2PI
+        if scale_row is not None:
+            lf = lf + 0.5 * quad - 0.5 * quad / scale_row - 0.5 * n * torch.log(scale_row)
+        return lf
 
     # -- the conditioned program -----------------------------------------------------------
     def observe(self, batch: Batch, mean: torch.Tensor) -> None:
@@ -489,59 +503,41 @@ class NuggetScaledDiscrepancy(GaussianDiscrepancy):
         e = torch.randn(n, self.size, dtype=torch.float64, device=device)
         return (w * root) @ u.T + (scale.double() * float(self.nugget)).sqrt().unsqueeze(-1) * e
 
-    def complete(self, x, mask, mean, scale=None):
-        n_draws, rows = mean.shape[0], x.shape[0]
-        flat_x, flat_m = x.reshape(rows, -1), mask.reshape(rows, -1)
-        flat_mean = mean.reshape(n_draws, rows, -1)
-        draws = flat_x.unsqueeze(0).repeat(n_draws, 1, 1)
-        average = flat_x.clone()
-        for b in range(rows):
-            if bool(flat_m[b].all()):
-                continue
-            s = torch.ones(n_draws, dtype=torch.float64) if scale is None else scale[:, b]
-            s = s.double().to(mean.device)
-            geo = self.eigen_geometry(flat_m[b])
-            mu, _ = self.conditional(flat_x[b], flat_mean[:, b], flat_m[b], s)
-            delta = self._joint_draws(n_draws, s, mean.device)
-            o, h = geo.observed.to(mean.device), geo.hidden.to(mean.device)
-            u = delta[:, o] @ geo.basis.to(mean.device)
-            var = self._variances(geo, s, u)
-            values = mu + delta[:, h] - (u / var) @ geo.cross.to(mean.device).T
-            draws[:, b, h] = values.to(draws.dtype)
-            average[b, h] = mu.mean(0).to(average.dtype)
-        return draws.reshape(mean.shape), average.reshape(x.shape)
+    def complete_row(self, x_row, mask_row, mean_row, scale_row):
+        """Matheron's rule (class docstring) for one row: ``(S, |h|)`` draws and means."""
+        n_draws = mean_row.shape[0]
+        s = scale_row
+        if s is None:
+            s = torch.ones(n_draws, dtype=torch.float64, device=mean_row.device)
+        geo = self.eigen_geometry(mask_row)
+        mu, _ = self.conditional(x_row, mean_row, mask_row, s)
+        delta = self._joint_draws(n_draws, s, mean_row.device)
+        o, h = geo.observed.to(mean_row.device), geo.hidden.to(mean_row.device)
+        u = delta[:, o] @ geo.basis.to(mean_row.device)
+        var = self._variances(geo, s, u)
+        return mu + delta[:, h] - (u / var) @ geo.cross.to(mean_row.device).T, mu
 
-    def log_lik_missing(self, x_true, mask, mean, scale=None):
-        """As :meth:`GaussianDiscrepancy.log_lik_missing`; the conditional covariance
-        S_hh + sεI − A diag(1/(λ + sε)) Aᵀ is factorized once per draw."""
-        n_draws, rows = mean.shape[0], x_true.shape[0]
-        flat_x, flat_m = x_true.reshape(rows, -1), mask.reshape(rows, -1)
-        flat_mean = mean.reshape(n_draws, rows, -1)
-        values = torch.zeros(rows, dtype=torch.float64, device=x_true.device)
-        errors = torch.zeros_like(values)
-        for b in range(rows):
-            if bool(flat_m[b].all()):
-                continue
-            s = torch.ones(n_draws, dtype=torch.float64) if scale is None else scale[:, b]
-            s = s.double().to(mean.device)
-            geo = self.eigen_geometry(flat_m[b])
-            mu, _ = self.conditional(flat_x[b], flat_mean[:, b], flat_m[b], s)
-            h = geo.hidden.to(mean.device)
-            s_hh = self.signal[h.cpu()][:, h.cpu()].to(mean.device)
-            target = flat_x[b][~flat_m[b]].double()
-            lf = torch.empty(n_draws, dtype=torch.float64, device=mean.device)
-            cross = geo.cross.to(mean.device)
-            for k in range(n_draws):
-                var = geo.lam.to(mean.device) + s[k] * float(self.nugget)
-                cov = s_hh - (cross / var) @ cross.T
-                cov = 0.5 * (cov + cov.T) + s[k] * float(self.nugget) * torch.eye(
-                    cov.shape[0], dtype=cov.dtype, device=cov.device
-                )
-                lf[k] = torch.distributions.MultivariateNormal(mu[k], cov).log_prob(target)
-            values[b] = torch.logsumexp(lf, 0) - math.log(n_draws)
-            w = torch.exp(lf - lf.max())
-            errors[b] = w.std() / (math.sqrt(n_draws) * w.mean())
-        return values, errors
+    def log_lik_row(self, x_row, mask_row, mean_row, scale_row) -> torch.Tensor:
+        """log N(x_h; μ_h, S_hh + sεI − A diag(1/(λ + sε)) Aᵀ) at each draw, the
+        covariance factorized once per draw."""
+        n_draws, device = mean_row.shape[0], mean_row.device
+        s = scale_row
+        if s is None:
+            s = torch.ones(n_draws, dtype=torch.float64, device=device)
+        geo = self.eigen_geometry(mask_row)
+        mu, _ = self.conditional(x_row, mean_row, mask_row, s)
+        h = geo.hidden
+        s_hh = self.signal[h][:, h].to(device)
+        target = x_row[~mask_row].double()
+        cross, lam = geo.cross.to(device), geo.lam.to(device)
+        eye = torch.eye(s_hh.shape[0], dtype=s_hh.dtype, device=device)
+        lf = torch.empty(n_draws, dtype=torch.float64, device=device)
+        for k in range(n_draws):
+            nug = s[k] * float(self.nugget)
+            cov = s_hh - (cross / (lam + nug)) @ cross.T
+            cov = 0.5 * (cov + cov.T) + nug * eye
+            lf[k] = torch.distributions.MultivariateNormal(mu[k], cov).log_prob(target)
+        return lf
 
 
 class WithDiscrepancy:

@@ -167,6 +167,7 @@ class DecoderWeights(nn.Module):
         self.layers = layers
         self.names = select_parameters(decoder, layers)
         self.prior_scale = prior_scale
+        self.init_scale = init_scale
         self.beta_weights = parse_bool(beta_weights)
         params = dict(decoder.named_parameters())
         raw = _inverse_softplus(init_scale) / SCALE_GAIN
@@ -305,20 +306,13 @@ class RankOneWeights(DecoderWeights):
     docstring). Same parameters as :class:`DecoderWeights`; its ``layers`` select the
     matrices (non-empty parameters of two or more dimensions) made random."""
 
-    def __init__(
-        self,
-        decoder: nn.Module,
-        layers: str = "all",
-        prior_scale: float = PRIOR_SCALE,
-        beta_weights: bool = False,
-        init_scale: float = INIT_SCALE,
-    ) -> None:
-        super().__init__(decoder, layers, prior_scale, beta_weights, init_scale)
+    def __init__(self, decoder: nn.Module, *args, **kwargs) -> None:
+        super().__init__(decoder, *args, **kwargs)
         params = dict(decoder.named_parameters())
         self.names = [n for n in self.names if params[n].dim() >= 2 and params[n].numel() > 0]
         if not self.names:
             raise ConfigError("the rank-1 weight posterior found no weight matrix to make random")
-        raw = _inverse_softplus(float(init_scale)) / SCALE_GAIN
+        raw = _inverse_softplus(self.init_scale) / SCALE_GAIN
         self.raw_scale = nn.ParameterDict()
         self.factor_loc = nn.ParameterDict()
         for n in self.names:
