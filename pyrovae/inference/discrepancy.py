@@ -66,6 +66,8 @@ Brynjarsdóttir & O'Hagan (2014), Learning about physical parameters: the import
 model discrepancy, Inverse Problems 30.
 Rasmussen & Williams (2006), Gaussian processes for machine learning, appendix A.2.
 West (1987), On scale mixtures of normal distributions, Biometrika 74(3).
+Wilson, Borovitskiy, Terenin, Mostowski & Deisenroth (2020), Efficiently sampling
+functions from Gaussian process posteriors, ICML (Matheron's rule).
 """
 
 from __future__ import annotations
