@@ -39,6 +39,7 @@ from ..data.validation import as_data_tensor, check_support, observation_mask, w
 from ..errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from ..inference.loglik import elbo_terms
 from ..models import ModuleSpec, at_weights, build_module
+from ..models.base import require_latent_variables
 from ..objectives import OBJECTIVES, BetaSchedule, make_schedule
 from ..registry import Registry
 from ..runs import hold
@@ -770,8 +771,7 @@ class Estimator:
         )
 
         self._check_fitted()
-        if not getattr(self.module_, "has_latent_sites", False):
-            raise ConfigError("a discrepancy needs a model with latent variables")
+        require_latent_variables(self.module_, "a discrepancy")
         residuals = self.residuals(X, y)
         validation = None if X_val is None else self.residuals(X_val, y_val, "X_val")
         return GaussianDiscrepancy.from_residuals(
