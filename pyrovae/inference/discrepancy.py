@@ -432,8 +432,8 @@ class NuggetScaledDiscrepancy(GaussianDiscrepancy):
     between rows by orders of magnitude, and it alone sets the bands' width where many
     neighbours are observed. With S_oo = V diag(λ) Vᵀ (once per observation pattern),
 
-    .. math::  \log N(r_o; 0, S_{oo} + sεI) = -	frac12 \sum_i rac{(v_i^	op r_o)^2}{λ_i
-               + sε} - 	frac12 \sum_i \log(λ_i + sε) - 	frac{|o|}2 \log 2π ,
+    .. math::  \log N(r_o; 0, S_{oo} + sεI) = -\frac12 \sum_i \frac{(v_i^\top r_o)^2}{λ_i
+               + sε} - \frac12 \sum_i \log(λ_i + sε) - \frac{|o|}2 \log 2π ,
 
     the conditional mean of the missing entries is m_h + A diag(1/(λ + sε)) Vᵀ r_o with
     A = S_ho V, and their draws follow Matheron's rule: with a joint draw δ' ~ N(0, S + sεI)

@@ -242,6 +242,17 @@ class LatentModule(GuidePosterior, nn.Module):
             return contextlib.nullcontext()
         return self.decoder_weights.sites(batch, beta, guide)
 
+    def held_out(self):
+        """Context for scoring rows that did not train the module (the validation split
+        of early stopping): the weight KL belongs to the training set, so the global
+        decoder-weight sites are left out and the decoder runs at one draw θ ~ q(θ); the
+        loss is then a one-draw estimate of E_q(θ)[ℓ_n(θ)] per row, the negative ELBO of
+        the held-out rows under the weight posterior (:mod:`pyrovae.models.bayesian`).
+        Nothing for a point decoder."""
+        if self.decoder_weights is None:
+            return contextlib.nullcontext()
+        return self.decoder_weights.fixed(self.decoder_weights.draw())
+
     def _build_prior_and_guide(
         self, prior_dim: int, guide_dim: int | None = None, guide_features: int | None = None
     ) -> None:

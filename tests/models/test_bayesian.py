@@ -3,6 +3,7 @@ minibatches, and the reduction to the point decoder."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pyro
@@ -391,3 +392,39 @@ def test_objectives_score_the_weight_sites_on_every_call(objective):
     gap = float(free.loss) - float(fixed.loss)
     assert gap == pytest.approx(kl, rel=0.05)
     assert kl > 100  # far above the Monte Carlo noise of the data term
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_held_out_rows_are_scored_at_a_weight_draw_without_the_weight_kl(family, posterior):
+    """Under ``held_out()`` the programs have no weight site and decode at one draw
+    θ ~ q(θ): the loss is the point-decoder loss at that draw, the same for the rows'
+    data size N = 8 or 8,000 (the weight KL belongs to the training set), and it is the
+    programs' loss with the weight term B/N (log q(θ) - log p(θ)) taken out."""
+    torch.manual_seed(0)
+    module = build_module(family, _spec(init_scale=0.05, posterior=posterior))
+    x = _data(8)
+    obj = OBJECTIVES.get("trace")()
+
+    def loss(n, seed, held_out=False):
+        torch.manual_seed(seed)
+        with contextlib.ExitStack() as stack:
+            if held_out:
+                stack.enter_context(module.held_out())
+            return float(obj(module.model, module.guide, Batch(x, n=n)).loss)
+
+    with torch.no_grad(), pyro.validation_enabled(False):
+        with module.held_out():
+            tr = poutine.trace(module.model).get_trace(Batch(x, n=8))
+        assert not any(sites.is_decoder_weight(s) for s in tr.nodes)
+        torch.manual_seed(2)
+        theta = module.decoder_weights.draw()
+        with module.decoder_weights.fixed(theta):
+            at_draw = float(obj(module.model, module.guide, Batch(x)).loss)
+        held = [loss(n, 2, held_out=True) for n in (8, 8000)]
+        # the same draws of θ and z with the weight sites in: B/N times the weight term
+        full, small = loss(8, 2), loss(8000, 2)
+    assert held[0] == held[1] == pytest.approx(at_draw, rel=1e-6)
+    weight_term = (full - small) / (1 - 8 / 8000)
+    assert abs(weight_term) > 1.0
+    assert held[0] == pytest.approx(full - weight_term, rel=1e-5, abs=1e-3)

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from pyrovae.api import VAE, resume
+from pyrovae.data import Batch
+from pyrovae.models import ModuleSpec, build_module
 from pyrovae.training import METRIC_COLUMNS, EarlyStopping, load_checkpoint
 from pyrovae.training.checkpoint import save_checkpoint
 
@@ -227,3 +229,36 @@ def test_learning_rate_decay_settings_are_checked(small_digits, bad):
     name = next(iter(bad))
     with pytest.raises(ConfigError, match=name):
         VAE(epochs=1, **bad, **SMALL).fit(x)
+
+
+def test_validation_scores_a_bayesian_decoder_without_its_weight_kl():
+    """The validation rows did not train the weight posterior: the trainer scores them
+    under the module's ``held_out()`` (one draw of θ, no weight KL share), so early
+    stopping does not see the weight KL, which grows as q(θ) leaves the prior."""
+    from pyrovae.objectives import TraceELBO, make_schedule
+    from pyrovae.training import Trainer, TrainingOptions, make_adam
+    from pyrovae.training.step import eval_step
+
+    torch.manual_seed(0)
+    spec = ModuleSpec(
+        data_shape=(6,),
+        latent_dim=2,
+        hidden=(5,),
+        decoder_weights={"layers": "all", "init_scale": 0.05},
+    )
+    module = build_module("vae", spec)
+    opts = TrainingOptions(epochs=1, batch_size=8, patience=0)
+    trainer = Trainer(
+        module, TraceELBO(), make_schedule(1.0), make_adam(module.parameters(), 1e-3), opts
+    )
+    val = (torch.rand(10, 6, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    torch.manual_seed(3)
+    got = trainer.evaluate(val)
+    torch.manual_seed(3)
+    module.eval()
+    with torch.no_grad(), module.held_out():
+        want = eval_step(module, TraceELBO(), Batch(val))
+    assert got["loss"] == pytest.approx(float(want.loss.sum()) / 10, rel=1e-6)
+    with torch.no_grad():
+        weight_share = float(module.decoder_weights.kl()) / 10
+    assert weight_share > 1.0  # what the validation loss would carry otherwise
