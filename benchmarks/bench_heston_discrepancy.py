@@ -29,6 +29,11 @@ residuals lie almost in the span of the training residuals: both are smooth func
 of the four Heston parameters), so it does not choose ε; ``--eps`` lists the nuggets
 run, each reported.
 
+``--reference random`` takes S from the residuals of ``--ref-surfaces`` surfaces with
+random parameters (drawn as the held-out ones, seed ``--ref-seed``) instead of the
+training surfaces': out-of-sample residuals, as large as a new surface's, where the
+training surfaces' understate them (the decoder was fitted to those).
+
 Each surface's record is a JSON file in ``OUT/NAME/`` (a rerun with the same settings
 resumes where the last one stopped). Patterns and held-out surfaces are
 ``bench_heston_fit.py``'s (same seed, same masks);
@@ -235,6 +240,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="nuggets (data units squared), or 'auto': chosen by the validation surfaces' "
         "likelihood (pyrovae's GaussianDiscrepancy)",
     )
+    p.add_argument(
+        "--reference",
+        choices=("train", "random"),
+        default="train",
+        help="the rows whose residuals give S: the training surfaces (in-sample), or "
+        "--ref-surfaces surfaces with random parameters (out-of-sample)",
+    )
+    p.add_argument("--ref-surfaces", type=int, default=1000, help="random reference surfaces")
+    p.add_argument("--ref-seed", type=int, default=3, help="seed of the reference surfaces")
     p.add_argument("--val-surfaces", type=int, default=100, help="validation surfaces")
     p.add_argument("--val-seed", type=int, default=1, help="seed of the validation surfaces")
     p.add_argument("--method", choices=("map", "nuts"), default="map", help="how z is set")
@@ -257,6 +271,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.eps = [e if e == "auto" else float(e) for e in args.eps]
     except ValueError:
         p.error("every --eps must be a number > 0 or 'auto'")
+    if args.reference == "random" and args.ref_seed in (args.seed, args.val_seed):
+        p.error("--ref-seed must differ from --seed and --val-seed (other surfaces)")
+    if args.ref_surfaces < 2:
+        p.error("--ref-surfaces must be >= 2")
     if args.surfaces < 1 or args.steps < 1 or any(e != "auto" and not e > 0 for e in args.eps):
         p.error("--surfaces and --steps must be >= 1 and every --eps > 0 or 'auto'")
     return args
@@ -275,18 +293,30 @@ def main(argv=None) -> dict:
     mlp = load(model_path)
     data = load_data("heston", scale="standardize", data_options=grid)
     setting = fit.Setting(grid, data)
-    s_cov, _ = residual_covariance(mlp, data)
-    # validation surfaces for the nugget: random parameters as the held-out ones, another
-    # seed, those with every kept cell priced
-    spec = HestonSpec(**grid, params="random", n=args.val_surfaces, seed=args.val_seed, cells="all")
-    val_iv = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
-    val_rows = setting.mlp_rows(val_iv[~torch.isnan(val_iv).any(1)])
+
+    def random_rows(n: int, seed: int) -> torch.Tensor:
+        """Standardized rows of ``n`` surfaces with random parameters (those with every
+        kept cell priced)."""
+        spec = HestonSpec(**grid, params="random", n=n, seed=seed, cells="all")
+        iv = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
+        return setting.mlp_rows(iv[~torch.isnan(iv).any(1)])
+
+    # S from the training surfaces' residuals, or from out-of-sample surfaces drawn like
+    # the held-out ones (another seed); validation surfaces for the nugget: random
+    # parameters as the held-out ones, another seed again
+    if args.reference == "train":
+        reference = data.train
+        s_cov, _ = residual_covariance(mlp, data)
+    else:
+        reference = random_rows(args.ref_surfaces, args.ref_seed)
+        s_cov = torch.cov(mlp.residuals(reference).double().T)
+    val_rows = random_rows(args.val_surfaces, args.val_seed)
     val_residuals = mlp.residuals(val_rows).double()
     eye = torch.eye(s_cov.shape[0], dtype=s_cov.dtype)
     covs, chosen = {}, None
     for e in args.eps:
         if e == "auto":
-            found = mlp.discrepancy(data.train, X_val=val_rows)
+            found = mlp.discrepancy(reference, X_val=val_rows)
             covs["auto"], chosen = found.covariance, found.nugget
         else:
             covs[float(e)] = s_cov + float(e) * eye
@@ -310,7 +340,10 @@ def main(argv=None) -> dict:
     # one JSON per surface in OUT/NAME/: a rerun resumes where the last one stopped
     folder = out / args.name
     folder.mkdir(parents=True, exist_ok=True)
-    fingerprint = {k: v for k, v in vars(args).items() if k not in ("out", "surfaces", "threads")}
+    skip = {"out", "surfaces", "threads"}
+    if args.reference == "train":  # the settings of the folders written before --reference
+        skip |= {"reference", "ref_surfaces", "ref_seed"}
+    fingerprint = {k: v for k, v in vars(args).items() if k not in skip}
     records = []
     for i in range(args.surfaces):
         path = folder / f"surface-{args.seed}-{i:03d}.json"

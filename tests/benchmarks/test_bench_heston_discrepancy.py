@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -85,3 +86,9 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert len(saved) == 1
     again = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts])
     assert again["surfaces"] == record["surfaces"]
+    # S from out-of-sample surfaces with random parameters instead of the training ones
+    oos = ["--reference", "random", "--ref-surfaces", "8", "--name", "oos", "--eps", "auto"]
+    record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos])
+    assert record["settings"]["reference"] == "random" and record["auto_nugget"] > 0
+    with pytest.raises(SystemExit):  # the reference surfaces must be other surfaces
+        mod.parse_args(["--reference", "random", "--ref-seed", "2026"])
