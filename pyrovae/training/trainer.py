@@ -472,8 +472,8 @@ class Trainer(ResumableState):
     def evaluate(self, x, beta: float | None = None) -> dict[str, float]:
         """Mean loss terms on ``x`` at KL weight ``beta`` (default 1), without gradients,
         in eval mode; the batches are shared out over the ranks. ``x`` are held-out rows:
-        the module scores them under :meth:`held_out` (a Bayesian decoder's weight KL
-        is the training set's, not theirs)."""
+        the module scores them in each of its ``held_out()`` contexts and the scores are
+        averaged (a Bayesian decoder's weight KL is the training set's, not theirs)."""
         beta = 1.0 if beta is None else beta
         was_training = self.module.training
         self.module.eval()
@@ -484,8 +484,10 @@ class Trainer(ResumableState):
         with pyro.validation_enabled(False), self._amp():
             for j in range(rank, -(-n // size), world):
                 batch = data[j * size : min((j + 1) * size, n)].to(device, non_blocking=True)
-                with self.module.held_out():
-                    sums.add(eval_step(self.module, self.objective, batch, beta), len(batch))
+                for context in self.module.held_out():
+                    with context:
+                        terms = eval_step(self.module, self.objective, batch, beta)
+                    sums.add(terms, len(batch))
         self.module.train(was_training)
         return sums.means(self.module.has_latent_sites, self.dist)
 

@@ -397,10 +397,11 @@ def test_objectives_score_the_weight_sites_on_every_call(objective):
 @pytest.mark.parametrize("posterior", POSTERIORS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_held_out_rows_are_scored_at_a_weight_draw_without_the_weight_kl(family, posterior):
-    """Under ``held_out()`` the programs have no weight site and decode at one draw
-    θ ~ q(θ): the loss is the point-decoder loss at that draw, the same for the rows'
-    data size N = 8 or 8,000 (the weight KL belongs to the training set), and it is the
-    programs' loss with the weight term B/N (log q(θ) - log p(θ)) taken out."""
+    """In each context of ``held_out()`` the programs have no weight site and decode at
+    a draw θ ~ q(θ): the loss is the point-decoder loss at that draw, the same for the
+    rows' data size N = 8 or 8,000 (the weight KL belongs to the training set), and it
+    is the programs' loss with the weight term B/N (log q(θ) - log p(θ)) taken out.
+    ``draws`` contexts give independent draws; a point decoder has one empty context."""
     torch.manual_seed(0)
     module = build_module(family, _spec(init_scale=0.05, posterior=posterior))
     x = _data(8)
@@ -410,13 +411,18 @@ def test_held_out_rows_are_scored_at_a_weight_draw_without_the_weight_kl(family,
         torch.manual_seed(seed)
         with contextlib.ExitStack() as stack:
             if held_out:
-                stack.enter_context(module.held_out())
+                (context,) = module.held_out(draws=1)
+                stack.enter_context(context)
             return float(obj(module.model, module.guide, Batch(x, n=n)).loss)
 
     with torch.no_grad(), pyro.validation_enabled(False):
-        with module.held_out():
-            tr = poutine.trace(module.model).get_trace(Batch(x, n=8))
-        assert not any(sites.is_decoder_weight(s) for s in tr.nodes)
+        decoded = []
+        for context in module.held_out(draws=3):
+            with context:
+                tr = poutine.trace(module.model).get_trace(Batch(x, n=8))
+                decoded.append(module.decode(torch.zeros(1, 2)).mean)
+            assert not any(sites.is_decoder_weight(s) for s in tr.nodes)
+        assert len(decoded) == 3 and not torch.equal(decoded[0], decoded[1])
         torch.manual_seed(2)
         theta = module.decoder_weights.draw()
         with module.decoder_weights.fixed(theta):
@@ -428,3 +434,12 @@ def test_held_out_rows_are_scored_at_a_weight_draw_without_the_weight_kl(family,
     weight_term = (full - small) / (1 - 8 / 8000)
     assert abs(weight_term) > 1.0
     assert held[0] == pytest.approx(full - weight_term, rel=1e-5, abs=1e-3)
+
+
+def test_a_point_decoder_scores_held_out_rows_in_one_empty_context():
+    module = build_module("vae", ModuleSpec(data_shape=(6,), latent_dim=2, hidden=(5,)))
+    contexts = list(module.held_out(draws=5))
+    assert len(contexts) == 1
+    with contexts[0]:
+        tr = poutine.trace(module.model).get_trace(_data(3))
+    assert not any(sites.is_decoder_weight(s) for s in tr.nodes)
