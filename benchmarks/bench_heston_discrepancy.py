@@ -264,6 +264,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--tau", type=float, default=1.0, help="sd of log s under its prior")
     p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
+    p.add_argument(
+        "--reverse",
+        action="store_true",
+        help="go through the surfaces from the last: a second process on the same folder "
+        "then meets the first in the middle",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
@@ -340,12 +346,13 @@ def main(argv=None) -> dict:
     # one JSON per surface in OUT/NAME/: a rerun resumes where the last one stopped
     folder = out / args.name
     folder.mkdir(parents=True, exist_ok=True)
-    skip = {"out", "surfaces", "threads"}
+    skip = {"out", "surfaces", "threads", "reverse"}
     if args.reference == "train":  # the settings of the folders written before --reference
         skip |= {"reference", "ref_surfaces", "ref_seed"}
     fingerprint = {k: v for k, v in vars(args).items() if k not in skip}
     records = []
-    for i in range(args.surfaces):
+    order = range(args.surfaces - 1, -1, -1) if args.reverse else range(args.surfaces)
+    for i in order:
         path = folder / f"surface-{args.seed}-{i:03d}.json"
         if path.exists():
             saved = json.loads(path.read_text())
@@ -355,6 +362,7 @@ def main(argv=None) -> dict:
         records.append(fit_surface(i, truths[i], ctx, args))
         atomic_write_text(path, json.dumps({"settings": fingerprint, "record": records[-1]}))
         print(f"surface {i}: {json.dumps(records[-1]['eps'])[:160]}", flush=True)
+    records.sort(key=lambda r: r["surface"])
     record = {
         "grid": args.grid,
         "surfaces_done": len(records),

@@ -84,8 +84,8 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert (tmp_path / "nuts.json").exists()
     saved = sorted((tmp_path / "nuts").glob("surface-*.json"))
     assert len(saved) == 1
-    again = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts])
-    assert again["surfaces"] == record["surfaces"]
+    again = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *nuts, "--reverse"])
+    assert again["surfaces"] == record["surfaces"]  # resumed, from either end
     # S from out-of-sample surfaces with random parameters instead of the training ones
     oos = ["--reference", "random", "--ref-surfaces", "8", "--name", "oos", "--eps", "auto"]
     record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos])
