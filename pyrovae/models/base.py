@@ -247,7 +247,7 @@ class LatentModule(GuidePosterior, nn.Module):
         return self.decoder_weights.sites(batch, beta, guide)
 
     def held_out(self, draws: int = HELD_OUT_DRAWS):
-        """Contexts to score rows that did not train the module under (the validation
+        """Contexts under which to score rows that did not train the module (the validation
         split of early stopping), one after the other, averaging the scores: the weight
         KL belongs to the training set, so for a Bayesian decoder the weight sites are
         left out and the decoder runs at ``draws`` independent draws θ_s ~ q(θ), one per
