@@ -73,16 +73,6 @@ from pyrovae.inference.discrepancy import (  # noqa: E402
 Z90 = 1.6448536269514722
 
 
-def residual_covariance(mlp, data) -> tuple[torch.Tensor, torch.Tensor]:
-    """(S, validation residuals): the sample covariance of the training surfaces'
-    reconstruction residuals (float64, cells x cells) and the validation residuals."""
-    mean_fn = fit.frozen_mean(mlp)
-    with torch.no_grad():
-        train = (mean_fn(mlp.module_.encode(data.train).mean) - data.train).double()
-        val = (mean_fn(mlp.module_.encode(data.val).mean) - data.val).double()
-    return torch.cov(train.T), val
-
-
 def validation_loglik(cov: torch.Tensor, residuals: torch.Tensor) -> float:
     """Mean log N(r; 0, cov) of the validation residual rows (nats per surface)."""
     zero = torch.zeros(cov.shape[0], dtype=cov.dtype)
@@ -312,17 +302,17 @@ def main(argv=None) -> dict:
     # parameters as the held-out ones, another seed again
     if args.reference == "train":
         reference = data.train
-        s_cov, _ = residual_covariance(mlp, data)
     else:
         reference = random_rows(args.ref_surfaces, args.ref_seed)
-        s_cov = torch.cov(mlp.residuals(reference).double().T)
-    val_rows = random_rows(args.val_surfaces, args.val_seed)
-    val_residuals = mlp.residuals(val_rows).double()
+    ref_residuals = mlp.residuals(reference).double()
+    s_cov = torch.cov(ref_residuals.T)
+    val_residuals = mlp.residuals(random_rows(args.val_surfaces, args.val_seed)).double()
     eye = torch.eye(s_cov.shape[0], dtype=s_cov.dtype)
     covs, chosen = {}, None
     for e in args.eps:
         if e == "auto":
-            found = mlp.discrepancy(reference, X_val=val_rows)
+            # what mlp.discrepancy(reference, X_val=...) builds, from the residuals above
+            found = GaussianDiscrepancy.from_residuals(ref_residuals, validation=val_residuals)
             covs["auto"], chosen = found.covariance, found.nugget
         else:
             covs[float(e)] = s_cov + float(e) * eye

@@ -75,6 +75,15 @@ _HVAE_VAMP = {
     "beta_schedule": "linear",
     "beta_warmup": 100,
 }
+#: Tomczak & Welling's hierarchical VampPrior in full: 500 pseudo-inputs, the decoder
+#: reading z1 and z2, two gated layers of 300 between the latent layers.
+_HVAE_VAMP_FULL = {
+    **_HVAE_VAMP,
+    "prior_options": {"components": 500},
+    "decoder_reads_top": True,
+    "layer_depth": 2,
+    "layer_gated": True,
+}
 
 #: The configurations: estimator family and its parameters (on top of COMMON).
 CONFIGS: dict[str, dict] = {
@@ -108,22 +117,9 @@ CONFIGS: dict[str, dict] = {
     },
     # Tomczak & Welling's recipe in full: 500 pseudo-inputs, the decoder reading z1 and
     # z2, two gated layers between the latent layers; plus the plateau decay above
-    "hvae_vamp_full": {
-        **_HVAE_VAMP,
-        "prior_options": {"components": 500},
-        "decoder_reads_top": True,
-        "layer_depth": 2,
-        "layer_gated": True,
-        "lr_decay_patience": 10,
-    },
+    "hvae_vamp_full": {**_HVAE_VAMP_FULL, "lr_decay_patience": 10},
     # Tomczak & Welling's recipe without this study's plateau decay (a constant 5e-4)
-    "hvae_vamp_full_nodecay": {
-        **_HVAE_VAMP,
-        "prior_options": {"components": 500},
-        "decoder_reads_top": True,
-        "layer_depth": 2,
-        "layer_gated": True,
-    },
+    "hvae_vamp_full_nodecay": dict(_HVAE_VAMP_FULL),
     "ae": {"model": "ae"},
     "dae": {"model": "dae"},
 }
