@@ -110,6 +110,31 @@ VARIANTS = {
         "weight_posterior": "rank1",
         "decoder_prior_scale": 0.3,
     },
+    # a uniform mixture of K = 4 rank-1 posteriors sharing W_bar (weight_posterior=
+    # "rank1-mixture"; Dusenberry et al.'s ensemble of rank-1 components)
+    "last-r1mix": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "last",
+        "weight_posterior": "rank1-mixture",
+    },
+    # the rank-1 posterior with its factor means held at 1 (weight_posterior=
+    # "rank1-noise"): only multiplicative noise around W_bar, with learned per-unit
+    # scales, as in variational Gaussian dropout (Kingma et al. 2015)
+    "last-r1-noise": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "last",
+        "weight_posterior": "rank1-noise",
+    },
+    "all-r1-noise": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "all",
+        "weight_posterior": "rank1-noise",
+    },
+    "all-r1mix": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "all",
+        "weight_posterior": "rank1-mixture",
+    },
 }
 #: The variants run by default and timed for throughput.
 MAIN_VARIANTS = ("point", "all", "last")

@@ -542,8 +542,10 @@ OPTIONS: tuple[Option, ...] = (
     _O(
         "weight_posterior",
         None,
-        "the Bayesian decoder's weight posterior: meanfield (default: a Normal per weight) "
-        "or rank1 (W = W_bar * r s^T, Normal r and s per layer; needs --bayesian-decoder)",
+        "the Bayesian decoder's weight posterior: meanfield (default: a Normal per weight), "
+        "rank1 (W = W_bar * r s^T, Normal r and s per layer), rank1-noise (rank1 with the "
+        "means of r and s held at 1) or rank1-mixture (4 rank1 components); needs "
+        "--bayesian-decoder",
         "model",
         _str,
     ),

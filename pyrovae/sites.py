@@ -31,6 +31,12 @@ def is_decoder_weight(site: str) -> bool:
     return site.startswith(DECODER_WEIGHTS + ".")
 
 
+#: The component k of a mixture posterior over the decoder's weights, drawn by the
+#: guide alone as a point mass (log-density 0; recorded so that a replayed guide uses
+#: the same component).
+WEIGHT_COMPONENT = "theta_component"
+
+
 #: The class label y of a semi-supervised model: observed for the labelled rows.
 LABEL = "y"
 #: The label of the unlabelled rows, a latent site summed out by enumeration.

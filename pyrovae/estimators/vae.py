@@ -56,8 +56,10 @@ class VAE(Estimator):
         Whether β also scales the weights' KL (default: the z KL only).
     weight_posterior : str, optional
         The family of q(θ) in ``WEIGHT_POSTERIORS`` (:mod:`pyrovae.models.bayesian`):
-        ``"meanfield"`` (default) or ``"rank1"`` (W = W̄ ∘ r sᵀ with random r and s);
-        only with ``bayesian_decoder``.
+        ``"meanfield"`` (default), ``"rank1"`` (W = W̄ ∘ r sᵀ with random r and s),
+        ``"rank1-noise"`` (rank-1 with the means of r and s held at 1: multiplicative
+        noise around W̄) or ``"rank1-mixture"`` (a uniform mixture of four rank-1
+        components sharing W̄); only with ``bayesian_decoder``.
     **kwargs
         The shared parameters of :class:`Estimator`.
     """

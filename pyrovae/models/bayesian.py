@@ -51,6 +51,31 @@ networks). The weight sites are ``theta.<parameter>.r`` and ``theta.<parameter>.
 a draw θ (:meth:`DecoderWeights.draw`) is the composed weights, and the posterior mean of
 the composed weight is \bar W \circ (E[r] E[s]^\top) (r and s independent).
 
+Rank-1 multiplicative noise (``posterior="rank1-noise"``). The rank-1 family with the
+factor means held at the prior's mean, q(r_i) = N(1, σ_i²) and q(s_j) = N(1, τ_j²): each
+draw multiplies the rows and columns of W̄ by Gaussian noise whose per-unit scales are
+learned, so the posterior mean of the composed weights is W̄ itself. This is
+variational Gaussian dropout with learned per-unit rates (Kingma, Salimans & Welling
+2015, applied to a unit's inputs and outputs), and its KL per factor,
+log(s_p/σ) + σ²/(2 s_p²) − 1/2, prices the noise alone: the factor means of the rank-1
+family add out + in free gains to the decoder, which a small data set overfits.
+
+Mixture of rank-1 components (``posterior="rank1-mixture"``; Dusenberry et al. 2020,
+Sec. 3.2). K sets of factors (r_k, s_k) share W̄ and the biases, and q(θ) is their
+uniform mixture, (1/K) Σ_k q_k(θ): a posterior with K modes, like a deep ensemble whose
+members share most of their weights (Lakshminarayanan et al. 2017). The mixture's
+entropy has no closed form; the objective uses the bound
+
+.. math::  \mathrm{KL}\Big(\tfrac1K \sum_k q_k \,\Big\|\, p\Big)
+           \le \tfrac1K \sum_k \mathrm{KL}(q_k \| p)
+
+(joint convexity of the KL), so E_k[ELBO_k], estimated by drawing k uniformly in each
+run of the guide and θ from q_k, is a lower bound on the mixture's ELBO and on
+log p(x). The guide records k as a point mass (site ``theta_component``, log-density 0, absent
+from the model), so the weight term of a run is log q_k(θ) − log p(θ), whose
+expectation is the averaged KL, and a replayed guide uses the same k. A draw θ ~ q(θ) picks k
+uniformly; the posterior mean of the composed weight is W̄ ∘ (1/K) Σ_k E[r_k] E[s_k]ᵀ.
+
 Conditioning on θ. Inside :meth:`DecoderWeights.fixed` the programs leave the weight
 sites out and decode with the given θ (or the posterior mean): they are then the
 point-decoder programs at that θ, which is how the predictive log-likelihood
@@ -65,6 +90,10 @@ neural networks. ICML.
 Dusenberry, M. W., Jerfel, G., Wen, Y., Ma, Y.-A., Snoek, J., Heller, K.,
 Lakshminarayanan, B. & Tran, D. (2020). Efficient and scalable Bayesian neural nets with
 rank-1 factors. ICML.
+Kingma, D. P., Salimans, T. & Welling, M. (2015). Variational dropout and the local
+reparameterization trick. NeurIPS.
+Lakshminarayanan, B., Pritzel, A. & Blundell, C. (2017). Simple and scalable predictive
+uncertainty estimation using deep ensembles. NeurIPS.
 Riesselman, A. J., Ingraham, J. B. & Marks, D. S. (2018). Deep generative models of
 genetic variation capture the effects of mutations. Nature Methods (DeepSequence).
 """
@@ -97,11 +126,18 @@ MIN_SCALE = 1e-8
 SCALE_GAIN = 10.0
 #: Default prior standard deviation s.
 PRIOR_SCALE = 1.0
+#: Number K of rank-1 components of the ``"rank1-mixture"`` posterior (Dusenberry et al.
+#: use 4 for their ensembles).
+MIXTURE_COMPONENTS = 4
+#: Standard deviation of the initial factor means of a mixture's components, drawn from
+#: N(1, sd²) (Dusenberry et al.'s initialisation of the means).
+MIXTURE_LOC_SD = 0.5
 #: Which decoder parameters are random: every layer's, or the last layer's only.
 LAYERS = BAYESIAN_LAYERS
 
 #: name -> the class of a posterior family over the decoder's weights (a
-#: :class:`DecoderWeights` subclass): ``"meanfield"`` and ``"rank1"``.
+#: :class:`DecoderWeights` subclass): ``"meanfield"``, ``"rank1"``, ``"rank1-noise"`` and
+#: ``"rank1-mixture"``.
 WEIGHT_POSTERIORS: Registry = Registry("weight posterior")
 #: The default weight posterior.
 DEFAULT_POSTERIOR = "meanfield"
@@ -359,6 +395,108 @@ class RankOneWeights(DecoderWeights):
     def mean_parameters(self) -> dict[str, torch.Tensor]:
         """W̄ ∘ (E[r] E[s]ᵀ): the mean of the composed weights (r, s independent)."""
         return self.compose(self.locs())
+
+
+@WEIGHT_POSTERIORS.register("rank1-noise")
+class RankOneNoiseWeights(RankOneWeights):
+    """The rank-1 posterior with its factor means held at the prior mean 1: q(r_i) =
+    N(1, σ_i²), q(s_j) = N(1, τ_j²), only the scales learned (module docstring,
+    "Rank-1 multiplicative noise"). The posterior mean of the composed weights is W̄:
+    the mean decoder is the plain decoder. Same parameters as :class:`DecoderWeights`."""
+
+    def __init__(self, decoder: nn.Module, *args, **kwargs) -> None:
+        super().__init__(decoder, *args, **kwargs)
+        del self.factor_loc  # the means are the constant 1, not parameters
+
+    def locs(self) -> dict[str, torch.Tensor]:
+        """The guide means of the factors: ones (constants)."""
+        return {f: torch.ones_like(self.raw_scale[self._key(f)]) for f in self._factors()}
+
+
+@WEIGHT_POSTERIORS.register("rank1-mixture")
+class RankOneMixtureWeights(RankOneWeights):
+    """A uniform mixture of :data:`MIXTURE_COMPONENTS` rank-1 posteriors sharing W̄ and
+    the biases (Dusenberry et al. 2020, Sec. 3.2): component k has its own factors
+    r_k, s_k with mean-field Normal guides, and q(θ) = (1/K) Σ_k q_k(θ) (module
+    docstring, "Mixture of rank-1 components"). The factor means start at draws from
+    N(1, :data:`MIXTURE_LOC_SD`²) so that the components differ from the first step.
+    Same parameters as :class:`DecoderWeights`."""
+
+    def __init__(self, decoder: nn.Module, *args, **kwargs) -> None:
+        super().__init__(decoder, *args, **kwargs)
+        k = MIXTURE_COMPONENTS
+        self.components = k
+        for key, loc in list(self.factor_loc.items()):
+            self.factor_loc[key] = nn.Parameter(
+                1.0 + MIXTURE_LOC_SD * torch.randn(k, loc.numel(), dtype=loc.dtype)
+            )
+            raw = self.raw_scale[key].detach()
+            self.raw_scale[key] = nn.Parameter(raw.expand(k, -1).clone())
+        # the component whose guide the weight sites use (drawn per guide run)
+        self._active = 0
+
+    @contextlib.contextmanager
+    def component(self, k: int):
+        """Inside the block :meth:`locs`, :meth:`scales` and the guide's distributions
+        are those of component ``k``."""
+        saved = self._active
+        self._active = int(k)
+        try:
+            yield self
+        finally:
+            self._active = saved
+
+    def locs(self) -> dict[str, torch.Tensor]:
+        """The guide means of the active component's factors."""
+        return {f: self.factor_loc[self._key(f)][self._active] for f in self._factors()}
+
+    def scales(self) -> dict[str, torch.Tensor]:
+        return {
+            f: F.softplus(SCALE_GAIN * self.raw_scale[self._key(f)][self._active]) + MIN_SCALE
+            for f in self._factors()
+        }
+
+    def kl(self) -> torch.Tensor:
+        """(1/K) Σ_k KL(q_k || p): the weight term of the objective, an upper bound on
+        KL(q || p) of the mixture (convexity of the KL), so the ELBO with it is a lower
+        bound on the mixture's ELBO."""
+        total = 0.0
+        for k in range(self.components):
+            with self.component(k):
+                total = total + super().kl()
+        return total / self.components
+
+    @contextlib.contextmanager
+    def sites(self, batch: Batch | torch.Tensor, beta: float = 1.0, guide: bool = False):
+        """As :meth:`DecoderWeights.sites`; the guide first draws its component k
+        uniformly and records it as the point mass :data:`pyrovae.sites.WEIGHT_COMPONENT`
+        (log-density 0, so the objective's weight term is log q_k(θ) − log p(θ), whose
+        expectation is the averaged KL of :meth:`kl`; a replayed guide reads k back)."""
+        k = self._active
+        if guide and not self.is_fixed:
+            drawn = torch.randint(self.components, ()).to(torch.get_default_dtype())
+            record = dist.Delta(drawn).mask(False)  # log-density 0 at any replayed value
+            k = pyro.sample(sites.WEIGHT_COMPONENT, record, infer={"is_auxiliary": True})
+        with self.component(int(k)), super().sites(batch, beta=beta, guide=guide):
+            yield
+
+    @torch.no_grad()
+    def draw(self) -> dict[str, torch.Tensor]:
+        """One draw θ ~ q(θ): a component uniformly, then its factors."""
+        with self.component(int(torch.randint(self.components, ()))):
+            return super().draw()
+
+    def mean_parameters(self) -> dict[str, torch.Tensor]:
+        """W̄ ∘ (1/K) Σ_k E[r_k] E[s_k]ᵀ: the mean of the composed weights."""
+        params = dict(self.decoder.named_parameters())
+        out = {}
+        for n in self.names:
+            w = params[n]
+            r = self.factor_loc[self._key(f"{n}.r")]
+            s = self.factor_loc[self._key(f"{n}.s")]
+            gain = torch.einsum("ki,kj->ij", r, s) / self.components
+            out[n] = w * gain.reshape(*gain.shape, *([1] * (w.dim() - 2)))
+        return out
 
 
 #: Keys of ``ModuleSpec.decoder_weights`` (all optional).

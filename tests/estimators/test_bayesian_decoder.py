@@ -240,8 +240,12 @@ def test_model_selection_counts_the_weight_means_as_parameters(fitted, digits):
 
     point = VAE(**SMALL).fit(digits.train[:50])
     weights = fitted.module_.decoder_weights
-    # the mean decoder's own parameters: for a rank-1 posterior, W̄ and the factor means
-    extra = weights.num_random() if fitted.weight_posterior == "rank1" else 0
+    # the mean decoder's own parameters: the posterior's parameters other than its
+    # scales (for a rank-1 posterior the factor means; none for mean-field, whose means
+    # are the decoder's parameters)
+    extra = sum(
+        p.numel() for name, p in weights.named_parameters() if not name.startswith("raw_scale")
+    )
     assert generative_parameters(fitted.module_) == generative_parameters(point.module_) + extra
 
 

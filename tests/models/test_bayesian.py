@@ -203,6 +203,112 @@ def test_rank1_draws_compose_the_point_weights_with_the_factors(net):
         torch.testing.assert_close(dw(z), want)
 
 
+def test_rank1_noise_holds_the_factor_means_at_one():
+    """rank1-noise: the factor means are the constant 1 (no parameter, no gradient), the
+    KL is Σ log(s/σ) + σ²/(2s²) − 1/2 over the factors, and the mean decoder is the
+    plain decoder."""
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(prior_scale=0.7, init_scale=0.05, posterior="rank1-noise"))
+    dw = module.decoder_weights
+    names = [n for n, _ in dw.named_parameters()]
+    assert names and all(n.startswith("raw_scale.") for n in names)
+    with torch.no_grad():
+        for p in dw.raw_scale.values():
+            p.uniform_(-0.4, 0)
+        assert all(torch.equal(v, torch.ones_like(v)) for v in dw.locs().values())
+        expected = sum(
+            float((torch.log(0.7 / sd) + sd**2 / (2 * 0.7**2) - 0.5).sum())
+            for sd in dw.scales().values()
+        )
+        assert float(dw.kl()) == pytest.approx(expected, rel=1e-5)
+        z = torch.randn(4, 2)
+        torch.testing.assert_close(dw(z), module.decoder(z))
+    batch = Batch(_data(8), n=8)
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(module.model, module.guide, batch)
+    loss.backward()
+    assert all(p.grad is not None for p in dw.raw_scale.values())
+
+
+def _mixture(**kw):
+    torch.manual_seed(0)
+    module = build_module("vae", _spec(posterior="rank1-mixture", **kw))
+    return module, module.decoder_weights
+
+
+def test_mixture_weight_kl_is_the_average_of_its_components_closed_forms():
+    """(1/K) Σ_k KL(N(μ_k, σ_k²) || N(1, s²)) over the factors of every matrix."""
+    module, dw = _mixture(prior_scale=0.7, init_scale=0.05)
+    with torch.no_grad():
+        for p in dw.raw_scale.values():
+            p.uniform_(-0.4, 0)
+        kl = float(dw.kl())
+        per = []
+        for k in range(dw.components):
+            total = 0.0
+            for key, loc in dw.factor_loc.items():
+                mu = loc[k]
+                sd = torch.nn.functional.softplus(10.0 * dw.raw_scale[key][k]) + 1e-8
+                total += float(
+                    (torch.log(0.7 / sd) + (sd**2 + (mu - 1) ** 2) / (2 * 0.7**2) - 0.5).sum()
+                )
+            per.append(total)
+    assert dw.components == 4 and len(set(per)) == 4  # the components differ
+    assert kl == pytest.approx(sum(per) / 4, rel=1e-5)
+
+
+def test_mixture_guide_draws_its_component_uniformly_and_replays_it():
+    """The guide records k (log-density 0); a replayed guide uses the same k and scores
+    the same log q_k(θ); over many runs each component is drawn about 1/K of the time."""
+    module, dw = _mixture(init_scale=0.1)
+    batch = Batch(_data(4), n=4)
+    counts = torch.zeros(dw.components)
+    with torch.no_grad():
+        for _ in range(400):
+            g = poutine.trace(module.guide).get_trace(batch)
+            k = int(g.nodes[sites.WEIGHT_COMPONENT]["value"])
+            counts[k] += 1
+            r = poutine.trace(poutine.replay(module.guide, trace=g)).get_trace(batch)
+            assert int(r.nodes[sites.WEIGHT_COMPONENT]["value"]) == k
+            g.compute_log_prob()
+            r.compute_log_prob()
+            assert float(g.nodes[sites.WEIGHT_COMPONENT]["log_prob_sum"]) == 0.0
+            for n in dw.site_names().values():
+                assert torch.equal(g.nodes[n]["log_prob_sum"], r.nodes[n]["log_prob_sum"])
+            if counts.sum() == 1:  # the guide's sites are those of component k
+                with dw.component(k):
+                    want = dw.guide_distributions()
+                for f, n in dw.site_names().items():
+                    assert torch.equal(g.nodes[n]["fn"].base_dist.loc, want[f].base_dist.loc)
+    # binomial(400, 1/4): mean 100, sd 8.7
+    assert ((counts - 100).abs() < 4 * 8.7).all()
+    model = poutine.trace(module.model).get_trace(batch)
+    assert sites.WEIGHT_COMPONENT not in model.nodes
+
+
+def test_mixture_mean_weights_average_the_components():
+    """E[W] = W̄ ∘ (1/K) Σ_k E[r_k] E[s_k]ᵀ, and a draw composes one component's factors."""
+    module, dw = _mixture(init_scale=0.1)
+    params = dict(module.decoder.named_parameters())
+    with torch.no_grad():
+        mean = dw.mean_parameters()
+        for n in dw.names:
+            want = 0.0
+            for k in range(dw.components):
+                with dw.component(k):
+                    locs = dw.locs()
+                want = want + params[n] * torch.outer(locs[f"{n}.r"], locs[f"{n}.s"])
+            want = want / dw.components
+            torch.testing.assert_close(mean[n], want)
+        torch.manual_seed(5)
+        theta = dw.draw()
+        torch.manual_seed(5)
+        k = int(torch.randint(dw.components, ()))
+        with dw.component(k):
+            values = {f: q.sample() for f, q in dw.guide_distributions().items()}
+        for n, w in dw.compose(values).items():
+            torch.testing.assert_close(theta[n], w)
+
+
 @pytest.mark.parametrize("posterior", POSTERIORS)
 def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form(posterior):
     """The trace objective's weight term log q(θ) - log p(θ) at a draw averages to the
@@ -230,8 +336,10 @@ def test_monte_carlo_weight_kl_of_the_traces_matches_the_closed_form(posterior):
 @pytest.mark.parametrize("posterior", POSTERIORS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_concentrated_weight_guide_reduces_to_the_point_decoder(family, posterior):
-    """With q(θ) concentrated at the point decoder's weights (σ -> 0), the ELBO less its
-    weight term (B/N) KL(q(θ) || p(θ)) is the point decoder's ELBO, at the same z."""
+    """With q(θ) concentrated at the decoder weights θ0 of its mean (σ -> 0; for a
+    mixture, of the component the guide drew), the ELBO less its weight term
+    (B/N) KL(q(θ) || p(θ)) is the ELBO of the point decoder with weights θ0, at the same
+    z; the parameters the point decoder shares with the Bayesian one are its own."""
     torch.manual_seed(0)
     bayes = build_module(family, _spec(init_scale=1e-7, posterior=posterior))
     point_spec = _spec()
@@ -242,27 +350,40 @@ def test_concentrated_weight_guide_reduces_to_the_point_decoder(family, posterio
     assert not missing.missing_keys
     batch = Batch(_data(8), n=32)
     elbo = TraceMeanField_ELBO() if bayes.mean_field else pyro.infer.Trace_ELBO()
+    dw = bayes.decoder_weights
     with torch.no_grad():
         g = poutine.trace(bayes.guide).get_trace(batch)
+        drawn = {f: g.nodes[site]["value"] for f, site in dw.site_names().items()}
+        with (
+            dw.component(g.nodes[sites.WEIGHT_COMPONENT]["value"])
+            if (sites.WEIGHT_COMPONENT in g.nodes)
+            else contextlib.nullcontext()
+        ):
+            theta0 = dw.compose(dw.locs())
+        params = dict(point.decoder.named_parameters())
+        for n, w in theta0.items():
+            params[n].copy_(w)
         loss_bayes = elbo.differentiable_loss(
             bayes.model, poutine.replay(bayes.guide, trace=g), batch
         )
         loss_point = elbo.differentiable_loss(
             point.model, poutine.replay(point.guide, trace=g), batch
         )
-        if bayes.mean_field:
-            weight_term = float(bayes.decoder_weights.kl()) * batch.global_scale
-        else:  # the Monte Carlo weight term of the trace ELBO at the draw
-            m = poutine.trace(poutine.replay(bayes.model, trace=g)).get_trace(batch)
-            weight_term = (
-                sum(
-                    float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
-                    - float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
-                    for n in g.nodes
-                    if sites.is_decoder_weight(n)
-                )
-                * batch.global_scale
+        m = poutine.trace(poutine.replay(bayes.model, trace=g)).get_trace(batch)
+        weights = [n for n in g.nodes if sites.is_decoder_weight(n)]
+        if bayes.mean_field:  # the closed-form KL of the drawn guide's sites
+            weight_term = sum(
+                float(torch.distributions.kl_divergence(g.nodes[n]["fn"], m.nodes[n]["fn"]))
+                for n in weights
             )
+        else:  # the Monte Carlo weight term of the trace ELBO at the draw
+            weight_term = sum(
+                float(g.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                - float(m.nodes[n]["fn"].log_prob(g.nodes[n]["value"]))
+                for n in weights
+            )
+        weight_term *= batch.global_scale
+        assert drawn.keys() == set(dw.site_names())
     # σ = 1e-7 moves each of ~100 weights by ~1e-7: the data term moves by far less than 1e-3
     assert float(loss_bayes) - weight_term == pytest.approx(float(loss_point), abs=1e-3)
 
@@ -291,7 +412,7 @@ def test_minibatch_loss_is_unbiased_for_the_full_data_objective(family, objectiv
     a, b = torch.tensor(epochs, dtype=torch.float64), torch.tensor(full, dtype=torch.float64)
     se = math.sqrt(float(a.var() / a.numel() + b.var() / b.numel()))
     assert abs(float(a.mean() - b.mean())) < 4 * se
-    per_batch_bias = 3 * float(module.decoder_weights.kl()) / len(x)
+    per_batch_bias = 3 * float(module.decoder_weights.kl().detach()) / len(x)
     assert per_batch_bias > 8 * se  # the test would see a wrong scaling
 
 
@@ -309,7 +430,7 @@ def test_kl_terms_carry_the_weight_kl_share_per_data_point(objective):
         with module.decoder_weights.fixed():
             no_weights = obj(module.model, module.guide, batch).kl
         terms = obj(module.model, module.guide, batch)
-    share = float(module.decoder_weights.kl()) / 40
+    share = float(module.decoder_weights.kl().detach()) / 40
     assert torch.allclose(terms.kl - no_weights, torch.full((8,), share), rtol=1e-4)
 
 
@@ -326,7 +447,9 @@ def test_fixed_weights_leave_the_sites_out_and_decode_at_theta(posterior):
         got = module.decode(z).mean
     want = torch.func.functional_call(module.decoder, theta, (z,))
     assert torch.allclose(got, module.likelihood(want).mean)
-    assert torch.allclose(module.decode(z).mean, module.likelihood(module.decoder(z)).mean)
+    # outside the programs the decoder runs at the posterior mean of the weights
+    at_mean = torch.func.functional_call(module.decoder, dw.mean_parameters() or {}, (z,))
+    assert torch.allclose(module.decode(z).mean, module.likelihood(at_mean).mean)
 
 
 @pytest.mark.parametrize(
