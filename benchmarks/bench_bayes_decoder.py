@@ -125,6 +125,14 @@ VARIANTS = {
         "bayesian_layers": "last",
         "weight_posterior": "rank1-noise",
     },
+    # ... with a tighter prior on the factors, N(1, 0.3^2): the KL pulls the noise scales
+    # towards 0.3 instead of 1
+    "last-r1-noise-s0.3": {
+        "bayesian_decoder": True,
+        "bayesian_layers": "last",
+        "weight_posterior": "rank1-noise",
+        "decoder_prior_scale": 0.3,
+    },
     "all-r1-noise": {
         "bayesian_decoder": True,
         "bayesian_layers": "all",
