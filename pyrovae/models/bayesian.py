@@ -355,8 +355,13 @@ class RankOneWeights(DecoderWeights):
             w = params[n]
             for part, size in (("r", w.shape[0]), ("s", w.shape[1])):
                 key = self._key(f"{n}.{part}")
-                self.factor_loc[key] = nn.Parameter(torch.ones(size, dtype=w.dtype))
-                self.raw_scale[key] = nn.Parameter(torch.full((size,), raw, dtype=w.dtype))
+                loc = self._initial_factor_means(size, w.dtype)
+                self.factor_loc[key] = nn.Parameter(loc)
+                self.raw_scale[key] = nn.Parameter(torch.full_like(loc, raw))
+
+    def _initial_factor_means(self, size: int, dtype: torch.dtype) -> torch.Tensor:
+        """The guide means of one factor at initialisation: ones (the prior's mean)."""
+        return torch.ones(size, dtype=dtype)
 
     def _factors(self) -> list[str]:
         return [f"{n}.{part}" for n in self.names for part in ("r", "s")]
@@ -423,17 +428,14 @@ class RankOneMixtureWeights(RankOneWeights):
     Same parameters as :class:`DecoderWeights`."""
 
     def __init__(self, decoder: nn.Module, *args, **kwargs) -> None:
+        self.components = MIXTURE_COMPONENTS
         super().__init__(decoder, *args, **kwargs)
-        k = MIXTURE_COMPONENTS
-        self.components = k
-        for key, loc in list(self.factor_loc.items()):
-            self.factor_loc[key] = nn.Parameter(
-                1.0 + MIXTURE_LOC_SD * torch.randn(k, loc.numel(), dtype=loc.dtype)
-            )
-            raw = self.raw_scale[key].detach()
-            self.raw_scale[key] = nn.Parameter(raw.expand(k, -1).clone())
         # the component whose guide the weight sites use (drawn per guide run)
         self._active = 0
+
+    def _initial_factor_means(self, size: int, dtype: torch.dtype) -> torch.Tensor:
+        """``(K, size)``: each component's means drawn from N(1, MIXTURE_LOC_SD²)."""
+        return 1.0 + MIXTURE_LOC_SD * torch.randn(self.components, size, dtype=dtype)
 
     @contextlib.contextmanager
     def component(self, k: int):
