@@ -29,6 +29,12 @@ residuals lie almost in the span of the training residuals: both are smooth func
 of the four Heston parameters), so it does not choose ε; ``--eps`` lists the nuggets
 run, each reported.
 
+``--method laplace`` draws z from the Laplace approximation at the MAP instead,
+N(z*, H⁻¹) with the Gauss–Newton H = Jᵀ Σ_oo⁻¹ J + I (J by central differences), and
+each draw's hidden cells from their conditional, as NUTS's draws are used: cheap enough
+for the pricer decoder (``--model pricer``, rows in implied vol), whose decode with a
+gradient costs about 30 ms.
+
 ``--reference random`` takes S from the residuals of ``--ref-surfaces`` surfaces with
 random parameters (drawn as the held-out ones, seed ``--ref-seed``) instead of the
 training surfaces': out-of-sample residuals, as large as a new surface's, where the
@@ -101,6 +107,37 @@ def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int):
     return z.detach(), m, mu, var.clamp_min(0).sqrt()
 
 
+def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, seed: int):
+    """Predictive draws ``(draws, D)`` of the rows with z from the Laplace approximation
+    at the MAP z: N(z*, H⁻¹), H = Jᵀ Σ_oo⁻¹ J + I (Gauss–Newton, J by central
+    differences), and for each z draw the hidden cells from their Gaussian conditional
+    given the observed ones (the observed cells keep their values)."""
+    z_hat, *_ = fit_pattern(mean_fn, x, observed, hidden, cov, steps)
+    chol = torch.linalg.cholesky(cov[observed][:, observed])
+    h = 1e-2
+    with torch.no_grad():
+        cols = []
+        for j in range(z_hat.numel()):
+            e = torch.zeros_like(z_hat)
+            e[j] = h
+            cols.append((mean_fn(z_hat + e) - mean_fn(z_hat - e)).double()[observed] / (2 * h))
+        jac = torch.stack(cols, -1)
+        hess = jac.T @ torch.cholesky_solve(jac, chol) + torch.eye(jac.shape[1], dtype=jac.dtype)
+        g = torch.Generator().manual_seed(seed)
+        eps = torch.randn(draws, jac.shape[1], generator=g, dtype=jac.dtype)
+        zs = z_hat.double() + eps @ torch.linalg.cholesky(torch.linalg.inv(hess)).T
+        means = torch.cat([mean_fn(c.float()).double() for c in zs.split(25)])
+        cross = cov[hidden][:, observed]
+        gain = torch.cholesky_solve(cross.T, chol).T  # Σ_ho Σ_oo⁻¹
+        cond = cov[hidden][:, hidden] - gain @ cross.T
+        lower = torch.linalg.cholesky(cond + 1e-12 * torch.eye(cond.shape[0], dtype=cond.dtype))
+        rows = x.expand(draws, -1).clone()
+        mu = means[:, hidden] + (x[observed] - means[:, observed]) @ gain.T
+        noise = torch.randn(draws, int(hidden.sum()), generator=g, dtype=mu.dtype)
+        rows[:, hidden] = mu + noise @ lower.T
+    return rows
+
+
 def nuts_pattern(mlp, x, observed, noise, warmup: int, draws: int, seed: int):
     """Predictive draws of the rows ``(draws, D)``: pyrovae's conditioning API,
     ``mlp.condition(x, observed, method="nuts", noise=noise)`` (one chain), with the
@@ -127,8 +164,8 @@ def fit_surface(i, truth, ctx, args) -> dict:
     valid = ~torch.isnan(truth)
     truth = torch.nan_to_num(truth, nan=0.0)
     masks = ctx["setting"].patterns(valid, rng)
-    setting, mean_fn = ctx["setting"], ctx["mean_fn"]
-    x = setting.mlp_rows(truth).double()
+    mean_fn = ctx["mean_fn"]
+    x = ctx["to_rows"](truth).double()
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
     for eps, cov in ctx["covs"].items():
         rmse, cover, scales, divergences = [], [], [], []
@@ -152,7 +189,12 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 )
                 scales.append(s)
                 divergences.append(div)
-                iv_draws = setting.mlp_iv(rows.float())[:, hidden]
+            if args.method == "laplace":
+                rows = laplace_pattern(
+                    mean_fn, x, observed, hidden, cov, args.steps, args.draws, args.seed + i
+                )
+            if args.method in ("nuts", "laplace"):
+                iv_draws = ctx["to_iv"](rows.float())[:, hidden]
                 iv = iv_draws.mean(0)
                 q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
                 lo, hi = torch.quantile(iv_draws, q, dim=0)
@@ -161,7 +203,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 rows = [m.clone() for _ in range(3)]
                 for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
                     row[hidden] = value
-                iv, lo, hi = (setting.mlp_iv(row.float())[hidden] for row in rows)
+                iv, lo, hi = (ctx["to_iv"](row.float())[hidden] for row in rows)
             rmse.append(float(((iv - t) * 100).square().mean().sqrt()))
             cover.append(float(((t >= lo) & (t <= hi)).double().mean()))
         record["eps"][repr(eps)] = {
@@ -241,10 +283,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ref-seed", type=int, default=3, help="seed of the reference surfaces")
     p.add_argument("--val-surfaces", type=int, default=100, help="validation surfaces")
     p.add_argument("--val-seed", type=int, default=1, help="seed of the validation surfaces")
-    p.add_argument("--method", choices=("map", "nuts"), default="map", help="how z is set")
+    p.add_argument(
+        "--model",
+        choices=("mlp", "pricer"),
+        default="mlp",
+        help="the decoder: the notes' MLP (rows in standardized total variance) or the "
+        "pricer decoder (rows in implied vol), both from OUT/heston_fit/",
+    )
+    p.add_argument(
+        "--method",
+        choices=("map", "laplace", "nuts"),
+        default="map",
+        help="how z is set: its MAP (plug-in), the Laplace approximation at the MAP "
+        "(--draws draws), or NUTS",
+    )
     p.add_argument("--steps", type=int, default=300, help="Adam steps of the MAP z")
     p.add_argument("--warmup", type=int, default=200, help="NUTS warm-up (--method nuts)")
-    p.add_argument("--draws", type=int, default=200, help="NUTS draws (--method nuts)")
+    p.add_argument("--draws", type=int, default=200, help="draws of z (nuts, laplace)")
     p.add_argument(
         "--scale",
         choices=("fixed", "infer", "nugget"),
@@ -269,6 +324,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("every --eps must be a number > 0 or 'auto'")
     if args.reference == "random" and args.ref_seed in (args.seed, args.val_seed):
         p.error("--ref-seed must differ from --seed and --val-seed (other surfaces)")
+    if args.model == "pricer" and args.reference == "train":
+        p.error("--model pricer needs --reference random (the training rows are the MLP's)")
     if args.ref_surfaces < 2:
         p.error("--ref-surfaces must be >= 2")
     if args.surfaces < 1 or args.steps < 1 or any(e != "auto" and not e > 0 for e in args.eps):
@@ -283,19 +340,33 @@ def main(argv=None) -> dict:
     grid = dict(fit.SMALL) if args.grid == "small" else {}
     out = Path(args.out)
     folder = out / "heston_fit"
-    model_path = folder / "mlp.pt"
+    model_path = folder / f"{args.model}.pt"
     if not model_path.exists():
         raise SystemExit(f"no {model_path}: run bench_heston_fit.py with --out {out} first")
-    mlp = load(model_path)
+    mlp = load(model_path)  # the decoder's estimator (the MLP's or the pricer's)
     data = load_data("heston", scale="standardize", data_options=grid)
     setting = fit.Setting(grid, data)
+    if args.model == "mlp":
+        to_rows, to_iv = setting.mlp_rows, setting.mlp_iv
+    else:  # the pricer decoder's rows are the implied vols themselves
+
+        def to_rows(iv):
+            return iv.float()
+
+        def to_iv(rows):
+            return rows.double()
 
     def random_rows(n: int, seed: int) -> torch.Tensor:
         """Standardized rows of ``n`` surfaces with random parameters (those with every
         kept cell priced)."""
         spec = HestonSpec(**grid, params="random", n=n, seed=seed, cells="all")
         iv = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
-        return setting.mlp_rows(iv[~torch.isnan(iv).any(1)])
+        return to_rows(iv[~torch.isnan(iv).any(1)])
+
+    def residuals(rows: torch.Tensor) -> torch.Tensor:
+        """The decoder's residuals, 100 rows at a time (the pricer's quadrature is
+        large)."""
+        return torch.cat([mlp.residuals(c) for c in rows.split(100)]).double()
 
     # S from the training surfaces' residuals, or from out-of-sample surfaces drawn like
     # the held-out ones (another seed); validation surfaces for the nugget: random
@@ -304,9 +375,9 @@ def main(argv=None) -> dict:
         reference = data.train
     else:
         reference = random_rows(args.ref_surfaces, args.ref_seed)
-    ref_residuals = mlp.residuals(reference).double()
+    ref_residuals = residuals(reference)
     s_cov = torch.cov(ref_residuals.T)
-    val_residuals = mlp.residuals(random_rows(args.val_surfaces, args.val_seed)).double()
+    val_residuals = residuals(random_rows(args.val_surfaces, args.val_seed))
     eye = torch.eye(s_cov.shape[0], dtype=s_cov.dtype)
     covs, chosen = {}, None
     for e in args.eps:
@@ -330,6 +401,8 @@ def main(argv=None) -> dict:
         "setting": setting,
         "mlp": mlp,
         "mean_fn": fit.frozen_mean(mlp),
+        "to_rows": to_rows,
+        "to_iv": to_iv,
         "covs": covs,
         "noises": noises,
     }
@@ -339,6 +412,8 @@ def main(argv=None) -> dict:
     skip = {"out", "surfaces", "threads", "reverse"}
     if args.reference == "train":  # the settings of the folders written before --reference
         skip |= {"reference", "ref_surfaces", "ref_seed"}
+    if args.model == "mlp":  # the settings of the folders written before --model
+        skip.add("model")
     fingerprint = {k: v for k, v in vars(args).items() if k not in skip}
     records = []
     order = range(args.surfaces - 1, -1, -1) if args.reverse else range(args.surfaces)

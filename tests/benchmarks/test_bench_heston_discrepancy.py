@@ -92,3 +92,57 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert record["settings"]["reference"] == "random" and record["auto_nugget"] > 0
     with pytest.raises(SystemExit):  # the reference surfaces must be other surfaces
         mod.parse_args(["--reference", "random", "--ref-seed", "2026"])
+    # the pricer decoder (rows in implied vol) with z from the Laplace approximation
+    pricer = ["--model", "pricer", "--method", "laplace", "--draws", "6", "--name", "pricer"]
+    record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos[:4], *pricer])
+    first = record["surfaces"][0]["eps"]["'auto'"]
+    assert record["settings"]["model"] == "pricer" and record["auto_nugget"] > 0
+    assert first["coverage90"][0] is None and all(0 <= c <= 1 for c in first["coverage90"][1:])
+    assert all(r >= 0 for r in first["rmse_hidden"][1:])
+    with pytest.raises(SystemExit):  # the training rows are the MLP's units
+        mod.parse_args(["--model", "pricer"])
+
+
+def test_laplace_draws_match_the_exact_predictive_on_a_linear_decoder():
+    """For m(z) = A z + b the Laplace approximation is the exact posterior
+    N(z*, H⁻¹), H = A_oᵀ Σ_oo⁻¹ A_o + I, and the hidden cells' predictive is Gaussian
+    with mean m_h(z*) + G (x_o − m_o(z*)) and covariance
+    Σ_hh − G Σ_oh + (A_h − G A_o) H⁻¹ (A_h − G A_o)ᵀ, G = Σ_ho Σ_oo⁻¹: the draws'
+    mean and covariance agree within their Monte Carlo error; observed cells keep x."""
+    mod = _module("bench_heston_discrepancy")
+    g = torch.Generator().manual_seed(1)
+    d = 10
+    a = torch.randn(d, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(d, generator=g, dtype=torch.float64)
+    root = torch.randn(d, d, generator=g, dtype=torch.float64)
+    cov = root @ root.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+    x = torch.randn(d, generator=g, dtype=torch.float64)
+    observed = torch.zeros(d, dtype=torch.bool)
+    observed[:6] = True
+    hidden = ~observed
+
+    def mean_fn(z):  # one z (4,) or a batch (n, 4)
+        return (z.double() @ a.T + b).float()
+
+    n = 20000
+    rows = mod.laplace_pattern(mean_fn, x, observed, hidden, cov, 3000, n, seed=0)
+    assert torch.equal(rows[:, observed], x[observed].expand(n, -1))
+    ao, ah, so = a[observed], a[hidden], cov[observed][:, observed]
+    h = ao.T @ torch.linalg.solve(so, ao) + torch.eye(4, dtype=torch.float64)
+    z_star = torch.linalg.solve(h, ao.T @ torch.linalg.solve(so, x[observed] - b[observed]))
+    gain = torch.linalg.solve(so, cov[observed][:, hidden]).T
+    mean = ah @ z_star + b[hidden] + gain @ (x[observed] - ao @ z_star - b[observed])
+    lift = ah - gain @ ao
+    want = cov[hidden][:, hidden] - gain @ cov[observed][:, hidden]
+    want = want + lift @ torch.linalg.solve(h, lift.T)
+    draws = rows[:, hidden]
+    sd = torch.diagonal(want).sqrt()
+    assert ((draws.mean(0) - mean).abs() < 4 * sd / n**0.5 + 1e-3).all()
+    got = torch.cov(draws.T)
+    # the sample variance's sd is about var * sqrt(2 / n)
+    assert (
+        (torch.diagonal(got) - torch.diagonal(want)).abs()
+        < 4 * torch.diagonal(want) * (2 / n) ** 0.5
+    ).all()
+    corr = got / torch.outer(sd, sd)
+    assert ((corr - want / torch.outer(sd, sd)).abs() < 4 / n**0.5 + 1e-3).all()
