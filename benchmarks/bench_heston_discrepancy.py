@@ -130,7 +130,10 @@ def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, s
         cross = cov[hidden][:, observed]
         gain = torch.cholesky_solve(cross.T, chol).T  # Σ_ho Σ_oo⁻¹
         cond = cov[hidden][:, hidden] - gain @ cross.T
-        lower = torch.linalg.cholesky(cond + 1e-12 * torch.eye(cond.shape[0], dtype=cond.dtype))
+        # a square root by eigendecomposition: with a nugget of 1e-11 the conditional
+        # covariance is numerically semidefinite (eigenvalues clamped at 0)
+        lam, vec = torch.linalg.eigh((cond + cond.T) / 2)
+        lower = vec * lam.clamp_min(0).sqrt()
         rows = x.expand(draws, -1).clone()
         mu = means[:, hidden] + (x[observed] - means[:, observed]) @ gain.T
         noise = torch.randn(draws, int(hidden.sum()), generator=g, dtype=mu.dtype)
