@@ -22,24 +22,31 @@ def _module(name: str):
     return mod
 
 
-def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder():
-    """m(z) = A z + b, x_o ~ N(m_o(z), Σ_oo), z ~ N(0, I): the MAP z is the generalized
-    least-squares solution (A_oᵀ Σ_oo⁻¹ A_o + I)⁻¹ A_oᵀ Σ_oo⁻¹ (x_o - b_o), and the hidden
-    cells' mean and sd are the Gaussian conditional's at that z."""
-    mod = _module("bench_heston_discrepancy")
-    g = torch.Generator().manual_seed(0)
-    d = 12
+def _linear_problem(seed: int, d: int, n_observed: int):
+    """A linear decoder m(z) = A z + b (z of 4 dimensions; one z or a batch), a
+    covariance Σ, a row x and the observed / hidden masks of its first ``n_observed``
+    cells."""
+    g = torch.Generator().manual_seed(seed)
     a = torch.randn(d, 4, generator=g, dtype=torch.float64)
     b = torch.randn(d, generator=g, dtype=torch.float64)
     root = torch.randn(d, d, generator=g, dtype=torch.float64)
     cov = root @ root.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
     x = torch.randn(d, generator=g, dtype=torch.float64)
     observed = torch.zeros(d, dtype=torch.bool)
-    observed[:7] = True
-    hidden = ~observed
+    observed[:n_observed] = True
 
     def mean_fn(z):
-        return (a @ z.double() + b).float()
+        return (z.double() @ a.T + b).float()
+
+    return a, b, cov, x, observed, ~observed, mean_fn
+
+
+def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder():
+    """m(z) = A z + b, x_o ~ N(m_o(z), Σ_oo), z ~ N(0, I): the MAP z is the generalized
+    least-squares solution (A_oᵀ Σ_oo⁻¹ A_o + I)⁻¹ A_oᵀ Σ_oo⁻¹ (x_o - b_o), and the hidden
+    cells' mean and sd are the Gaussian conditional's at that z."""
+    mod = _module("bench_heston_discrepancy")
+    a, b, cov, x, observed, hidden, mean_fn = _linear_problem(0, 12, 7)
 
     z, m, mu, sd = mod.fit_pattern(mean_fn, x, observed, hidden, cov, steps=3000)
     ao, so = a[observed], cov[observed][:, observed]
@@ -110,19 +117,7 @@ def test_laplace_draws_match_the_exact_predictive_on_a_linear_decoder():
     Σ_hh − G Σ_oh + (A_h − G A_o) H⁻¹ (A_h − G A_o)ᵀ, G = Σ_ho Σ_oo⁻¹: the draws'
     mean and covariance agree within their Monte Carlo error; observed cells keep x."""
     mod = _module("bench_heston_discrepancy")
-    g = torch.Generator().manual_seed(1)
-    d = 10
-    a = torch.randn(d, 4, generator=g, dtype=torch.float64)
-    b = torch.randn(d, generator=g, dtype=torch.float64)
-    root = torch.randn(d, d, generator=g, dtype=torch.float64)
-    cov = root @ root.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
-    x = torch.randn(d, generator=g, dtype=torch.float64)
-    observed = torch.zeros(d, dtype=torch.bool)
-    observed[:6] = True
-    hidden = ~observed
-
-    def mean_fn(z):  # one z (4,) or a batch (n, 4)
-        return (z.double() @ a.T + b).float()
+    a, b, cov, x, observed, hidden, mean_fn = _linear_problem(1, 10, 6)
 
     n = 20000
     rows = mod.laplace_pattern(mean_fn, x, observed, hidden, cov, 3000, n, seed=0)
