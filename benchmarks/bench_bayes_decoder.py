@@ -138,11 +138,6 @@ VARIANTS = {
         "bayesian_layers": "all",
         "weight_posterior": "rank1-noise",
     },
-    "all-r1mix": {
-        "bayesian_decoder": True,
-        "bayesian_layers": "all",
-        "weight_posterior": "rank1-mixture",
-    },
 }
 #: The variants run by default and timed for throughput.
 MAIN_VARIANTS = ("point", "all", "last")

@@ -114,14 +114,8 @@ def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, s
     given the observed ones (the observed cells keep their values)."""
     z_hat, *_ = fit_pattern(mean_fn, x, observed, hidden, cov, steps)
     chol = torch.linalg.cholesky(cov[observed][:, observed])
-    h = 1e-2
     with torch.no_grad():
-        cols = []
-        for j in range(z_hat.numel()):
-            e = torch.zeros_like(z_hat)
-            e[j] = h
-            cols.append((mean_fn(z_hat + e) - mean_fn(z_hat - e)).double()[observed] / (2 * h))
-        jac = torch.stack(cols, -1)
+        jac = fit.central_jacobian(mean_fn, z_hat)[observed]
         hess = jac.T @ torch.cholesky_solve(jac, chol) + torch.eye(jac.shape[1], dtype=jac.dtype)
         g = torch.Generator().manual_seed(seed)
         eps = torch.randn(draws, jac.shape[1], generator=g, dtype=jac.dtype)

@@ -221,17 +221,24 @@ def nuts_z(mean_fn, target, observed, noise: float, warmup: int, draws: int, see
     return mcmc.get_samples()["z"], int(div)
 
 
+def central_jacobian(mean_fn, z: torch.Tensor, h: float = 1e-2) -> torch.Tensor:
+    """The Jacobian of ``mean_fn`` at ``z`` (one z ``(d,)`` or a batch ``(S, d)``) by
+    central differences of step ``h``: ``(..., D, d)``, float64."""
+    cols = []
+    with torch.no_grad():
+        for j in range(z.shape[-1]):
+            e = torch.zeros_like(z)
+            e[..., j] = h
+            cols.append((mean_fn(z + e) - mean_fn(z - e)).double() / (2 * h))
+    return torch.stack(cols, -1)
+
+
 def laplace_z(mean_fn, z_hat, observed, noise: float, draws: int, h: float = 1e-2):
     """Draws ``(draws, S, 4)`` of N(z*, H^-1), H = J^T J / noise^2 + I on the observed
     cells, J by central differences of step ``h``."""
     s, d = z_hat.shape
     with torch.no_grad():
-        cols = []
-        for j in range(d):
-            e = torch.zeros_like(z_hat)
-            e[:, j] = h
-            cols.append((mean_fn(z_hat + e) - mean_fn(z_hat - e)).double() / (2 * h))
-        jac = torch.stack(cols, -1) * observed[..., None]  # (S, D, 4)
+        jac = central_jacobian(mean_fn, z_hat, h) * observed[..., None]  # (S, D, 4)
         hess = jac.transpose(-1, -2) @ jac / noise**2 + torch.eye(d, dtype=torch.float64)
         chol = torch.linalg.cholesky(torch.linalg.inv(hess))
         eps = torch.randn(draws, s, d, 1, dtype=torch.float64)

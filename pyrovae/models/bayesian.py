@@ -489,16 +489,14 @@ class RankOneMixtureWeights(RankOneWeights):
             return super().draw()
 
     def mean_parameters(self) -> dict[str, torch.Tensor]:
-        """W̄ ∘ (1/K) Σ_k E[r_k] E[s_k]ᵀ: the mean of the composed weights."""
-        params = dict(self.decoder.named_parameters())
-        out = {}
-        for n in self.names:
-            w = params[n]
-            r = self.factor_loc[self._key(f"{n}.r")]
-            s = self.factor_loc[self._key(f"{n}.s")]
-            gain = torch.einsum("ki,kj->ij", r, s) / self.components
-            out[n] = w * gain.reshape(*gain.shape, *([1] * (w.dim() - 2)))
-        return out
+        """W̄ ∘ (1/K) Σ_k E[r_k] E[s_k]ᵀ: the mean of the composed weights, the average
+        of the components' means."""
+        total: dict[str, torch.Tensor] = {}
+        for k in range(self.components):
+            with self.component(k):
+                for n, w in self.compose(self.locs()).items():
+                    total[n] = total[n] + w if n in total else w
+        return {n: w / self.components for n, w in total.items()}
 
 
 #: Keys of ``ModuleSpec.decoder_weights`` (all optional).
