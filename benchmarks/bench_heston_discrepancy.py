@@ -164,7 +164,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
     mean_fn = ctx["mean_fn"]
     x = ctx["to_rows"](truth).double()
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
-    for eps, cov in ctx["covs"].items():
+    for eps, base in ctx["covs"].items():
         rmse, cover, scales, divergences = [], [], [], []
         t0 = time.perf_counter()
         for observed in masks:
@@ -174,6 +174,8 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 cover.append(None)
                 continue
             t = truth[hidden]
+            # the pattern's covariance: ŝ Σ with a calibrated scale, else Σ
+            cov = base * ctx["noises"][eps].pattern_scale(observed)
             if args.method == "nuts":
                 rows, s, div = nuts_pattern(
                     ctx["mlp"],
@@ -299,10 +301,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--draws", type=int, default=200, help="draws of z (nuts, laplace)")
     p.add_argument(
         "--scale",
-        choices=("fixed", "infer", "nugget"),
+        choices=("fixed", "infer", "nugget", "calibrated"),
         default="fixed",
         help="the discrepancy's scale s: 1, sampled with z (--method nuts) on all of Σ, "
-        "or sampled on the nugget alone (Σ = S + s ε I)",
+        "sampled on the nugget alone (Σ = S + s ε I), or fixed per observation pattern "
+        "by the validation surfaces' conditional likelihood (GaussianDiscrepancy's "
+        "calibration rows)",
     )
     p.add_argument("--tau", type=float, default=1.0, help="sd of log s under its prior")
     p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
@@ -391,7 +395,12 @@ def main(argv=None) -> dict:
         if args.scale == "nugget":  # the scale multiplies the nugget alone
             eps = chosen if e == "auto" else e
             return NuggetScaledDiscrepancy(c, "nugget", args.tau, nugget=eps)
-        return GaussianDiscrepancy(c, infer_scale=args.scale == "infer", scale_prior_sd=args.tau)
+        return GaussianDiscrepancy(
+            c,
+            infer_scale=args.scale == "infer",
+            scale_prior_sd=args.tau,
+            calibration=val_residuals if args.scale == "calibrated" else None,
+        )
 
     noises = {e: noise(e, c) for e, c in covs.items()}
     ctx = {

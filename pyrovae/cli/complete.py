@@ -63,10 +63,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--discrepancy-scale",
-        choices=("fixed", "infer"),
+        choices=("fixed", "infer", "calibrated"),
         default="fixed",
-        help="the discrepancy's scale: fixed at 1, or sampled per row with z "
-        "(--method nuts) (default: fixed)",
+        help="the discrepancy's scale: fixed at 1, sampled per row with z (--method nuts), "
+        "or calibrated: fixed per observation pattern by the likelihood of a held-out "
+        "fifth of ROWS' missing entries given their observed ones (default: fixed)",
     )
     p.add_argument(
         "--nugget",
@@ -169,7 +170,12 @@ def _discrepancy(args: argparse.Namespace, est, scaler):
     if bool(rows.isnan().any()):
         raise DataError("ROWS of --discrepancy must be complete (they have NaN entries)")
     rows = scaler.transform(rows.reshape(rows.shape[0], *est.data_shape_))
-    return est.discrepancy(rows, nugget=nugget, infer_scale=args.discrepancy_scale == "infer")
+    return est.discrepancy(
+        rows,
+        nugget=nugget,
+        infer_scale=args.discrepancy_scale == "infer",
+        calibrate=args.discrepancy_scale == "calibrated",
+    )
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -265,6 +271,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
             "rows": str(args.discrepancy),
             "nugget": noise.nugget,
             "scale": args.discrepancy_scale,
+            # ŝ of each row's observation pattern (all 1 unless calibrated)
+            "pattern_scales": [noise.pattern_scale(m.reshape(-1)) for m in mask],
         },
         "rows": int(x.shape[0]),
         "missing_entries": int((~mask).sum()),

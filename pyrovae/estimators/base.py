@@ -736,6 +736,7 @@ class Estimator:
         nugget: float | str | None = None,
         infer_scale: bool = False,
         scale_prior_sd: float | None = None,
+        calibrate: bool = False,
     ):
         """A Gaussian model discrepancy δ ~ N(0, s Σ) fitted to this model's residuals
         on rows ``X``, for ``condition(..., noise=)`` (:mod:`pyrovae.inference.discrepancy`).
@@ -759,6 +760,10 @@ class Estimator:
             conditioning, instead of s = 1; needs ``method="nuts"``.
         scale_prior_sd : float, optional
             τ (default 1).
+        calibrate : bool
+            Fix the discrepancy's scale per observation pattern by the likelihood of the
+            validation residuals' missing entries given their observed ones (of
+            ``X_val``, else of a random fifth of ``X``, which S then leaves out).
 
         Returns
         -------
@@ -780,6 +785,7 @@ class Estimator:
             infer_scale=infer_scale,
             scale_prior_sd=DEFAULT_SCALE_PRIOR_SD if scale_prior_sd is None else scale_prior_sd,
             validation=validation,
+            calibrate=calibrate,
         )
 
     def residuals(self, X, y=None, name: str = "X") -> torch.Tensor:

@@ -55,6 +55,24 @@ inequality, biased low by about half the relative variance of the terms; its sta
 error is the delta method's sd / (√S · mean) of the terms, which treats the draws as
 independent (MCMC draws are correlated, so it understates the error).
 
+**A scale calibrated to the observation pattern.** Σ is fitted to whole residual rows,
+while a completion uses one conditional of it: the missing entries given the observed
+ones. Where that conditional extrapolates (the wings of a volatility surface from its
+near-the-money strikes), its variance C is estimated from the average behaviour of the
+reference rows and can understate new rows' errors. With ``calibration`` rows (held-out
+residuals r_c, c = 1…n), each observation pattern gets its own fixed scale, the
+maximum-likelihood s of the missing entries' conditional on those rows,
+
+.. math::  \hat s = \arg\max_s \sum_c \log N\big(r_{c,h};\, G\,r_{c,o},\; s\,C\big)
+           = \frac{1}{n\,|h|} \sum_c \big\lVert L_C^{-1} (r_{c,h} - G\,r_{c,o})
+           \big\rVert^2 ,
+
+(ŝ = 1 for a pattern with nothing missing), and the pattern's discrepancy is
+δ ~ N(0, ŝ s Σ): the calibrated scale multiplies the observed entries' covariance too, as
+an inferred s does, so that z's posterior widens with the bands. This is empirical Bayes
+on the predictive the completion uses, as the nugget is on the joint density; with
+``infer_scale`` the per-row s then has its prior centred on ŝ.
+
 With Σ = σ² I and s fixed the discrepancy is the Gaussian likelihood N(m(z), σ²) itself,
 entry by entry; the tests check that the conditioned program's density is then the
 family's own.
@@ -110,6 +128,9 @@ class _Geometry:
     chol_c: torch.Tensor  # L_c with L_c L_c^T = C
     half_logdet_oo: torch.Tensor
     half_logdet_c: torch.Tensor
+    #: ŝ, the pattern's calibrated scale (1 without calibration rows); the factors
+    #: above are those of ŝ Σ.
+    scale: float = 1.0
 
 
 @dataclass
@@ -128,6 +149,10 @@ class GaussianDiscrepancy:
         alone, Σ = S + s ε I (:class:`NuggetScaledDiscrepancy`).
     scale_prior_sd : float
         τ.
+    calibration : Tensor, optional
+        Held-out residual rows ``(n, D)`` that fix a scale ŝ per observation pattern,
+        the maximum-likelihood scale of the missing entries' conditional on them (module
+        docstring); not with ``infer_scale="nugget"``.
 
     Use :meth:`from_residuals` (or an estimator's ``discrepancy(X)``) to build one from
     a model's residuals, and pass it as ``noise=`` to ``condition``.
@@ -140,6 +165,7 @@ class GaussianDiscrepancy:
     nugget: float | None = None
     #: Mean validation log N(r_v; 0, Σ) per row when ε was selected on validation rows.
     validation_loglik: float | None = None
+    calibration: torch.Tensor | None = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +182,18 @@ class GaussianDiscrepancy:
             )
         self.covariance = 0.5 * (cov + cov.T)
         self.scale_prior_sd = float(self.scale_prior_sd)
+        if self.calibration is not None:
+            if self.infer_scale == "nugget":
+                raise ConfigError(
+                    "calibration rows fix a scale of all of Σ; not with infer_scale='nugget'"
+                )
+            rows = _residual_rows(self.calibration, "calibration residuals", 1)
+            if rows.shape[1] != cov.shape[0]:
+                raise DataError(
+                    f"calibration residuals have {rows.shape[1]} entries per row "
+                    f"but the discrepancy covers {cov.shape[0]}"
+                )
+            self.calibration = rows
         self.infer_scale = bool(self.infer_scale)
 
     @classmethod
@@ -167,6 +205,7 @@ class GaussianDiscrepancy:
         scale_prior_sd: float = DEFAULT_SCALE_PRIOR_SD,
         validation=None,
         seed: int = 0,
+        calibrate: bool = False,
     ) -> GaussianDiscrepancy:
         """Σ = S + ε I from residual rows ``(n, *data_shape)`` (decoder mean minus data).
 
@@ -182,9 +221,14 @@ class GaussianDiscrepancy:
         infer_scale, scale_prior_sd
             As the class's.
         validation : array-like, optional
-            Validation residual rows for ``nugget="auto"``.
+            Validation residual rows for ``nugget="auto"`` and ``calibrate``.
         seed : int
             Seed of the held-out split.
+        calibrate : bool
+            Fix a scale per observation pattern on the validation rows (the
+            ``calibration`` of the class; module docstring). Without ``validation`` the
+            held-out fifth of ``residuals`` serves, and S is then the covariance of the
+            other rows only, so that the scale is fitted out of sample.
         """
         r = _residual_rows(residuals, "residuals")
         auto = isinstance(nugget, str)
@@ -192,29 +236,36 @@ class GaussianDiscrepancy:
             raise ConfigError(f"nugget must be a number > 0 or 'auto'; got {nugget!r}")
         if not auto and not float(nugget) > 0:
             raise ConfigError(f"nugget must be > 0 (it makes Σ invertible); got {nugget!r}")
-        loglik = None
-        if auto:
+        loglik, fit_rows, val_rows = None, r, None
+        if auto or calibrate:
+            what = "choosing the nugget" if auto else "calibrating the scale"
             if validation is None:
                 n_val = max(1, int(round(NUGGET_HOLDOUT * r.shape[0])))
                 if r.shape[0] - n_val < 2:
-                    raise DataError(
-                        f"choosing the nugget needs at least 3 residual rows; got {r.shape[0]}"
-                    )
+                    raise DataError(f"{what} needs at least 3 residual rows; got {r.shape[0]}")
                 order = torch.randperm(r.shape[0], generator=torch.Generator().manual_seed(seed))
                 fit_rows, val_rows = r[order[n_val:]], r[order[:n_val]]
             else:
-                fit_rows, val_rows = r, _residual_rows(validation, "validation residuals", 1)
+                val_rows = _residual_rows(validation, "validation residuals", 1)
                 if val_rows.shape[1] != r.shape[1]:
                     raise DataError(
                         f"validation residuals have {val_rows.shape[1]} entries per row "
                         f"but the residuals {r.shape[1]}"
                     )
+        if auto:
             nugget, loglik = select_nugget(_covariance(fit_rows), val_rows)
-        s = _covariance(r)
+        # S from every row, except when held-out rows of ``residuals`` calibrate the scale
+        s = _covariance(fit_rows if calibrate else r)
         eps = float(nugget) * float(torch.diagonal(s).mean())
         eye = torch.eye(s.shape[0], dtype=s.dtype)
         kind = NuggetScaledDiscrepancy if infer_scale == "nugget" else cls
-        out = kind(s + eps * eye, infer_scale, scale_prior_sd, nugget=eps)
+        out = kind(
+            s + eps * eye,
+            infer_scale,
+            scale_prior_sd,
+            nugget=eps,
+            calibration=val_rows if calibrate else None,
+        )
         out.validation_loglik = loglik
         return out
 
@@ -261,17 +312,35 @@ class GaussianDiscrepancy:
                 "the discrepancy's conditional covariance of the missing entries is not "
                 "positive definite; rebuild it with a larger nugget"
             )
+        scale = self._calibrated_scale(o, h, solved.T, chol_c)
+        root = math.sqrt(scale)
         geo = _Geometry(
             observed=o,
             hidden=h,
-            chol_oo=chol_oo,
+            chol_oo=root * chol_oo,
             gain=solved.T,
-            chol_c=chol_c,
-            half_logdet_oo=torch.log(torch.diagonal(chol_oo)).sum(),
-            half_logdet_c=torch.log(torch.diagonal(chol_c)).sum(),
+            chol_c=root * chol_c,
+            half_logdet_oo=torch.log(root * torch.diagonal(chol_oo)).sum(),
+            half_logdet_c=torch.log(root * torch.diagonal(chol_c)).sum(),
+            scale=scale,
         )
         self._cache[key] = geo
         return geo
+
+    def _calibrated_scale(self, o, h, gain, chol_c) -> float:
+        """ŝ of one pattern (module docstring): 1 without calibration rows or without a
+        missing entry."""
+        if self.calibration is None or h.numel() == 0:
+            return 1.0
+        rows = self.calibration
+        resid = rows[:, h] - rows[:, o] @ gain.T  # r_h - G r_o, (n, |h|)
+        a = torch.linalg.solve_triangular(chol_c, resid.T, upper=False)
+        return float(a.square().mean())
+
+    def pattern_scale(self, mask_row: torch.Tensor) -> float:
+        """ŝ, the calibrated scale of the observation pattern ``mask_row`` (``bool``
+        ``(D,)``; 1 without calibration rows): the pattern's discrepancy is ŝ Σ."""
+        return self.geometry(mask_row).scale
 
     # -- densities and draws ---------------------------------------------------------------
     def log_prob_observed(

@@ -377,3 +377,116 @@ def test_nuts_samples_the_nugget_scale(ppca_class):
         from pyrovae.inference.discrepancy import NuggetScaledDiscrepancy
 
         NuggetScaledDiscrepancy(torch.eye(2))
+
+
+def calibrated(d: int, seed: int, factor: float, rows: int = 2000):
+    """A discrepancy over Σ = spd(d) with ``rows`` calibration rows drawn from
+    N(0, factor Σ)."""
+    cov = spd(d, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    draws = torch.randn(rows, d, generator=g, dtype=torch.float64)
+    calibration = math.sqrt(factor) * draws @ torch.linalg.cholesky(cov).T
+    return cov, GaussianDiscrepancy(cov, calibration=calibration)
+
+
+def test_the_calibrated_scale_is_the_conditional_maximum_likelihood():
+    """ŝ against the precision form's conditional, and against the scale the rows were
+    drawn with (5 standard errors of ŝ ~ factor χ²_{n|h|} / (n|h|))."""
+    d, factor, n = 9, 2.5, 2000
+    cov, noise = calibrated(d, 30, factor, n)
+    mask = pattern(d, 31)
+    o, h = mask, ~mask
+    prec = torch.linalg.inv(cov)
+    cond_cov = torch.linalg.inv(prec[h][:, h])
+    gain = -cond_cov @ prec[h][:, o]
+    r = noise.calibration
+    resid = r[:, h] - r[:, o] @ gain.T
+    direct = float((resid @ torch.linalg.inv(cond_cov) * resid).sum(1).mean() / int(h.sum()))
+    got = noise.pattern_scale(mask)
+    assert got == pytest.approx(direct, rel=1e-9)
+    se = factor * math.sqrt(2 / (n * int(h.sum())))
+    assert abs(got - factor) < 5 * se, (got, factor, se)
+    # nothing missing: nothing to calibrate
+    assert noise.pattern_scale(torch.ones(d, dtype=torch.bool)) == 1.0
+    assert GaussianDiscrepancy(cov).pattern_scale(mask) == 1.0
+
+
+@pytest.mark.parametrize("row_scale", [None, 0.7])
+def test_a_calibrated_pattern_is_the_discrepancy_of_the_scaled_covariance(row_scale):
+    """Every density and the conditional of a calibrated pattern are those of ŝ Σ (and
+    of ŝ s Σ with a row's own scale s)."""
+    d = 8
+    cov, noise = calibrated(d, 32, 0.4, rows=50)
+    mask = pattern(d, 33)
+    s_hat = noise.pattern_scale(mask)
+    assert s_hat != pytest.approx(1.0, abs=0.05)
+    plain = GaussianDiscrepancy(s_hat * cov)
+    g = torch.Generator().manual_seed(34)
+    x, mean = torch.randn(d, generator=g), torch.randn(3, d, generator=g)
+    s = None if row_scale is None else torch.full((3,), row_scale, dtype=torch.float64)
+    torch.testing.assert_close(
+        noise.log_prob_observed(x, mean, mask, s), plain.log_prob_observed(x, mean, mask, s)
+    )
+    torch.testing.assert_close(
+        noise.log_lik_row(x.double(), mask, mean, s), plain.log_lik_row(x.double(), mask, mean, s)
+    )
+    mu, chol = noise.conditional(x, mean, mask)
+    mu_plain, chol_plain = plain.conditional(x, mean, mask)
+    torch.testing.assert_close(mu, mu_plain)
+    torch.testing.assert_close(chol, chol_plain)
+
+
+def test_the_conditioned_program_uses_the_calibrated_scale(ppca_class):
+    module = ppca_class(exact=True)
+    d = module.W.shape[0]
+    g = torch.Generator().manual_seed(35)
+    cov = 0.3 * spd(d, 36)
+    noise = GaussianDiscrepancy(cov, calibration=3.0 * torch.randn(40, d, generator=g))
+    x = torch.randn(2, d, generator=g)
+    mask = torch.tensor([[True, False, True, True, False], [True, True, False, True, True]])
+    batch = Batch(torch.where(mask, x, torch.zeros_like(x)), None, mask)
+    fixed = {sites.LATENT: torch.randn(2, module.W.shape[1], generator=g)}
+    got = poutine.trace(poutine.condition(noise.program(module).model, fixed)).get_trace(batch)
+    want = (
+        sum(
+            GaussianDiscrepancy(noise.pattern_scale(mask[b]) * cov).log_prob_observed(
+                batch.x[b], module.decode(fixed[sites.LATENT][b]).mean, mask[b]
+            )
+            for b in range(2)
+        )
+        + torch.distributions.Normal(0.0, 1.0).log_prob(fixed[sites.LATENT]).sum()
+    )
+    torch.testing.assert_close(got.log_prob_sum().double(), want.double(), rtol=1e-5, atol=1e-4)
+
+
+def test_calibrating_from_residuals_holds_rows_out_of_s():
+    """Without validation rows, a fifth of the residuals calibrates and S is the
+    covariance of the rest; with them, S uses every residual row."""
+    g = torch.Generator().manual_seed(37)
+    rows = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    noise = GaussianDiscrepancy.from_residuals(rows, nugget=1e-3, calibrate=True)
+    held = noise.calibration
+    assert held.shape == (10, 4)
+    kept = torch.stack([r for r in rows if not (r == held).all(1).any()])
+    s = torch.cov(kept.T, correction=1)
+    eps = 1e-3 * float(torch.diagonal(s).mean())
+    torch.testing.assert_close(noise.covariance, s + eps * torch.eye(4, dtype=s.dtype))
+    val = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    both = GaussianDiscrepancy.from_residuals(rows, validation=val, calibrate=True)
+    assert torch.equal(both.calibration, val)
+    s_all = torch.cov(rows.T, correction=1)
+    torch.testing.assert_close(both.covariance - both.nugget * torch.eye(4, dtype=s.dtype), s_all)
+    plain = GaussianDiscrepancy.from_residuals(rows, validation=val)
+    assert plain.calibration is None and plain.nugget == both.nugget
+
+
+def test_bad_calibrations_get_one_line_errors():
+    rows = torch.randn(20, 3, dtype=torch.float64)
+    with pytest.raises(ConfigError, match="not with infer_scale='nugget'"):
+        GaussianDiscrepancy.from_residuals(rows, nugget=0.1, infer_scale="nugget", calibrate=True)
+    with pytest.raises(DataError, match="calibration residuals have 2 entries per row"):
+        GaussianDiscrepancy(torch.eye(3), calibration=torch.randn(5, 2))
+    with pytest.raises(DataError, match="calibration residuals have non-finite"):
+        GaussianDiscrepancy(torch.eye(3), calibration=torch.full((5, 3), math.nan))
+    with pytest.raises(DataError, match="calibrating the scale needs at least 3"):
+        GaussianDiscrepancy.from_residuals(rows[:2], nugget=0.1, calibrate=True)
