@@ -128,20 +128,28 @@ def test_table(capsys, tmp_path, strict_json, assert_png):
     strict_json(out)
 
 
-def test_table_with_a_discrepancy(capsys, tmp_path, strict_json):
-    """``--discrepancy ROWS`` (reference rows in data units) with an inferred scale: the
-    summary records the chosen nugget, observed entries stay the data, the z posterior
-    in completion.nc carries the scale."""
-    rng = np.random.default_rng(1)
-    x = np.cumsum(rng.normal(size=(160, 6)), 1) + 5.0
+def _random_walk_run(tmp_path, rows: int, reference: int, seed: int):
+    """``rows`` random walks of 6 steps (smooth rows: a discrepancy's use), a run trained
+    on the first 120 (Gaussian likelihood, standardized), the next ``reference`` saved as
+    ROWS: (rows, run folder, ROWS path)."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.normal(size=(rows, 6)), 1) + 5.0
     data = tmp_path / "table.npy"
     np.save(data, x[:120])
     ref = tmp_path / "reference.npy"
-    np.save(ref, x[120:150])
+    np.save(ref, x[120 : 120 + reference])
     run = tmp_path / "run"
     argv = ["train", "--data", data, "--epochs", "2", "--hidden", "8", "--latent-dim", "2"]
     argv += ["--likelihood", "gaussian", "--scale", "standardize", "--no-progress", "-o", run]
     assert main([*map(str, argv)]) == 0
+    return x, run, ref
+
+
+def test_table_with_a_discrepancy(capsys, tmp_path, strict_json):
+    """``--discrepancy ROWS`` (reference rows in data units) with an inferred scale: the
+    summary records the chosen nugget, observed entries stay the data, the z posterior
+    in completion.nc carries the scale."""
+    x, run, ref = _random_walk_run(tmp_path, 160, 30, seed=1)
     part = x[150:152].copy()
     part[:, 3:] = np.nan
     partial = tmp_path / "partial.npy"
@@ -179,16 +187,7 @@ def test_table_with_a_calibrated_discrepancy(capsys, tmp_path, strict_json):
     """``--discrepancy-scale calibrated``: each row's pattern gets the scale that a
     held-out fifth of ROWS calibrates (the one the Python API gives), recorded in the
     summary; observed entries stay the data."""
-    rng = np.random.default_rng(2)
-    x = np.cumsum(rng.normal(size=(200, 6)), 1) + 5.0
-    data = tmp_path / "table.npy"
-    np.save(data, x[:120])
-    ref = tmp_path / "reference.npy"
-    np.save(ref, x[120:190])
-    run = tmp_path / "run"
-    argv = ["train", "--data", data, "--epochs", "2", "--hidden", "8", "--latent-dim", "2"]
-    argv += ["--likelihood", "gaussian", "--scale", "standardize", "--no-progress", "-o", run]
-    assert main([*map(str, argv)]) == 0
+    x, run, ref = _random_walk_run(tmp_path, 200, 70, seed=2)
     part = x[190:193].copy()
     part[0, 3:] = np.nan
     part[1:, :2] = np.nan
