@@ -99,6 +99,14 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert record["settings"]["reference"] == "random" and record["auto_nugget"] > 0
     with pytest.raises(SystemExit):  # the reference surfaces must be other surfaces
         mod.parse_args(["--reference", "random", "--ref-seed", "2026"])
+    # the scale calibrated per pattern on the validation surfaces: the same surface and
+    # MAP, with bands of ŝ Σ
+    cal = [*oos[:4], "--name", "cal", "--eps", "auto", "--scale", "calibrated"]
+    calibrated = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *cal])
+    assert calibrated["settings"]["scale"] == "calibrated"
+    assert calibrated["auto_nugget"] == record["auto_nugget"]  # the same S and ε
+    got = calibrated["surfaces"][0]["eps"]["'auto'"]
+    assert got["coverage90"][0] is None and len(got["rmse_hidden"]) == 5
     # the pricer decoder (rows in implied vol) with z from the Laplace approximation
     pricer = ["--model", "pricer", "--method", "laplace", "--draws", "6", "--name", "pricer"]
     record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos[:4], *pricer])
