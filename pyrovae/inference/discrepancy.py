@@ -187,13 +187,12 @@ class GaussianDiscrepancy:
                 raise ConfigError(
                     "calibration rows fix a scale of all of Σ; not with infer_scale='nugget'"
                 )
-            rows = _residual_rows(self.calibration, "calibration residuals", 1)
-            if rows.shape[1] != cov.shape[0]:
-                raise DataError(
-                    f"calibration residuals have {rows.shape[1]} entries per row "
-                    f"but the discrepancy covers {cov.shape[0]}"
-                )
-            self.calibration = rows
+            self.calibration = _residual_rows(
+                self.calibration,
+                "calibration residuals",
+                1,
+                (cov.shape[0], "the discrepancy covers"),
+            )
         self.infer_scale = bool(self.infer_scale)
 
     @classmethod
@@ -246,16 +245,14 @@ class GaussianDiscrepancy:
                 order = torch.randperm(r.shape[0], generator=torch.Generator().manual_seed(seed))
                 fit_rows, val_rows = r[order[n_val:]], r[order[:n_val]]
             else:
-                val_rows = _residual_rows(validation, "validation residuals", 1)
-                if val_rows.shape[1] != r.shape[1]:
-                    raise DataError(
-                        f"validation residuals have {val_rows.shape[1]} entries per row "
-                        f"but the residuals {r.shape[1]}"
-                    )
+                val_rows = _residual_rows(
+                    validation, "validation residuals", 1, (r.shape[1], "the residuals")
+                )
+        fit_cov = _covariance(fit_rows)
         if auto:
-            nugget, loglik = select_nugget(_covariance(fit_rows), val_rows)
+            nugget, loglik = select_nugget(fit_cov, val_rows)
         # S from every row, except when held-out rows of ``residuals`` calibrate the scale
-        s = _covariance(fit_rows if calibrate else r)
+        s = fit_cov if calibrate or fit_rows is r else _covariance(r)
         eps = float(nugget) * float(torch.diagonal(s).mean())
         eye = torch.eye(s.shape[0], dtype=s.dtype)
         kind = NuggetScaledDiscrepancy if infer_scale == "nugget" else cls
@@ -340,6 +337,8 @@ class GaussianDiscrepancy:
     def pattern_scale(self, mask_row: torch.Tensor) -> float:
         """ŝ, the calibrated scale of the observation pattern ``mask_row`` (``bool``
         ``(D,)``; 1 without calibration rows): the pattern's discrepancy is ŝ Σ."""
+        if self.calibration is None:
+            return 1.0  # nothing to factorize
         return self.geometry(mask_row).scale
 
     # -- densities and draws ---------------------------------------------------------------
@@ -661,14 +660,20 @@ class WithDiscrepancy:
         return self
 
 
-def _residual_rows(rows, name: str, least: int = 2) -> torch.Tensor:
-    """``rows`` as float64 ``(n, D)``, checked: at least ``least`` rows, all finite."""
+def _residual_rows(
+    rows, name: str, least: int = 2, entries: tuple[int, str] | None = None
+) -> torch.Tensor:
+    """``rows`` as float64 ``(n, D)``, checked: at least ``least`` rows, all finite, and
+    with ``entries = (D, what)`` D entries per row (``what`` names what sets D)."""
     r = torch.as_tensor(rows).detach().double().cpu()
     if r.ndim < 2 or r.shape[0] < least:
         raise DataError(f"the {name} need at least {least} rows; got shape {tuple(r.shape)}")
     if not bool(torch.isfinite(r).all()):
         raise DataError(f"the {name} have non-finite entries")
-    return r.reshape(r.shape[0], -1)
+    r = r.reshape(r.shape[0], -1)
+    if entries is not None and r.shape[1] != entries[0]:
+        raise DataError(f"{name} have {r.shape[1]} entries per row but {entries[1]} {entries[0]}")
+    return r
 
 
 def _covariance(rows: torch.Tensor) -> torch.Tensor:
