@@ -35,6 +35,12 @@ each draw's hidden cells from their conditional, as NUTS's draws are used: cheap
 for the pricer decoder (``--model pricer``, rows in implied vol), whose decode with a
 gradient costs about 30 ms.
 
+The MAP z is found by Adam from z = 0 (``--steps`` steps at lr 0.05, every pattern's z
+in one batched run) or, with ``--optimizer lbfgs``, by L-BFGS. ``--float64`` evaluates
+the pricer decoder's fits in float64: in float32 its implied vols are rounded by about
+1e-8, more than the smallest scales of Σ fitted to its residuals, so the MAP loss is
+rough at that level and Adam's end point depends on the rounding.
+
 ``--reference random`` takes S from the residuals of ``--ref-surfaces`` surfaces with
 random parameters (drawn as the held-out ones, seed ``--ref-seed``) instead of the
 training surfaces': out-of-sample residuals, as large as a new surface's, where the
@@ -85,34 +91,90 @@ def validation_loglik(cov: torch.Tensor, residuals: torch.Tensor) -> float:
     return float(torch.distributions.MultivariateNormal(zero, cov).log_prob(residuals).mean())
 
 
-def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int):
+def fit_pattern(mean_fn, x, observed, hidden, cov, steps: int, **kwargs):
     """MAP z under N(0, I) and x_o ~ N(m_o(z), cov_oo), then the hidden cells' Gaussian
-    conditional: (z, conditional mean, conditional sd), the latter two over ``hidden``."""
-    chol = torch.linalg.cholesky(cov[observed][:, observed])
-    z = torch.zeros(4, requires_grad=True)
-    opt = torch.optim.Adam([z], lr=0.05)
-    for _ in range(steps):
-        opt.zero_grad()
-        r = x[observed] - mean_fn(z).double()[observed]
-        loss = 0.5 * (r * torch.cholesky_solve(r[:, None], chol)[:, 0]).sum()
-        (loss + 0.5 * z.square().sum()).backward()
-        opt.step()
+    conditional: (z, conditional mean, conditional sd), the latter two over ``hidden``.
+    ``kwargs``: :func:`fit_patterns`'s ``optimizer`` and ``dtype``."""
+    return fit_patterns(mean_fn, x, [observed], [hidden], [cov], steps, **kwargs)[0]
+
+
+def _map_loss(mean_fn, x, z, observed, chols):
+    """The negative log posterior of the stacked codes ``z`` (one row per pattern), up to
+    a constant: Σ_p ½ r_pᵀ Σ_p⁻¹ r_p + ½ ‖z_p‖², r_p the pattern's observed residuals."""
+    means = mean_fn(z).double()
+    loss = 0.5 * z.double().square().sum()
+    for m, o, chol in zip(means, observed, chols, strict=True):
+        r = x[o] - m[o]
+        loss = loss + 0.5 * (r * torch.cholesky_solve(r[:, None], chol)[:, 0]).sum()
+    return loss
+
+
+def fit_patterns(
+    mean_fn, x, observed, hidden, covs, steps: int, optimizer: str = "adam", dtype=None
+) -> list:
+    """:func:`fit_pattern` for several patterns at once, from z = 0.
+
+    ``optimizer="adam"``: one z per pattern, stacked and optimized by one Adam (lr 0.05,
+    ``steps`` steps) over the sum of the patterns' losses, so that each decoder call
+    serves every pattern. Adam's update is elementwise and each z enters only its own
+    pattern's loss, so this is the patterns' separate Adam runs (equal up to the
+    rounding of the batched decoder); the pricer decoder, whose cost is in many small
+    operations, then costs little more per step for several patterns than for one.
+    ``optimizer="lbfgs"``: L-BFGS with a strong-Wolfe line search (Nocedal & Wright
+    2006, ch. 7), at most ``steps`` iterations, one pattern at a time: it converges on
+    a smooth loss where Adam's fixed step leaves z oscillating. ``dtype``: the codes'
+    dtype (default float32; float64 for a decoder converted to float64)."""
+    chols = [torch.linalg.cholesky(c[o][:, o]) for c, o in zip(covs, observed, strict=True)]
+    dtype = dtype or torch.float32
+    if optimizer == "lbfgs":
+        rows = []
+        for o, chol in zip(observed, chols, strict=True):
+            zp = torch.zeros(1, 4, dtype=dtype, requires_grad=True)
+            opt = torch.optim.LBFGS(
+                [zp],
+                max_iter=steps,
+                tolerance_grad=1e-9,
+                tolerance_change=1e-12,
+                history_size=20,
+                line_search_fn="strong_wolfe",
+            )
+
+            def closure(zp=zp, o=o, chol=chol, opt=opt):
+                opt.zero_grad()
+                loss = _map_loss(mean_fn, x, zp, [o], [chol])
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            rows.append(zp.detach())
+        z = torch.cat(rows)
+    else:
+        z = torch.zeros(len(observed), 4, dtype=dtype, requires_grad=True)
+        opt = torch.optim.Adam([z], lr=0.05)
+        for _ in range(steps):
+            opt.zero_grad()
+            _map_loss(mean_fn, x, z, observed, chols).backward()
+            opt.step()
+    out = []
     with torch.no_grad():
-        m = mean_fn(z).double()
-        r = x[observed] - m[observed]
-        cross = cov[hidden][:, observed]
-        mu = m[hidden] + cross @ torch.cholesky_solve(r[:, None], chol)[:, 0]
-        explained = (cross * torch.cholesky_solve(cross.T, chol).T).sum(1)
-        var = torch.diagonal(cov[hidden][:, hidden]) - explained
-    return z.detach(), m, mu, var.clamp_min(0).sqrt()
+        means = mean_fn(z).double()
+        for zp, m, o, h, cov, chol in zip(z, means, observed, hidden, covs, chols, strict=True):
+            r = x[o] - m[o]
+            cross = cov[h][:, o]
+            mu = m[h] + cross @ torch.cholesky_solve(r[:, None], chol)[:, 0]
+            explained = (cross * torch.cholesky_solve(cross.T, chol).T).sum(1)
+            var = torch.diagonal(cov[h][:, h]) - explained
+            out.append((zp.detach(), m, mu, var.clamp_min(0).sqrt()))
+    return out
 
 
-def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, seed: int):
+def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, seed: int, **kwargs):
     """Predictive draws ``(draws, D)`` of the rows with z from the Laplace approximation
     at the MAP z: N(z*, H⁻¹), H = Jᵀ Σ_oo⁻¹ J + I (Gauss–Newton, J by central
     differences), and for each z draw the hidden cells from their Gaussian conditional
-    given the observed ones (the observed cells keep their values)."""
-    z_hat, *_ = fit_pattern(mean_fn, x, observed, hidden, cov, steps)
+    given the observed ones (the observed cells keep their values). ``kwargs``:
+    :func:`fit_patterns`'s ``optimizer`` and ``dtype``."""
+    z_hat, *_ = fit_pattern(mean_fn, x, observed, hidden, cov, steps, **kwargs)
     chol = torch.linalg.cholesky(cov[observed][:, observed])
     with torch.no_grad():
         jac = fit.central_jacobian(mean_fn, z_hat)[observed]
@@ -120,7 +182,7 @@ def laplace_pattern(mean_fn, x, observed, hidden, cov, steps: int, draws: int, s
         g = torch.Generator().manual_seed(seed)
         eps = torch.randn(draws, jac.shape[1], generator=g, dtype=jac.dtype)
         zs = z_hat.double() + eps @ torch.linalg.cholesky(torch.linalg.inv(hess)).T
-        means = torch.cat([mean_fn(c.float()).double() for c in zs.split(25)])
+        means = torch.cat([mean_fn(c.to(z_hat.dtype)).double() for c in zs.split(25)])
         cross = cov[hidden][:, observed]
         gain = torch.cholesky_solve(cross.T, chol).T  # Σ_ho Σ_oo⁻¹
         cond = cov[hidden][:, hidden] - gain @ cross.T
@@ -163,10 +225,19 @@ def fit_surface(i, truth, ctx, args) -> dict:
     masks = ctx["setting"].patterns(valid, rng)
     mean_fn = ctx["mean_fn"]
     x = ctx["to_rows"](truth).double()
+    how = {"optimizer": args.optimizer, "dtype": ctx["dtype"]}  # of the MAP z
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
     for eps, base in ctx["covs"].items():
         rmse, cover, scales, divergences = [], [], [], []
         t0 = time.perf_counter()
+        # the patterns with hidden cells, and each one's covariance: ŝ Σ with a
+        # calibrated scale, else Σ
+        fitted = [o for o in masks if bool((valid & ~o).any())]
+        covs = [base * ctx["noises"][eps].pattern_scale(o) for o in fitted]
+        if args.method == "map":  # every pattern's MAP z in one batched Adam run
+            hiddens = [valid & ~o for o in fitted]
+            maps = iter(fit_patterns(mean_fn, x, fitted, hiddens, covs, args.steps, **how))
+        covs = iter(covs)
         for observed in masks:
             hidden = valid & ~observed
             if not bool(hidden.any()):
@@ -174,8 +245,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 cover.append(None)
                 continue
             t = truth[hidden]
-            # the pattern's covariance: ŝ Σ with a calibrated scale, else Σ
-            cov = base * ctx["noises"][eps].pattern_scale(observed)
+            cov = next(covs)
             if args.method == "nuts":
                 rows, s, div = nuts_pattern(
                     ctx["mlp"],
@@ -190,19 +260,19 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 divergences.append(div)
             if args.method == "laplace":
                 rows = laplace_pattern(
-                    mean_fn, x, observed, hidden, cov, args.steps, args.draws, args.seed + i
+                    mean_fn, x, observed, hidden, cov, args.steps, args.draws, args.seed + i, **how
                 )
             if args.method in ("nuts", "laplace"):
-                iv_draws = ctx["to_iv"](rows.float())[:, hidden]
+                iv_draws = ctx["to_iv"](rows.to(ctx["dtype"]))[:, hidden]
                 iv = iv_draws.mean(0)
                 q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
                 lo, hi = torch.quantile(iv_draws, q, dim=0)
             else:
-                _, m, mu, sd = fit_pattern(mean_fn, x, observed, hidden, cov, args.steps)
+                _, m, mu, sd = next(maps)
                 rows = [m.clone() for _ in range(3)]
                 for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
                     row[hidden] = value
-                iv, lo, hi = (ctx["to_iv"](row.float())[hidden] for row in rows)
+                iv, lo, hi = (ctx["to_iv"](row.to(ctx["dtype"]))[hidden] for row in rows)
             rmse.append(float(((iv - t) * 100).square().mean().sqrt()))
             cover.append(float(((t >= lo) & (t <= hi)).double().mean()))
         record["eps"][repr(eps)] = {
@@ -296,7 +366,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="how z is set: its MAP (plug-in), the Laplace approximation at the MAP "
         "(--draws draws), or NUTS",
     )
-    p.add_argument("--steps", type=int, default=300, help="Adam steps of the MAP z")
+    p.add_argument(
+        "--steps", type=int, default=300, help="Adam steps (L-BFGS iterations) of the MAP z"
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=("adam", "lbfgs"),
+        default="adam",
+        help="the MAP z's optimizer (map, laplace): Adam at lr 0.05, or L-BFGS",
+    )
+    p.add_argument(
+        "--float64",
+        action="store_true",
+        help="evaluate the decoder in float64 (map, laplace): the pricer decoder's "
+        "float32 output rounds implied vols by about 1e-8, more than the discrepancy's "
+        "smallest scales, which makes the MAP loss rough",
+    )
     p.add_argument("--warmup", type=int, default=200, help="NUTS warm-up (--method nuts)")
     p.add_argument("--draws", type=int, default=200, help="draws of z (nuts, laplace)")
     p.add_argument(
@@ -327,6 +412,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--ref-seed must differ from --seed and --val-seed (other surfaces)")
     if args.model == "pricer" and args.reference == "train":
         p.error("--model pricer needs --reference random (the training rows are the MLP's)")
+    if args.float64 and (args.method == "nuts" or args.model != "pricer"):
+        p.error("--float64 is for --model pricer with --method map or laplace")
     if args.ref_surfaces < 2:
         p.error("--ref-surfaces must be >= 2")
     if args.surfaces < 1 or args.steps < 1 or any(e != "auto" and not e > 0 for e in args.eps):
@@ -347,12 +434,13 @@ def main(argv=None) -> dict:
     mlp = load(model_path)  # the decoder's estimator (the MLP's or the pricer's)
     data = load_data("heston", scale="standardize", data_options=grid)
     setting = fit.Setting(grid, data)
+    dtype = torch.float64 if args.float64 else torch.float32
     if args.model == "mlp":
         to_rows, to_iv = setting.mlp_rows, setting.mlp_iv
     else:  # the pricer decoder's rows are the implied vols themselves
 
         def to_rows(iv):
-            return iv.float()
+            return iv.to(dtype)
 
         def to_iv(rows):
             return rows.double()
@@ -362,7 +450,7 @@ def main(argv=None) -> dict:
         kept cell priced)."""
         spec = HestonSpec(**grid, params="random", n=n, seed=seed, cells="all")
         iv = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
-        return to_rows(iv[~torch.isnan(iv).any(1)])
+        return to_rows(iv[~torch.isnan(iv).any(1)]).float()
 
     def residuals(rows: torch.Tensor) -> torch.Tensor:
         """The decoder's residuals, 100 rows at a time (the pricer's quadrature is
@@ -403,10 +491,16 @@ def main(argv=None) -> dict:
         )
 
     noises = {e: noise(e, c) for e, c in covs.items()}
+    if args.float64:
+        # the same weights evaluated in float64 for the fits; S and ε above come from
+        # the float32 residuals, whose rounding (about 1e-8 in implied vol) keeps Σ's
+        # smallest scales above float64's resolution
+        mlp.module_.double()
     ctx = {
         "setting": setting,
         "mlp": mlp,
         "mean_fn": fit.frozen_mean(mlp),
+        "dtype": dtype,
         "to_rows": to_rows,
         "to_iv": to_iv,
         "covs": covs,
@@ -416,6 +510,8 @@ def main(argv=None) -> dict:
     folder = out / args.name
     folder.mkdir(parents=True, exist_ok=True)
     skip = {"out", "surfaces", "threads", "reverse"}
+    # the settings of the folders written before --optimizer and --float64
+    skip |= {k for k, v in (("optimizer", "adam"), ("float64", False)) if getattr(args, k) == v}
     if args.reference == "train":  # the settings of the folders written before --reference
         skip |= {"reference", "ref_surfaces", "ref_seed"}
     if args.model == "mlp":  # the settings of the folders written before --model

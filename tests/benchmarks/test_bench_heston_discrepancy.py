@@ -36,23 +36,31 @@ def _linear_problem(seed: int, d: int, n_observed: int):
     observed[:n_observed] = True
 
     def mean_fn(z):
-        return (z.double() @ a.T + b).float()
+        return (z.double() @ a.T + b).to(z.dtype)
 
     return a, b, cov, x, observed, ~observed, mean_fn
 
 
-def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder():
+@pytest.mark.parametrize(
+    "how, steps, atol",
+    [
+        ({}, 3000, 2e-3),  # Adam's fixed step leaves z within about lr of the optimum
+        ({"optimizer": "lbfgs", "dtype": torch.float64}, 100, 1e-6),
+    ],
+)
+def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder(how, steps, atol):
     """m(z) = A z + b, x_o ~ N(m_o(z), Σ_oo), z ~ N(0, I): the MAP z is the generalized
     least-squares solution (A_oᵀ Σ_oo⁻¹ A_o + I)⁻¹ A_oᵀ Σ_oo⁻¹ (x_o - b_o), and the hidden
     cells' mean and sd are the Gaussian conditional's at that z."""
     mod = _module("bench_heston_discrepancy")
     a, b, cov, x, observed, hidden, mean_fn = _linear_problem(0, 12, 7)
 
-    z, m, mu, sd = mod.fit_pattern(mean_fn, x, observed, hidden, cov, steps=3000)
+    z, m, mu, sd = mod.fit_pattern(mean_fn, x, observed, hidden, cov, steps=steps, **how)
+    assert z.dtype == how.get("dtype", torch.float32)
     ao, so = a[observed], cov[observed][:, observed]
     prec = ao.T @ torch.linalg.solve(so, ao) + torch.eye(4, dtype=torch.float64)
     z_star = torch.linalg.solve(prec, ao.T @ torch.linalg.solve(so, x[observed] - b[observed]))
-    torch.testing.assert_close(z.double(), z_star, atol=2e-3, rtol=0)
+    torch.testing.assert_close(z.double(), z_star, atol=atol, rtol=0)
     m_star = mean_fn(z).double()  # the decoder's float32 output at the MAP z
     torch.testing.assert_close(m, m_star, atol=0, rtol=0)
     cross = cov[hidden][:, observed]
@@ -60,6 +68,24 @@ def test_map_and_conditional_match_the_closed_form_on_a_linear_decoder():
     var_star = torch.diagonal(cov[hidden][:, hidden] - cross @ torch.linalg.solve(so, cross.T))
     torch.testing.assert_close(mu, mu_star, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sd, var_star.sqrt(), atol=1e-10, rtol=1e-8)
+
+
+def test_batched_patterns_are_the_separate_fits():
+    """One Adam run over several patterns' stacked z gives each pattern's own fit: the
+    update is elementwise and each z enters only its own loss."""
+    mod = _module("bench_heston_discrepancy")
+    a, b, cov, x, observed, hidden, mean_fn = _linear_problem(1, 12, 7)
+    other = torch.zeros_like(observed)
+    other[4:] = True  # another pattern, with its own (scaled) covariance
+    patterns = [(observed, hidden, cov), (other, ~other, 1.7 * cov)]
+    batched = mod.fit_patterns(mean_fn, x, *map(list, zip(*patterns, strict=True)), steps=200)
+    assert len(batched) == 2
+    for (o, h, c), together in zip(patterns, batched, strict=True):
+        alone = mod.fit_pattern(mean_fn, x, o, h, c, steps=200)
+        for u, v in zip(together, alone, strict=True):
+            torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-5)
+    # the two patterns' fits differ, so the test compares two different problems
+    assert not torch.allclose(batched[0][0], batched[1][0], atol=1e-3)
 
 
 def test_tiny_run_on_the_small_grid(tmp_path):
@@ -114,8 +140,17 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert record["settings"]["model"] == "pricer" and record["auto_nugget"] > 0
     assert first["coverage90"][0] is None and all(0 <= c <= 1 for c in first["coverage90"][1:])
     assert all(r >= 0 for r in first["rmse_hidden"][1:])
+    # its MAP by L-BFGS with the decoder in float64
+    exact = ["--model", "pricer", "--optimizer", "lbfgs", "--float64", "--name", "pricer64"]
+    record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos[:4], *exact])
+    assert record["settings"]["float64"] and record["settings"]["optimizer"] == "lbfgs"
+    first = record["surfaces"][0]["eps"]["'auto'"]
+    assert all(0 <= c <= 1 for c in first["coverage90"][1:])
     with pytest.raises(SystemExit):  # the training rows are the MLP's units
         mod.parse_args(["--model", "pricer"])
+    for bad in (["--float64"], ["--model", "pricer", "--float64", "--method", "nuts"]):
+        with pytest.raises(SystemExit):  # float64 is the pricer's MAP and Laplace fits'
+            mod.parse_args(["--reference", "random", *bad])
 
 
 def test_laplace_draws_match_the_exact_predictive_on_a_linear_decoder():
