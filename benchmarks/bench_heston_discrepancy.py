@@ -233,11 +233,11 @@ def fit_surface(i, truth, ctx, args) -> dict:
         # the patterns with hidden cells, and each one's covariance: ŝ Σ with a
         # calibrated scale, else Σ
         fitted = [o for o in masks if bool((valid & ~o).any())]
-        covs = [base * ctx["noises"][eps].pattern_scale(o) for o in fitted]
+        pattern_covs = [base * ctx["noises"][eps].pattern_scale(o) for o in fitted]
         if args.method == "map":  # every pattern's MAP z in one batched Adam run
             hiddens = [valid & ~o for o in fitted]
-            maps = iter(fit_patterns(mean_fn, x, fitted, hiddens, covs, args.steps, **how))
-        covs = iter(covs)
+            maps = iter(fit_patterns(mean_fn, x, fitted, hiddens, pattern_covs, args.steps, **how))
+        remaining_covs = iter(pattern_covs)  # in the order of the patterns below
         for observed in masks:
             hidden = valid & ~observed
             if not bool(hidden.any()):
@@ -245,7 +245,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 cover.append(None)
                 continue
             t = truth[hidden]
-            cov = next(covs)
+            cov = next(remaining_covs)
             if args.method == "nuts":
                 rows, s, div = nuts_pattern(
                     ctx["mlp"],
