@@ -226,26 +226,33 @@ def fit_surface(i, truth, ctx, args) -> dict:
     mean_fn = ctx["mean_fn"]
     x = ctx["to_rows"](truth).double()
     how = {"optimizer": args.optimizer, "dtype": ctx["dtype"]}  # of the MAP z
+    hiddens = [valid & ~o for o in masks]
+    fitted = [j for j, h in enumerate(hiddens) if bool(h.any())]
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
     for eps, base in ctx["covs"].items():
         rmse, cover, scales, divergences = [], [], [], []
         t0 = time.perf_counter()
-        # the patterns with hidden cells, and each one's covariance: ŝ Σ with a
-        # calibrated scale, else Σ
-        fitted = [o for o in masks if bool((valid & ~o).any())]
-        pattern_covs = [base * ctx["noises"][eps].pattern_scale(o) for o in fitted]
+        # each pattern with hidden cells, and its covariance: ŝ Σ with a calibrated
+        # scale, else Σ
+        covs = {j: base * ctx["noises"][eps].pattern_scale(masks[j]) for j in fitted}
         if args.method == "map":  # every pattern's MAP z in one batched Adam run
-            hiddens = [valid & ~o for o in fitted]
-            maps = iter(fit_patterns(mean_fn, x, fitted, hiddens, pattern_covs, args.steps, **how))
-        remaining_covs = iter(pattern_covs)  # in the order of the patterns below
-        for observed in masks:
-            hidden = valid & ~observed
-            if not bool(hidden.any()):
+            found = fit_patterns(
+                mean_fn,
+                x,
+                [masks[j] for j in fitted],
+                [hiddens[j] for j in fitted],
+                list(covs.values()),
+                args.steps,
+                **how,
+            )
+            maps = dict(zip(fitted, found, strict=True))
+        for j, (observed, hidden) in enumerate(zip(masks, hiddens, strict=True)):
+            if j not in covs:
                 rmse.append(None)
                 cover.append(None)
                 continue
             t = truth[hidden]
-            cov = next(remaining_covs)
+            cov = covs[j]
             if args.method == "nuts":
                 rows, s, div = nuts_pattern(
                     ctx["mlp"],
@@ -268,7 +275,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 q = torch.tensor([0.05, 0.95], dtype=iv_draws.dtype)
                 lo, hi = torch.quantile(iv_draws, q, dim=0)
             else:
-                _, m, mu, sd = next(maps)
+                _, m, mu, sd = maps[j]
                 rows = [m.clone() for _ in range(3)]
                 for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
                     row[hidden] = value
