@@ -76,6 +76,7 @@ from pyrovae.api import load  # noqa: E402
 from pyrovae.atomic import atomic_write_text  # noqa: E402
 from pyrovae.data import load_data  # noqa: E402
 from pyrovae.data.heston import HestonSpec, heston_surfaces  # noqa: E402
+from pyrovae.inference import conformal_quantile  # noqa: E402
 from pyrovae.inference.discrepancy import (  # noqa: E402
     GaussianDiscrepancy,
     NuggetScaledDiscrepancy,
@@ -217,9 +218,14 @@ def nuts_pattern(mlp, x, observed, noise, warmup: int, draws: int, seed: int):
     return completion.x[:, 0], 1.0 if scale is None else float(scale.mean()), divergences
 
 
-def fit_surface(i, truth, ctx, args) -> dict:
-    """Every ε and pattern on held-out surface ``i``."""
-    rng = np.random.default_rng([args.seed, i])  # bench_heston_fit's masks, the same draws
+def fit_surface(i, truth, ctx, args, seed=None) -> dict:
+    """Every ε and pattern on held-out surface ``i`` (of the surfaces drawn with ``seed``,
+    default ``args.seed``). The MAP plug-in's band is the conditional mean ± z·sd with
+    z = ``ctx["band_z"][j]`` for pattern j (its conformal quantile) or 1.645; with
+    ``ctx["cal_cells"]``, the record keeps that many of each pattern's standardized
+    errors |x − μ| / sd (cells drawn at random), the scores that calibrate z."""
+    seed = args.seed if seed is None else seed
+    rng = np.random.default_rng([seed, i])  # bench_heston_fit's masks, the same draws
     valid = ~torch.isnan(truth)
     truth = torch.nan_to_num(truth, nan=0.0)
     masks = ctx["setting"].patterns(valid, rng)
@@ -229,8 +235,9 @@ def fit_surface(i, truth, ctx, args) -> dict:
     hiddens = [valid & ~o for o in masks]
     fitted = [j for j, h in enumerate(hiddens) if bool(h.any())]
     record: dict = {"surface": i, "patterns": list(fit.PATTERNS), "eps": {}}
+    band_z = ctx.get("band_z", {})
     for eps, base in ctx["covs"].items():
-        rmse, cover, scales, divergences = [], [], [], []
+        rmse, cover, scales, divergences, scores = [], [], [], [], []
         t0 = time.perf_counter()
         # each pattern with hidden cells, and its covariance: ŝ Σ with a calibrated
         # scale, else Σ
@@ -250,6 +257,7 @@ def fit_surface(i, truth, ctx, args) -> dict:
             if j not in covs:
                 rmse.append(None)
                 cover.append(None)
+                scores.append(None)
                 continue
             t = truth[hidden]
             cov = covs[j]
@@ -276,9 +284,14 @@ def fit_surface(i, truth, ctx, args) -> dict:
                 lo, hi = torch.quantile(iv_draws, q, dim=0)
             else:
                 _, m, mu, sd = maps[j]
+                z = band_z.get(j, Z90)
                 rows = [m.clone() for _ in range(3)]
-                for row, value in zip(rows, (mu, mu - Z90 * sd, mu + Z90 * sd), strict=True):
+                for row, value in zip(rows, (mu, mu - z * sd, mu + z * sd), strict=True):
                     row[hidden] = value
+                if ctx.get("cal_cells"):
+                    scores.append(
+                        standardized_errors(x[hidden], mu, sd, ctx["cal_cells"], seed, i, j)
+                    )
                 iv, lo, hi = (ctx["to_iv"](row.to(ctx["dtype"]))[hidden] for row in rows)
             rmse.append(float(((iv - t) * 100).square().mean().sqrt()))
             cover.append(float(((t >= lo) & (t <= hi)).double().mean()))
@@ -289,7 +302,31 @@ def fit_surface(i, truth, ctx, args) -> dict:
             "divergences": divergences,
             "seconds": time.perf_counter() - t0,
         }
+        if ctx.get("cal_cells"):
+            record["eps"][repr(eps)]["scores"] = scores
     return record
+
+
+def standardized_errors(x, mu, sd, cells: int, seed: int, i: int, j: int) -> list:
+    """|x − μ| / sd of ``cells`` hidden cells drawn at random (all when fewer), to 4
+    significant digits: 0 where x = μ exactly, inf where sd = 0 and x ≠ μ."""
+    err = (x - mu).abs()
+    score = torch.where(err == 0, torch.zeros_like(err), err / sd)
+    pick = np.random.default_rng([seed, i, j, 1]).permutation(len(score))[:cells]
+    return [float(f"{v:.4g}") for v in score[torch.from_numpy(pick)].tolist()]
+
+
+def conformal_z(records: list[dict], eps) -> dict:
+    """Each pattern's conformal quantile of the calibration surfaces' standardized errors
+    (pyrovae's :func:`conformal_quantile`, a surface's cells weighing 1 together)."""
+    out = {}
+    for j in range(1, len(fit.PATTERNS)):
+        rows = [r["eps"][repr(eps)]["scores"][j] for r in records]
+        rows = [r for r in rows if r]
+        if rows:
+            groups = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+            out[j] = conformal_quantile(np.concatenate(rows), 0.9, groups=groups)
+    return out
 
 
 def summarize(records: list[dict], eps_values) -> dict:
@@ -393,12 +430,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--draws", type=int, default=200, help="draws of z (nuts, laplace)")
     p.add_argument(
         "--scale",
-        choices=("fixed", "infer", "nugget", "calibrated"),
+        choices=("fixed", "infer", "nugget", "calibrated", "conformal"),
         default="fixed",
         help="the discrepancy's scale s: 1, sampled with z (--method nuts) on all of Σ, "
-        "sampled on the nugget alone (Σ = S + s ε I), or fixed per observation pattern "
+        "sampled on the nugget alone (Σ = S + s ε I), fixed per observation pattern "
         "by the validation surfaces' conditional likelihood (GaussianDiscrepancy's "
-        "calibration rows)",
+        "calibration rows), or (--method map) the band's z per pattern from the MAP "
+        "plug-in's errors on --cal-surfaces validation surfaces (split conformal)",
+    )
+    p.add_argument(
+        "--cal-surfaces",
+        type=int,
+        default=None,
+        help="--scale conformal: the first N validation surfaces (default --val-surfaces)",
+    )
+    p.add_argument(
+        "--cal-cells", type=int, default=50, help="--scale conformal: scores kept per pattern"
     )
     p.add_argument("--tau", type=float, default=1.0, help="sd of log s under its prior")
     p.add_argument("--name", default="heston_discrepancy", help="name of the outputs")
@@ -421,11 +468,36 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--model pricer needs --reference random (the training rows are the MLP's)")
     if args.float64 and (args.method == "nuts" or args.model != "pricer"):
         p.error("--float64 is for --model pricer with --method map or laplace")
+    if args.scale == "conformal" and (args.method != "map" or len(args.eps) > 1):
+        p.error("--scale conformal is for --method map (the plug-in's band) and one --eps")
+    if args.cal_surfaces is None:
+        args.cal_surfaces = args.val_surfaces
+    if args.cal_surfaces < 1 or args.cal_cells < 1:
+        p.error("--cal-surfaces and --cal-cells must be >= 1")
     if args.ref_surfaces < 2:
         p.error("--ref-surfaces must be >= 2")
     if args.surfaces < 1 or args.steps < 1 or any(e != "auto" and not e > 0 for e in args.eps):
         p.error("--surfaces and --steps must be >= 1 and every --eps > 0 or 'auto'")
     return args
+
+
+def run_surfaces(folder, prefix: str, seed: int, truths, fingerprint, ctx, args) -> list:
+    """:func:`fit_surface` on every surface of ``truths`` (drawn with ``seed``), one JSON
+    per surface in ``folder`` (``PREFIX-SEED-III.json``): a rerun with the same settings
+    resumes where the last one stopped; ``args.reverse`` goes from the last surface."""
+    records = []
+    n = len(truths)
+    for i in range(n - 1, -1, -1) if args.reverse else range(n):
+        path = folder / f"{prefix}-{seed}-{i:03d}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("settings") == json.loads(json.dumps(fingerprint)):
+                records.append(saved["record"])
+                continue
+        records.append(fit_surface(i, truths[i], ctx, args, seed=seed))
+        atomic_write_text(path, json.dumps({"settings": fingerprint, "record": records[-1]}))
+        print(f"{prefix} {i}: {json.dumps(records[-1]['eps'])[:160]}", flush=True)
+    return sorted(records, key=lambda r: r["surface"])
 
 
 @restores_threads
@@ -523,25 +595,37 @@ def main(argv=None) -> dict:
         skip |= {"reference", "ref_surfaces", "ref_seed"}
     if args.model == "mlp":  # the settings of the folders written before --model
         skip.add("model")
+    if args.scale != "conformal":  # the settings of the folders written before conformal
+        skip |= {"cal_surfaces", "cal_cells"}
     fingerprint = {k: v for k, v in vars(args).items() if k not in skip}
-    records = []
-    order = range(args.surfaces - 1, -1, -1) if args.reverse else range(args.surfaces)
-    for i in order:
-        path = folder / f"surface-{args.seed}-{i:03d}.json"
-        if path.exists():
-            saved = json.loads(path.read_text())
-            if saved.get("settings") == json.loads(json.dumps(fingerprint)):
-                records.append(saved["record"])
-                continue
-        records.append(fit_surface(i, truths[i], ctx, args))
-        atomic_write_text(path, json.dumps({"settings": fingerprint, "record": records[-1]}))
-        print(f"surface {i}: {json.dumps(records[-1]['eps'])[:160]}", flush=True)
-    records.sort(key=lambda r: r["surface"])
+    calibration = None
+    if args.scale == "conformal":
+        # the MAP plug-in on the validation surfaces (their own masks), whose
+        # standardized errors give each pattern's band z; the held-out surfaces' records
+        # then depend on those z
+        spec = HestonSpec(
+            **grid, params="random", n=args.cal_surfaces, seed=args.val_seed, cells="all"
+        )
+        cal_truths = torch.from_numpy(heston_surfaces(spec).iv[:, setting.keep])
+        cal = run_surfaces(
+            folder,
+            "calibration",
+            args.val_seed,
+            cal_truths,
+            fingerprint,
+            {**ctx, "cal_cells": args.cal_cells},
+            args,
+        )
+        calibration = {repr(e): conformal_z(cal, e) for e in covs}
+        ctx["band_z"] = calibration[repr(args.eps[0])]
+        fingerprint = {**fingerprint, "band_z": {str(j): z for j, z in ctx["band_z"].items()}}
+    records = run_surfaces(folder, "surface", args.seed, truths, fingerprint, ctx, args)
     record = {
         "grid": args.grid,
         "surfaces_done": len(records),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "auto_nugget": chosen,
+        "conformal_z": calibration,
         "validation_loglik": {
             repr(e): validation_loglik(c, val_residuals) for e, c in covs.items()
         },

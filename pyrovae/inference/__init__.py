@@ -7,7 +7,9 @@ the reports share.
 * :func:`refine` — NUTS on z given x with the networks fixed, against the guide;
 * :mod:`.conditioning` and :mod:`.conditioners` — the posterior given partly observed
   rows (methods ``guide``, ``svi``, ``nuts``);
-* :func:`sbc` — simulation-based calibration of the guide (Talts et al. 2018);
+* :func:`sbc` — simulation-based calibration of the guide (Talts et al. 2018), and
+  :func:`conformal_quantile`, a band's width calibrated on held-out cases (split
+  conformal prediction);
 * :func:`pareto_khat` — the Pareto k-hat diagnostic of importance weights (Vehtari
   et al. 2024);
 * :func:`condition` — the posterior over z given partly observed rows and the posterior
@@ -21,7 +23,7 @@ them.
 """
 
 from . import conditioners  # noqa: F401 (registers the "svi" and "nuts" conditioners)
-from .calibration import plot_rank_histograms, sbc
+from .calibration import conformal_quantile, plot_rank_histograms, sbc
 from .conditioning import CONDITIONERS, Completion, condition, conditional_log_likelihood
 from .loglik import elbo_decomposition, elbo_terms, log_likelihood, mutual_information
 from .mcmc import refine
@@ -32,6 +34,7 @@ __all__ = [
     "Completion",
     "condition",
     "conditional_log_likelihood",
+    "conformal_quantile",
     "elbo_decomposition",
     "elbo_terms",
     "log_likelihood",

@@ -13,6 +13,20 @@ dimension:
 
 A histogram peaked in the middle means an underconfident (too wide) guide, a U shape
 an overconfident one, a slope a biased one.
+
+:func:`conformal_quantile` calibrates a band's width on held-out cases instead (split
+conformal prediction; Vovk, Gammerman & Shafer 2005; Lei et al. 2018; Angelopoulos &
+Bates 2023). Given nonconformity scores s_1..s_n of n calibration cases (for a band
+μ ± q·sd, the standardized errors |x − μ| / sd) and a new case exchangeable with them,
+the ⌈(n + 1)·level⌉-th smallest score q gives P(s_{n+1} ≤ q) ≥ level, and, for
+continuous scores, exactly ⌈(n + 1)·level⌉ / (n + 1), whatever the scores' distribution:
+the new score's rank among the n + 1 is uniform. When each case has several cells (a
+surface and its hidden cells) the cases, not the cells, are exchangeable: the target is
+a new case's mean coverage, E[(1/m) Σ_c 1{s_c ≤ q}]. Drawing one cell at random from
+each case reduces this to the single-score statement; averaging over that draw gives
+the weighted rule used here, each cell of case i weighing 1/m_i and q the smallest score
+with Σ_i F_i(q) ≥ level·(G + 1), F_i case i's empirical distribution function and G the
+number of cases (with one cell per case it is the unweighted rule).
 """
 
 from __future__ import annotations
@@ -113,3 +127,52 @@ def plot_rank_histograms(result: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def conformal_quantile(scores, level: float = 0.9, groups=None) -> float:
+    """The split-conformal quantile of nonconformity ``scores`` (see the module docstring).
+
+    Parameters
+    ----------
+    scores : array_like
+        Nonconformity scores of the calibration cells, one per cell (NaN not allowed;
+        ``inf`` allowed: a cell that no finite band covers).
+    level : float
+        The target coverage, in (0, 1).
+    groups : array_like of int, optional
+        The case of each cell. Each case then weighs 1 in all, shared equally by its
+        cells, and the quantile targets a new case's mean coverage. Default: every cell
+        is its own case.
+
+    Returns
+    -------
+    float
+        The smallest score q with Σ_i F_i(q) ≥ level·(G + 1), or ``inf`` when the G
+        cases are too few for the level (level·(G + 1) > G).
+    """
+    s = np.asarray(scores, dtype=float).ravel()
+    if not 0.0 < level < 1.0:
+        raise ConfigError(f"level must be in (0, 1); got {level}")
+    if s.size == 0:
+        raise ConfigError("conformal_quantile needs at least one calibration score")
+    if np.isnan(s).any():
+        raise ConfigError("conformal_quantile: the scores hold NaN")
+    if groups is None:
+        g = np.arange(s.size)
+    else:
+        g = np.asarray(groups).ravel()
+        if g.shape != s.shape:
+            raise ConfigError(
+                f"conformal_quantile: {g.size} groups for {s.size} scores; give one per score"
+            )
+    _, g, sizes = np.unique(g, return_inverse=True, return_counts=True)
+    cases = sizes.size
+    need = level * (cases + 1)
+    if need > cases:
+        return float("inf")
+    order = np.argsort(s, kind="stable")
+    mass = np.cumsum(1.0 / sizes[g[order]])
+    # the first score at which the cumulative weight reaches level·(G + 1); a relative
+    # tolerance absorbs the rounding of sums of 1/m_i
+    k = int(np.searchsorted(mass, need * (1 - 1e-12)))
+    return float(s[order][min(k, s.size - 1)])

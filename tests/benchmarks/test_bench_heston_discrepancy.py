@@ -8,8 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from pyrovae.inference import conformal_quantile
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -133,6 +136,28 @@ def test_tiny_run_on_the_small_grid(tmp_path):
     assert calibrated["auto_nugget"] == record["auto_nugget"]  # the same S and ε
     got = calibrated["surfaces"][0]["eps"]["'auto'"]
     assert got["coverage90"][0] is None and len(got["rmse_hidden"]) == 5
+    # the band's z per pattern from the validation surfaces' standardized errors (all
+    # their hidden cells kept): a score is within 1.645 exactly when the 1.645 band
+    # covers the cell, and z is pyrovae's conformal quantile of the scores
+    conf = [*oos[:4], "--name", "conf", "--scale", "conformal", "--cal-surfaces", "10"]
+    record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *conf, "--cal-cells", "9999"])
+    cal = [
+        json.loads(f.read_text())["record"]["eps"]["'auto'"]
+        for f in sorted((tmp_path / "conf").glob("calibration-*.json"))
+    ]
+    assert len(cal) == 10
+    for c in cal:
+        for score, cover in zip(c["scores"][1:], c["coverage90"][1:], strict=True):
+            inside = np.mean(np.asarray(score) <= mod.Z90)
+            assert abs(inside - cover) <= 1.5 / len(score)  # 4 digits: one borderline cell
+    for j in range(1, 5):
+        rows = [c["scores"][j] for c in cal]
+        groups = np.repeat(np.arange(10), [len(r) for r in rows])
+        want = conformal_quantile(np.concatenate(rows), 0.9, groups=groups)
+        assert record["conformal_z"]["'auto'"][j] == want
+    assert all(0 <= c <= 1 for c in record["surfaces"][0]["eps"]["'auto'"]["coverage90"][1:])
+    with pytest.raises(SystemExit):  # the conformal band is the MAP plug-in's
+        mod.parse_args(["--scale", "conformal", "--method", "nuts"])
     # the pricer decoder (rows in implied vol) with z from the Laplace approximation
     pricer = ["--model", "pricer", "--method", "laplace", "--draws", "6", "--name", "pricer"]
     record = mod.main([*argv[:2], "--surfaces", "1", *argv[4:], *oos[:4], *pricer])
