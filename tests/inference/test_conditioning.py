@@ -140,3 +140,39 @@ def test_bad_input_is_one_line(ppca_class, kwargs, error, match):
 def test_registry_lists_the_guide():
     assert "guide" in CONDITIONERS.names()
     assert "trained" in UNTRAINED_GUIDE
+
+
+@pytest.mark.filterwarnings("ignore:this model was not trained with observation masks")
+def test_conformal_bands_cover_on_average_under_a_misspecified_noise(ppca_class):
+    """The recipe of docs/conditioning.md: rows drawn with three times the model's noise,
+    so its 90 % bands under-cover; the standardized errors of 300 calibration rows give
+    q (each row one case), and mean ± q·sd covers 90 % of 300 fresh rows' missing
+    entries on average (6 points: the fresh rows' and the calibration's sampling)."""
+    from pyrovae.inference import conformal_quantile
+
+    module = ppca_class(exact=True)
+    g = torch.Generator().manual_seed(5)
+
+    def rows(n):
+        z = torch.randn(n, module.W.shape[1], generator=g)
+        x = z @ module.W.T + module.b + 1.5 * torch.randn(n, module.W.shape[0], generator=g)
+        mask = torch.rand(n, x.shape[1], generator=g) > 0.4
+        mask[:, 0] = True
+        out = condition(module, x, mask, draws=200, seed=int(torch.randint(99, (1,), generator=g)))
+        score = (x - out.mean).abs() / out.x.std(0)
+        row = torch.arange(n)[:, None].expand_as(x)
+        return score[~mask], row[~mask]
+
+    score, row = rows(300)
+    q = conformal_quantile(score.numpy(), 0.9, groups=row.numpy())
+    fresh, fresh_row = rows(300)
+
+    def coverage(z):
+        inside = (fresh <= z).double()
+        per_row = torch.zeros(300, dtype=torch.float64).index_add_(0, fresh_row, inside)
+        count = torch.bincount(fresh_row, minlength=300).double()
+        return float((per_row[count > 0] / count[count > 0]).mean())
+
+    assert q > 1.645 * 2  # the model's bands are several times too narrow (q ≈ 5.6)
+    assert coverage(1.6448536) < 0.7  # 0.42
+    assert abs(coverage(q) - 0.9) < 0.06
