@@ -46,6 +46,13 @@ random parameters (drawn as the held-out ones, seed ``--ref-seed``) instead of t
 training surfaces': out-of-sample residuals, as large as a new surface's, where the
 training surfaces' understate them (the decoder was fitted to those).
 
+``--scale conformal`` (MAP only) calibrates the plug-in's band instead of Σ: the
+first ``--cal-surfaces`` validation surfaces are fitted as the held-out ones are, and
+each pattern's band is μ ± q·sd with q the split-conformal quantile of their hidden
+cells' standardized errors |x − μ| / sd (pyrovae's ``conformal_quantile``, each surface
+one case; Lei et al. 2018): a new surface's expected coverage is then 90 % whatever
+Σ's errors, for the fitting procedure that produced the scores.
+
 Each surface's record is a JSON file in ``OUT/NAME/`` (a rerun with the same settings
 resumes where the last one stopped). Patterns and held-out surfaces are
 ``bench_heston_fit.py``'s (same seed, same masks);
