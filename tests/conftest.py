@@ -21,6 +21,12 @@ from pyrovae.guides.normal import MIN_SCALE
 from pyrovae.models import ModuleSpec, VAEModule
 from pyrovae.training.trainer import CLOCKS
 
+#: Under pytest-xdist each worker runs torch on one thread, and so do the processes
+#: its tests start: the workers share the machine's cores (one worker per core).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
 #: Environment variables that change how torch or pyrovae run (threads, and the
 #: torchrun variables that make pyrovae join a process group); a test may change them
 #: only through ``monkeypatch``.

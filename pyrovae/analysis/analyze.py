@@ -76,6 +76,8 @@ def analyze_run(
     draws: int = 200,
     samples: int = 500,
     mcmc_points: int = 3,
+    mcmc_samples: int = 300,
+    mcmc_warmup: int = 300,
     sbc_simulations: int = 500,
     seed: int = 0,
     progress: bool = False,
@@ -104,6 +106,8 @@ def analyze_run(
         Importance samples per data point for log p(x) and the out-of-distribution score.
     mcmc_points : int
         Data points refined by NUTS (two chains); 0 skips the refinement.
+    mcmc_samples, mcmc_warmup : int
+        Draws kept and warm-up steps of each NUTS chain.
     sbc_simulations : int
         Simulations of the calibration check; 0 skips it.
     seed : int
@@ -131,6 +135,8 @@ def analyze_run(
     _check_options(n=n, draws=draws, samples=samples)
     if mcmc_points < 0 or sbc_simulations < 0:
         raise ConfigError("mcmc_points and sbc_simulations must be >= 0")
+    if mcmc_points and (mcmc_samples < 1 or mcmc_warmup < 0):
+        raise ConfigError("mcmc_samples must be >= 1 and mcmc_warmup >= 0")
     if run is None and estimator is None:
         raise ConfigError("analyze needs a run folder or a fitted estimator")
     est = load(run) if estimator is None else estimator
@@ -162,7 +168,8 @@ def analyze_run(
     diag["decomposition"] = elbo_decomposition(module, data, samples=samples, progress=progress)
     files += _out_of_distribution(module, data, samples, seed, out, diag, progress)
     if mcmc_points:
-        diag["mcmc"] = _refine(module, data[:mcmc_points], seed, progress)
+        nuts = {"num_samples": mcmc_samples, "warmup": mcmc_warmup}
+        diag["mcmc"] = _refine(module, data[:mcmc_points], seed, progress, nuts)
     if sbc_simulations and module.condition_dim:
         # the calibration simulates from the model, which needs conditions to draw from
         logger.info("calibration skipped: the %s model simulates given conditions", est.family)
@@ -257,10 +264,11 @@ def _epistemic(module, x, seed: int, out: Path, diag: dict, features) -> list[Pa
     return [out / names.EPISTEMIC]
 
 
-def _refine(module, x, seed: int, progress: bool) -> dict:
-    logger.info("NUTS on the posterior of %d points", len(x))
-    ref = refine(module, x, seed=seed, progress=progress)
+def _refine(module, x, seed: int, progress: bool, nuts: dict) -> dict:
+    logger.info("NUTS on the posterior of %d points (%s)", len(x), nuts)
+    ref = refine(module, x, seed=seed, progress=progress, **nuts)
     return {
+        **nuts,
         **ref["summary"],
         "khat": ref["khat"].tolist(),
         "mean_error": ref["mean_error"].tolist(),

@@ -10,7 +10,7 @@ from ..runs import to_json
 from . import args as shared
 
 #: Options passed on to :func:`~pyrovae.analysis.analyze.analyze_run` under their own name.
-PASSED_ON = ("split", "n", "draws", "samples", "mcmc_points", "seed")
+PASSED_ON = ("split", "n", "draws", "samples", "mcmc_points", "mcmc_samples", "mcmc_warmup", "seed")
 
 
 def register(sub) -> None:
@@ -27,6 +27,8 @@ def register(sub) -> None:
     shared.add_count(p, "--draws", 200, "posterior draws per data point in posterior.nc")
     shared.add_samples(p)
     shared.add_count(p, "--mcmc-points", 3, "data points refined by NUTS (2 chains)", skip=True)
+    shared.add_count(p, "--mcmc-samples", 300, "draws kept from each NUTS chain")
+    shared.add_count(p, "--mcmc-warmup", 300, "warm-up steps of each NUTS chain")
     shared.add_count(p, "--sbc", 500, "simulations for calibration", skip=True)
     shared.add_seed(p)
     shared.add_output(p, "folder for the outputs (default: RUN)")
@@ -47,6 +49,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     shared.check_at_least(args, 1, "n", "draws", "samples")
     if args.mcmc_points < 0 or args.sbc < 0:
         raise ConfigError("--mcmc-points and --sbc must be >= 0")
+    if args.mcmc_samples < 1 or args.mcmc_warmup < 0:
+        raise ConfigError("--mcmc-samples must be >= 1 and --mcmc-warmup >= 0")
     est = load(args.run)
     data = load_run_data(est.data_info_, args.data)
     if data.split(args.split).shape[0] == 0:

@@ -55,6 +55,8 @@ def test_skipped_steps_write_no_file(vae, digits, tmp_path):
         ({"draws": 0}, "draws must be >= 1; got 0"),
         ({"samples": 0}, "samples must be >= 1; got 0"),
         ({"sbc_simulations": -1}, "mcmc_points and sbc_simulations must be >= 0"),
+        ({"mcmc_points": 1, "mcmc_samples": 0}, "mcmc_samples must be >= 1 and mcmc_warmup >= 0"),
+        ({"mcmc_points": 1, "mcmc_warmup": -1}, "mcmc_samples must be >= 1 and mcmc_warmup >= 0"),
         ({"output": None}, "analyzing an estimator needs an output folder"),
         ({"estimator": None}, "analyze needs a run folder or a fitted estimator"),
         ({"estimator": VAE()}, "analyze needs a fitted estimator"),

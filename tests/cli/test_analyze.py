@@ -108,6 +108,8 @@ def test_seed_reproduces_the_analysis(run, tmp_path, capsys):
         (["--samples", "0"], "--samples must be >= 1; got 0"),
         (["--mcmc-points", "-1"], "--mcmc-points and --sbc must be >= 0"),
         (["--sbc", "-1"], "--mcmc-points and --sbc must be >= 0"),
+        (["--mcmc-samples", "0"], "--mcmc-samples must be >= 1 and --mcmc-warmup >= 0"),
+        (["--mcmc-warmup", "-1"], "--mcmc-samples must be >= 1 and --mcmc-warmup >= 0"),
         (["--data", "{tiny}"], "the test split is empty; choose another --split"),
         (["--data", "{flat}"], "has rows of shape (3,); the model expects (1, 8, 8)"),
         (["--data", "{missing}"], "missing.npy"),
@@ -175,6 +177,10 @@ def test_analyze_writes_every_output(tmp_path, capsys):
                 "50",
                 "--mcmc-points",
                 "1",
+                "--mcmc-samples",
+                "40",
+                "--mcmc-warmup",
+                "30",
                 "--sbc",
                 "100",
             ]
@@ -198,6 +204,7 @@ def test_analyze_writes_every_output(tmp_path, capsys):
     diag = json.loads((run / "diagnostics.json").read_text())
     assert diag["decomposition"]["samples"] == 50 and len(diag["sbc"]["p_values"]) == 2
     assert len(diag["mcmc"]["khat"]) == 1 and summary["max_khat"] == max(diag["mcmc"]["khat"])
+    assert (diag["mcmc"]["num_samples"], diag["mcmc"]["warmup"]) == (40, 30)
     # the AUROC's value is checked where it is known: test_data_replaces_the_runs_data and
     # tests/analysis/test_uncertainty.py
     assert summary["ood_auroc"] == diag["ood"]["auroc"]

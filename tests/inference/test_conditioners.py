@@ -80,11 +80,11 @@ def test_nuts_matches_the_exact_posterior_and_predictive(ppca_class, observed):
     x = rows(module, 2, seed=1)
     mask = masks(x) if observed == "partly" else torch.ones_like(x, dtype=torch.bool)
     out = condition(
-        module, x, mask, method="nuts", draws=800, seed=0, warmup=200, chains=2, levels=(0.9,)
+        module, x, mask, method="nuts", draws=400, seed=0, warmup=150, chains=2, levels=(0.9,)
     )
     z = out.z[sites.LATENT].double()
     d = out.diagnostics
-    assert z.shape == (800, 2, 2)
+    assert z.shape == (400, 2, 2)
     assert d["summary"]["max_rhat"] < 1.05 and d["summary"]["divergences"] == 0
     for i in range(2):
         mean, cov, _, x_mean, x_sd = exact(module, x[i], mask[i])

@@ -58,8 +58,10 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bar_only_when_asked_and_the_same_result(ppca_class, capsys, monkeypatch, name):
-    # Pyro never draws its MCMC bar where CI is set in the environment (as on CI machines)
+    # Pyro never draws its MCMC bar where CI is set in the environment (as on CI
+    # machines) or in a pytest-xdist worker
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     fn, desc = CASES[name]
     m = ppca_class(exact=False)
     torch.manual_seed(0)

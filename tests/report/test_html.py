@@ -188,7 +188,8 @@ def test_hierarchical_vamp_run_reading_both_layers_analyzes_and_reports(tmp_path
     model = ["--model", "hvae", "--top-from-x", "--decoder-reads-top", "--prior", "vamp"]
     assert main([*train, *model, "--latent-dim", "3", "--top-dim", "2"]) == 0
     analyze = ["analyze", str(run), "--n", "6", "--draws", "10", "--samples", "10"]
-    assert main([*analyze, "--mcmc-points", "1", "--sbc", "0"]) == 0
+    nuts = ["--mcmc-points", "1", "--mcmc-samples", "20", "--mcmc-warmup", "20"]
+    assert main([*analyze, *nuts, "--sbc", "0"]) == 0
     page = build_report(run).read_text()
     alts = [alt for _, alt in _common_checks(page)]
     assert "latent traversals" in alts and "interpolation" in alts

@@ -163,9 +163,10 @@ def test_cli_resume_options(tmp_path, capsys):
 
 # -- SIGKILL at random points ----------------------------------------------------------------
 
-#: 1,800 steps; each killed session parks (below) within PARK_MAX steps of its start,
-#: so four kills cannot reach the end of training however fast the machine is.
-KILL_EPOCHS = 150
+#: 360 steps; each killed session parks (below) within PARK_MAX steps of its start,
+#: so four kills (at most 240 steps) cannot reach the end of training however fast the
+#: machine is.
+KILL_EPOCHS = 30
 KILL_WINDOW = 0.5
 #: A killed session parks at a seeded number of reads of its budget clock between
 #: these (one read per step, one per checkpoint; a checkpoint every 5 steps).
