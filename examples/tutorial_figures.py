@@ -19,7 +19,8 @@ whole script runs in a few minutes on two CPU cores:
 
 Usage::
 
-    python examples/tutorial_figures.py [OUTPUT_DIR] [--epochs N]
+    python examples/tutorial_figures.py [OUTPUT_DIR] [--epochs N] [--hidden H]
+        [--train N] [--test N] [--samples K] [--grid G] [--draws N]
 
 Where the PNGs go (first rule that applies):
 
@@ -32,6 +33,22 @@ Where the PNGs go (first rule that applies):
 Epochs: ``--epochs``, else ``PYROVAE_EXAMPLE_EPOCHS``, else 150 (no early
 stopping, so that every model trains for the same budget).
 
+The other options shrink the computations for a quick run (the defaults make the
+figures of the tutorial):
+
+``--hidden``
+    Width of the one hidden layer of every encoder and decoder (default 256).
+``--train``, ``--test``
+    Use only the first N training or test images (default: all of them).
+``--samples``
+    The largest number K of importance samples for log p(x) in section 3 (default
+    5000; the smaller K of the table are those of 1, 10, 100, 1000 below it); the
+    ELBO's particles and section 5b's log p(x) use at most 1000.
+``--grid``
+    Points per axis of the quadrature grid for log p(x) in section 3 (default 401).
+``--draws``
+    Draws of the gradient estimators in section 2 (default 100000).
+
 References: Kingma & Welling (2014), Auto-encoding variational Bayes; Rezende
 et al. (2014), Stochastic backpropagation; Williams (1992), REINFORCE; Burda et
 al. (2016), Importance weighted autoencoders; Higgins et al. (2017), beta-VAE;
@@ -43,6 +60,7 @@ Welling (2018), VAE with a VampPrior.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import math
 import os
@@ -50,6 +68,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -74,6 +93,57 @@ DPI = 80
 
 #: Shared settings of every model: only what a section is about changes.
 SHARED = {"hidden": (256,), "patience": 0, "seed": 0}
+
+
+class Sizes(NamedTuple):
+    """How much each section computes; the defaults make the tutorial's figures.
+
+    Attributes
+    ----------
+    epochs : int
+        Training epochs of every model.
+    hidden : int
+        Width of the one hidden layer of every network.
+    samples : int
+        The largest number of importance samples for log p(x) (section 3).
+    grid : int
+        Points per axis of the quadrature grid (section 3).
+    draws : int
+        Draws of the gradient estimators (section 2).
+    """
+
+    epochs: int = DEFAULT_EPOCHS
+    hidden: int = SHARED["hidden"][0]
+    samples: int = 5000
+    grid: int = 401
+    draws: int = 100_000
+
+    def model_options(self, **options) -> dict:
+        """:data:`SHARED` with this hidden width and epoch budget, and ``options``."""
+        return {**SHARED, "hidden": (self.hidden,), "epochs": self.epochs, **options}
+
+    @property
+    def particles(self) -> int:
+        """Particles of the ELBO and samples of log p(x) where 1000 are enough."""
+        return min(1000, self.samples)
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        """The importance-sample counts K of section 3's table, ending at ``samples``."""
+        return tuple(k for k in (1, 10, 100, 1000) if k < self.samples) + (self.samples,)
+
+
+def first_rows(data, train: int | None = None, test: int | None = None):
+    """``data`` with only its first ``train`` training and ``test`` test rows (and
+    labels); None keeps a split whole."""
+    parts = {}
+    for split, n in (("train", train), ("test", test)):
+        if n is not None:
+            parts[split] = getattr(data, split)[:n]
+            labels = getattr(data, f"y_{split}")
+            if labels is not None:
+                parts[f"y_{split}"] = labels[:n]
+    return dataclasses.replace(data, **parts)
 
 
 # ---------------------------------------------------------------------------
@@ -306,13 +376,16 @@ def nearest_mse(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # sections
 # ---------------------------------------------------------------------------
-def section_encoding(data, out: Path, epochs: int):
+def section_encoding(data, out: Path, sizes: Sizes):
     """1. A deterministic (AE) and a probabilistic (VAE) encoder with a 2-D code."""
     print("\n== 1. Deterministic versus probabilistic encoding (2-D code) ==")
-    kw = {**SHARED, "latent_dim": 2, "likelihood": "bernoulli", "epochs": epochs}
+    kw = sizes.model_options(latent_dim=2, likelihood="bernoulli")
     ae = AE(**kw).fit(data.train, X_val=data.val)
     vae = VAE(**kw).fit(data.train, X_val=data.val)
-    print(f"  trained AE and VAE for {epochs} epochs ({ae.fit_time_:.0f} s, {vae.fit_time_:.0f} s)")
+    print(
+        f"  trained AE and VAE for {sizes.epochs} epochs "
+        f"({ae.fit_time_:.0f} s, {vae.fit_time_:.0f} s)"
+    )
     y = data.y_train.numpy()
     codes = ae.encode(data.train).mean.numpy()
     q = vae.encode(data.train)
@@ -376,7 +449,7 @@ def section_encoding(data, out: Path, epochs: int):
     return ae, vae
 
 
-def section_reparam(vae, data, out: Path) -> None:
+def section_reparam(vae, data, out: Path, sizes: Sizes) -> None:
     """2. The reparameterization trick with autograd."""
     print("\n== 2. The reparameterization trick ==")
     g = guide_gradients(vae.module_, data.test[:64])
@@ -396,7 +469,7 @@ def section_reparam(vae, data, out: Path) -> None:
         f"grad={g['sample_encoder_grad']}, decoder grad norm {g['sample_decoder_grad_norm']:.2f}"
     )
 
-    mu, sigma, c, n = 0.0, 1.0, 2.0, 100_000
+    mu, sigma, c, n = 0.0, 1.0, 2.0, sizes.draws
     est = gradient_estimates(mu, sigma, c, n)
     exact = exact_gradient(mu, sigma, c)
     print(f"  E[(z - c)^2], z ~ N({mu}, {sigma}^2), c = {c}; {n:,} draws, one gradient per draw:")
@@ -430,7 +503,7 @@ def section_reparam(vae, data, out: Path) -> None:
     _save(fig, out, "02_gradient_estimators.png")
 
 
-def section_elbo(vae, data, out: Path) -> None:
+def section_elbo(vae, data, out: Path, sizes: Sizes) -> None:
     """3. The ELBO's two terms and its gap to log p(x)."""
     print("\n== 3. The ELBO as a dual objective ==")
     h = vae.history_
@@ -462,21 +535,23 @@ def section_elbo(vae, data, out: Path) -> None:
         f"  test: ELBO {ev['elbo']:.2f} = recon {ev['recon']:.2f} - KL {ev['kl']:.2f} "
         f"(10 particles, ± {ev['elbo_se']:.2f} s.e. over images)"
     )
-    elbo = vae.elbo(x, particles=1000)
-    exact = grid_log_marginal(vae.module_, x)
-    ks = (1, 10, 100, 1000, 5000)
+    elbo = vae.elbo(x, particles=sizes.particles)
+    exact = grid_log_marginal(vae.module_, x, n=sizes.grid)
+    ks = sizes.ks
     is_means = {}
     for k in ks:
         torch.manual_seed(0)
         ll = log_likelihood(vae.module_, x, samples=k)
         is_means[k] = float(ll.mean())
-    ll_best = ll  # K = 5000
+    ll_best = ll  # the largest K
     gap = exact - elbo
     print(f"  mean over {len(x)} test images (nats):")
-    print(f"    ELBO (1000 particles)                  {float(elbo.mean()):8.3f}")
+    label = f"ELBO ({sizes.particles} particles)"
+    print(f"    {label:<38} {float(elbo.mean()):8.3f}")
     for k in ks:
         print(f"    importance-sampled log p(x), K = {k:<5}  {is_means[k]:8.3f}")
-    print(f"    log p(x) by quadrature (401x401 grid)  {float(exact.mean()):8.3f}")
+    label = f"log p(x) by quadrature ({sizes.grid}x{sizes.grid} grid)"
+    print(f"    {label:<38} {float(exact.mean()):8.3f}")
     print(
         f"  gap log p(x) - ELBO = KL(q(z|x) || p(z|x)): mean {float(gap.mean()):.3f}, median "
         f"{float(gap.median()):.3f}, min {float(gap.min()):.3f}, max {float(gap.max()):.3f}"
@@ -484,7 +559,7 @@ def section_elbo(vae, data, out: Path) -> None:
     diff = exact - ll_best
     worst = int(diff.abs().argmax())
     print(
-        f"  quadrature - IS(K=5000) per image: median |difference| "
+        f"  quadrature - IS(K={ks[-1]}) per image: median |difference| "
         f"{float(diff.abs().median()):.4f}, 95% quantile {float(diff.abs().quantile(0.95)):.3f}, "
         f"largest {float(diff[worst]):.3f} on test image {worst} (gap {float(gap[worst]):.2f})"
     )
@@ -541,13 +616,13 @@ def section_elbo(vae, data, out: Path) -> None:
     _save(fig, out, "03_posteriors.png")
 
 
-def section_beta(data, out: Path, epochs: int) -> dict[float, VAE]:
+def section_beta(data, out: Path, sizes: Sizes) -> dict[float, VAE]:
     """4. beta-VAEs: rate against distortion."""
     print("\n== 4. The beta trade-off (8-D code) ==")
     models: dict[float, VAE] = {}
     rows = []
     for beta in BETAS:
-        vae = VAE(**SHARED, latent_dim=8, likelihood="bernoulli", beta=beta, epochs=epochs)
+        vae = VAE(**sizes.model_options(latent_dim=8, likelihood="bernoulli", beta=beta))
         vae.fit(data.train, X_val=data.val)
         torch.manual_seed(0)
         ev = vae.evaluate(data.test, particles=10)
@@ -606,7 +681,7 @@ LIKELIHOODS = (
 )
 
 
-def section_likelihood(data, out: Path, epochs: int, bernoulli: VAE) -> None:
+def section_likelihood(data, out: Path, sizes: Sizes, bernoulli: VAE) -> None:
     """5a. Blurry outputs: Gaussian likelihoods with a fixed scale against Bernoulli ones."""
     print("\n== 5a. Likelihoods: blur and the Gaussian's fixed scale (8-D code) ==")
     models = {}
@@ -615,7 +690,7 @@ def section_likelihood(data, out: Path, epochs: int, bernoulli: VAE) -> None:
             models[label] = bernoulli  # the beta = 1 model of section 4
             continue
         models[label] = VAE(
-            **SHARED, latent_dim=8, likelihood=name, likelihood_options=opts, epochs=epochs
+            **sizes.model_options(latent_dim=8, likelihood=name, likelihood_options=opts)
         ).fit(data.train, X_val=data.val)
     x = data.test
     print(
@@ -656,12 +731,13 @@ def section_likelihood(data, out: Path, epochs: int, bernoulli: VAE) -> None:
     _save(fig, out, "05_likelihoods.png")
 
 
-def prior_check(vae, data, seed: int = 0) -> dict:
+def prior_check(vae, data, seed: int = 0, samples: int = 1000) -> dict:
     """Test ELBO, log p(x) and KL, the aggregate posterior's KL from the prior, and the
-    fraction of prior draws that land in holes (see :func:`prior_holes`)."""
+    fraction of prior draws that land in holes (see :func:`prior_holes`); log p(x) with
+    ``samples`` importance samples."""
     torch.manual_seed(seed)
     ev = vae.evaluate(data.test, particles=10)
-    ll = float(vae.log_likelihood(data.test, samples=1000).mean())
+    ll = float(vae.log_likelihood(data.test, samples=samples).mean())
     frac, parts = prior_holes(vae, data.train, seed=seed)
     loc, scale = parts["loc"], parts["scale"]
     with torch.no_grad():
@@ -695,17 +771,17 @@ def _print_prior_rows(rows: dict[str, dict]) -> None:
         )
 
 
-def section_priors(data, out: Path, epochs: int, normal2: VAE, normal8: VAE) -> None:
+def section_priors(data, out: Path, sizes: Sizes, normal2: VAE, normal8: VAE) -> None:
     """5b. The standard Normal prior's holes, and learned priors."""
     print("\n== 5b. Priors: holes in the aggregate posterior ==")
-    kw = {**SHARED, "likelihood": "bernoulli", "epochs": epochs}
+    kw = sizes.model_options(likelihood="bernoulli")
     mog = {"prior": "mog", "prior_options": {"components": 10}}
     models = {
         "normal": normal2,
         "mog": VAE(**kw, latent_dim=2, **mog).fit(data.train, X_val=data.val),
         "vamp": VAE(**kw, latent_dim=2, prior="vamp").fit(data.train, X_val=data.val),
     }
-    rows = {name: prior_check(vae, data) for name, vae in models.items()}
+    rows = {name: prior_check(vae, data, samples=sizes.particles) for name, vae in models.items()}
     print("  2-D code:")
     _print_prior_rows(rows)
     models8 = {
@@ -713,7 +789,9 @@ def section_priors(data, out: Path, epochs: int, normal2: VAE, normal8: VAE) -> 
         "mog": VAE(**kw, latent_dim=8, **mog).fit(data.train, X_val=data.val),
     }
     print("  8-D code (the normal model is the beta = 1 model of section 4):")
-    _print_prior_rows({name: prior_check(vae, data) for name, vae in models8.items()})
+    _print_prior_rows(
+        {name: prior_check(vae, data, samples=sizes.particles) for name, vae in models8.items()}
+    )
     print(
         "  (hole: where the aggregate posterior q(z) = mean_n q(z|x_n) over the training "
         "images is below the 5% quantile of its density at its own draws; a prior equal "
@@ -774,27 +852,74 @@ def section_priors(data, out: Path, epochs: int, normal2: VAE, normal8: VAE) -> 
     _save(fig, out, "05_prior_samples.png")
 
 
+def _at_least(low: int):
+    """An argparse type: an int of at least ``low``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}; got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    defaults = Sizes()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", help="folder for the PNGs (see the docstring)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
+    parser.add_argument(
+        "--hidden", type=_at_least(1), default=defaults.hidden, help="hidden units of every network"
+    )
+    parser.add_argument(
+        "--train", type=_at_least(100), default=None, help="use the first N training images"
+    )
+    parser.add_argument(
+        "--test", type=_at_least(10), default=None, help="use the first N test images"
+    )
+    parser.add_argument(
+        "--samples",
+        type=_at_least(1),
+        default=defaults.samples,
+        metavar="K",
+        help="largest number of importance samples for log p(x) in section 3",
+    )
+    parser.add_argument(
+        "--grid",
+        type=_at_least(3),
+        default=defaults.grid,
+        help="points per axis of the quadrature grid in section 3",
+    )
+    parser.add_argument(
+        "--draws",
+        type=_at_least(2),
+        default=defaults.draws,
+        help="draws of the gradient estimators in section 2",
+    )
     args = parser.parse_args(argv)
     out = output_dir(args.output, os.environ)
-    epochs = epoch_budget(args.epochs, os.environ)
+    sizes = Sizes(
+        epochs=epoch_budget(args.epochs, os.environ),
+        hidden=args.hidden,
+        samples=args.samples,
+        grid=args.grid,
+        draws=args.draws,
+    )
     out.mkdir(parents=True, exist_ok=True)
-    print(f"pyrovae tutorial figures -> {out} ({epochs} epochs per model)")
+    print(f"pyrovae tutorial figures -> {out} ({sizes.epochs} epochs per model)")
     t0 = time.perf_counter()
-    data = load_data("digits")
+    data = first_rows(load_data("digits"), train=args.train, test=args.test)
     print(
         f"digits: {data.train.shape[0]} train, {data.val.shape[0]} validation, "
         f"{data.test.shape[0]} test images of 8x8 pixels in [0, 1]"
     )
-    _, vae2 = section_encoding(data, out, epochs)
-    section_reparam(vae2, data, out)
-    section_elbo(vae2, data, out)
-    betas = section_beta(data, out, epochs)
-    section_likelihood(data, out, epochs, betas[1.0])
-    section_priors(data, out, epochs, vae2, betas[1.0])
+    _, vae2 = section_encoding(data, out, sizes)
+    section_reparam(vae2, data, out, sizes)
+    section_elbo(vae2, data, out, sizes)
+    betas = section_beta(data, out, sizes)
+    section_likelihood(data, out, sizes, betas[1.0])
+    section_priors(data, out, sizes, vae2, betas[1.0])
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
 
 

@@ -14,7 +14,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"
 
 #: Command-line arguments that shrink an example's sizes beyond its training epochs.
 TINY_ARGS = {
+    "comparison_study.py": "--hidden 16 --samples 10 -n 50".split(),
     "prior_vae_gp.py": "--train 200 --hidden 16 --latent-dim 2 --warmup 20 --samples 20".split(),
+    "tutorial_figures.py": (
+        "--hidden 16 --train 200 --test 20 --samples 100 --grid 41 --draws 1000".split()
+    ),
 }
 
 
