@@ -56,8 +56,8 @@ OUT = Path("comparison-study")
 
 
 def digits_with_the_cli(args: argparse.Namespace) -> None:
-    shared = ["--epochs", str(args.epochs), "--latent-dim", "8", "--hidden", str(args.hidden)]
-    shared.append("--no-progress")
+    shared = ["--epochs", str(args.epochs), "--hidden", str(args.hidden)]
+    shared += ["--latent-dim", "8", "--no-progress"]
     models = {
         "ae": ["--model", "ae"],
         "dae": ["--model", "dae", "--noise", "0.25"],
@@ -111,17 +111,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="training epochs of every model (default: $PYROVAE_EXAMPLE_EPOCHS, else 100)",
     )
     parser.add_argument(
-        "--hidden", type=int, default=HIDDEN, help="hidden units of every network (default: 400)"
+        "--hidden",
+        type=int,
+        default=HIDDEN,
+        help=f"hidden units of every network (default: {HIDDEN})",
     )
     parser.add_argument(
         "--samples",
         type=int,
         default=SAMPLES,
         metavar="K",
-        help="importance samples per data point for log p(x) and OOD (default: 500)",
+        help=f"importance samples per data point for log p(x) and OOD (default: {SAMPLES})",
     )
     parser.add_argument(
-        "-n", "--n", type=int, default=N_SCORED, help="held-out data points scored (default: 500)"
+        "-n",
+        "--n",
+        type=int,
+        default=N_SCORED,
+        help=f"held-out data points scored (default: {N_SCORED})",
     )
     args = parser.parse_args(argv)
     for name in ("epochs", "hidden", "samples", "n"):

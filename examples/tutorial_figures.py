@@ -139,8 +139,8 @@ def first_rows(data, train: int | None = None, test: int | None = None):
     parts = {}
     for split, n in (("train", train), ("test", test)):
         if n is not None:
-            parts[split] = getattr(data, split)[:n]
-            labels = getattr(data, f"y_{split}")
+            parts[split] = data.split(split)[:n]
+            labels = data.labels(split)
             if labels is not None:
                 parts[f"y_{split}"] = labels[:n]
     return dataclasses.replace(data, **parts)
